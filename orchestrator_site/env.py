@@ -1,0 +1,146 @@
+"""Typed readers for environment variables.
+
+Every setting comes from the environment with an embedded default. A value
+that cannot be understood stops the start with a message that names the
+variable, instead of running with a silently wrong configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    value = os.environ.get(name)
+    return None if value is None else value.strip()
+
+
+def env_str(name: str, default: str) -> str:
+    value = _raw(name)
+    return default if value is None or value == "" else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a boolean: use one of true/false, 1/0, yes/no, on/off."
+    )
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    return _number(name, default, int, "a whole number", minimum)
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    return _number(name, default, float, "a number", minimum)
+
+
+def _number(name, default, kind, noun, minimum):
+    value = _raw(name)
+    if value is None or value == "":
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not {noun}.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}.")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def database_from_url(name: str, default_sqlite_path: Path) -> dict:
+    """Return a Django DATABASES entry for the URL in the variable *name*.
+
+    Understood: ``sqlite:///relative/or/absolute/path`` and
+    ``postgres://user:password@host:port/database`` (also ``postgresql://``).
+    """
+    url = _raw(name)
+    if not url:
+        return sqlite_database(default_sqlite_path)
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.netloc + parts.path)
+        if path.startswith("/") and not parts.netloc:
+            # sqlite:///var/db.sqlite3 -> relative; sqlite:////abs -> absolute
+            path = path[1:]
+        if not path:
+            raise ImproperlyConfigured(f"{name}={url!r} names no database file.")
+        return sqlite_database(Path(path))
+    if parts.scheme in {"postgres", "postgresql"}:
+        database = unquote(parts.path.lstrip("/"))
+        if not database:
+            raise ImproperlyConfigured(f"{name}={url!r} names no database.")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}={url!r} has a bad port.") from None
+        options = dict(parse_qsl(parts.query))
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": database,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(port or ""),
+            "OPTIONS": options,
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
+        }
+    raise ImproperlyConfigured(
+        f"{name}={url!r}: unknown scheme {parts.scheme!r}; "
+        "use sqlite:///path or postgres://user:password@host:port/database."
+    )
+
+
+def sqlite_database(path: Path) -> dict:
+    # One server process runs many steps at once, each writing its logs:
+    # WAL lets readers work during a write, IMMEDIATE takes the write lock at
+    # BEGIN (no deadlock between two upgrading readers), and the busy timeout
+    # makes a writer wait its turn instead of failing with "database is locked".
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": (
+                "PRAGMA journal_mode=WAL;"
+                "PRAGMA synchronous=NORMAL;"
+                "PRAGMA busy_timeout=30000;"
+                "PRAGMA foreign_keys=ON"
+            ),
+        },
+        "TEST": {"NAME": path.with_name(f"test_{path.name}")},
+    }
+
+
+def redis_url(name: str) -> str | None:
+    url = _raw(name)
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"} or not (parts.hostname or parts.path):
+        raise ImproperlyConfigured(
+            f"{name}={url!r} is not a Redis URL such as redis://127.0.0.1:6379/0."
+        )
+    return url

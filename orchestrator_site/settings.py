@@ -1,0 +1,156 @@
+"""Settings, all read from the environment (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+from pathlib import Path
+
+from orchestrator_site.env import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    redis_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("ORCH_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def _secret_key() -> str:
+    """SECRET_KEY from the environment, else one generated once per install."""
+    key = env_str("SECRET_KEY", "")
+    if key:
+        return key
+    path = VAR_DIR / "secret_key"
+    if not path.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "channels",
+    "workflows",
+    "runs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "orchestrator_site.urls"
+ASGI_APPLICATION = "orchestrator_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url("DATABASE_URL", VAR_DIR / "db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = redis_url("REDIS_URL")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+# Serve straight from the source folders, so a fresh checkout needs no
+# collectstatic; production may still collect them (docs/deployment.md).
+WHITENOISE_USE_FINDERS = True
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie; the token is in the page
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "runs": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+        "workflows": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    },
+}
+
+# The run engine.
+# Where each step run gets its fresh working directory.
+ORCH_WORK_ROOT = Path(env_str("ORCH_WORK_ROOT", tempfile.gettempdir()))
+# Log cap per step attempt: past it, the head and the tail are kept with a
+# marker between them that says how much was dropped.
+ORCH_LOG_CAP_BYTES = env_int("ORCH_LOG_CAP_BYTES", 16 * 1024 * 1024, minimum=1024)
+ORCH_LOG_CAP_LINES = env_int("ORCH_LOG_CAP_LINES", 1_000_000, minimum=10)
+ORCH_LOG_LINE_MAX_BYTES = 64 * 1024
+# How often buffered log lines are written (seconds).
+ORCH_LOG_FLUSH_INTERVAL = env_float("ORCH_LOG_FLUSH_INTERVAL", 0.2, minimum=0.01)
+# Between SIGTERM and SIGKILL when a step is stopped (seconds).
+ORCH_KILL_GRACE = env_float("ORCH_KILL_GRACE", 5.0, minimum=0)
+# Running steps and runs record a heartbeat this often (seconds)...
+ORCH_HEARTBEAT_INTERVAL = env_float("ORCH_HEARTBEAT_INTERVAL", 5.0, minimum=0.1)
+# ...and are taken for lost when it is older than this (seconds).
+ORCH_HEARTBEAT_TIMEOUT = env_float("ORCH_HEARTBEAT_TIMEOUT", 30.0, minimum=1)
+# Start the in-process executor with the ASGI server (off in tests).
+ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)

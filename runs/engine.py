@@ -1,0 +1,456 @@
+"""The run engine: the state machine of runs and step runs.
+
+Plain Python over the ORM. Executors decide where steps execute and call in
+here at each turn; every decision about what starts, what is skipped and how
+a run ends is made here, under a row lock on the run, so that calling any of
+these functions twice never starts anything twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from runs.logs import PendingLine, write_lines
+from runs.models import (
+    STEP_FAILED,
+    STEP_FINAL,
+    LogLine,
+    LogStream,
+    Run,
+    RunStatus,
+    StepRun,
+    StepStatus,
+    StopRequest,
+    Trigger,
+)
+from workflows.kinds.base import StepResult
+from workflows.models import RunIf, Workflow
+from workflows.params import resolve_values
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted: the process running this step stopped"
+
+
+class Executor(Protocol):
+    worker_id: str
+
+    def submit(self, run_id: int) -> None:
+        """Drive this run from now on (called after the trigger commits)."""
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """Everything an executor needs to execute one attempt of a step run."""
+
+    step_run_id: int
+    run_id: int
+    step_key: str
+    kind: str
+    config: dict[str, Any]
+    attempt: int
+    timeout: float | None
+    retries: int
+    retry_delay: float
+    queue: str
+    params: dict[str, Any]
+    upstream: dict[str, dict[str, str]]
+    run_env: dict[str, str]
+    first_seq: int = 1
+
+    def next_attempt(self, first_seq: int) -> StepJob:
+        return replace(self, attempt=self.attempt + 1, first_seq=first_seq)
+
+
+@dataclass
+class Progress:
+    """What a turn of the engine decided."""
+
+    run_status: str
+    jobs: list[StepJob] = field(default_factory=list)
+    # Set when the attempt failed and the step will be tried again.
+    retry_in: float | None = None
+    retry_job: StepJob | None = None
+    # The result came from a process that no longer holds the step.
+    discarded: bool = False
+
+
+def trigger(
+    workflow: Workflow,
+    *,
+    executor: Executor,
+    params: dict[str, Any] | None = None,
+    trigger: str = Trigger.MANUAL,
+    user=None,
+) -> Run:
+    """Create a queued run of *workflow* and hand it to *executor* on commit.
+
+    The run, its step runs and its definition snapshot are written in one
+    transaction, with the workflow row locked, so a run never starts on a
+    half-saved definition. Raises ParamError for bad parameter values.
+    """
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        values = resolve_values(workflow.param_specs, params or {})
+        definition = workflow.definition()
+        number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
+        run = Run.objects.create(
+            workflow=workflow,
+            number=number,
+            trigger=trigger,
+            triggered_by=user if user is not None and user.is_authenticated else None,
+            params=values,
+            definition=definition,
+            worker=executor.worker_id,
+            heartbeat_at=timezone.now(),
+        )
+        StepRun.objects.bulk_create(
+            StepRun(
+                run=run,
+                step_key=step["key"],
+                name=step["name"],
+                kind=step["kind"],
+                position=position,
+            )
+            for position, step in enumerate(definition["steps"])
+        )
+        transaction.on_commit(lambda: executor.submit(run.pk))
+    return run
+
+
+def advance(run_id: int, *, worker: str) -> Progress:
+    """Start what can start, skip what cannot run, finish the run when all is done.
+
+    A queued run is first promoted to running when its workflow has a free
+    slot and no older run of it is waiting.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.status == RunStatus.QUEUED and not _promote(run, worker):
+            return Progress(run.status)
+        if run.status != RunStatus.RUNNING:
+            return Progress(run.status)
+        return Progress(run.status, jobs=_advance_locked(run, worker))
+
+
+def complete_attempt(
+    job: StepJob,
+    result: StepResult,
+    *,
+    worker: str,
+    lines: list[PendingLine] = (),
+    start_next: bool = True,
+) -> Progress:
+    """Record how an attempt ended, then retry it or advance the run.
+
+    *lines* are the attempt's last log lines, written in the same
+    transaction. With ``start_next=False`` (a process shutting down) nothing
+    new is started; whoever takes the run over continues it.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=job.run_id)
+        step = StepRun.objects.get(pk=job.step_run_id)
+        if (
+            step.status != StepStatus.RUNNING
+            or step.attempt != job.attempt
+            or step.worker != worker
+        ):
+            log.warning("dropping the result of %s attempt %s: taken over", step, job.attempt)
+            if lines:
+                write_lines(step.pk, list(lines))
+            return Progress(run.status, discarded=True)
+        if lines:
+            write_lines(step.pk, list(lines))
+        next_seq = (lines[-1].seq + 1) if lines else job.first_seq
+        now = timezone.now()
+        retrying = (
+            result.status in STEP_FAILED and job.attempt <= job.retries and not run.stop_requested
+        )
+        if retrying:
+            delay = job.retry_delay * 2 ** (job.attempt - 1)
+            step.attempts = [*step.attempts, _attempt_record(step, result, now)]
+            step.attempt += 1
+            step.heartbeat_at = now
+            step.save(update_fields=["attempts", "attempt", "heartbeat_at"])
+            LogLine.objects.create(
+                step_run=step,
+                seq=next_seq,
+                attempt=job.attempt,
+                ts=now,
+                stream=LogStream.SYSTEM,
+                text=(
+                    f"attempt {job.attempt} of {job.retries + 1} {_status_words(result)}; "
+                    f"trying again in {delay:g} s"
+                ),
+            )
+            return Progress(run.status, retry_in=delay, retry_job=job.next_attempt(next_seq + 1))
+        step.status = result.status
+        step.exit_code = result.exit_code
+        step.outputs = result.outputs
+        step.error = result.error
+        step.finished_at = now
+        step.save(update_fields=["status", "exit_code", "outputs", "error", "finished_at"])
+        if not start_next:
+            return Progress(run.status)
+        return Progress(run.status, jobs=_advance_locked(run, worker))
+
+
+def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str = "") -> bool:
+    """Ask for a run to stop (a cancel or the run timeout).
+
+    Pending steps are cancelled at once; the process running the run's steps
+    sees the request, stops them, and the run then ends. Returns False when
+    the run had already finished.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        if run.is_final:
+            return False
+        if not run.stop_requested:
+            run.stop_requested = reason
+            run.save(update_fields=["stop_requested"])
+        if run.status == RunStatus.QUEUED:
+            run.started_at = None
+        _advance_locked(run, worker or run.worker)
+        return True
+
+
+def reap(*, worker: str, is_gone: Callable[[str, datetime | None], bool]) -> list[StepJob]:
+    """Take over what processes that stopped left behind.
+
+    A running step of a process that is gone fails as interrupted (or is
+    tried again when its retries allow); a queued or running run of such a
+    process passes to *worker*, which goes on with it. Returns the jobs for
+    *worker* to execute.
+    """
+    jobs: list[StepJob] = []
+    lost_steps = [
+        step
+        for step in StepRun.objects.filter(status=StepStatus.RUNNING).only(
+            "id", "run_id", "worker", "heartbeat_at"
+        )
+        if is_gone(step.worker, step.heartbeat_at)
+    ]
+    for lost in lost_steps:
+        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone))
+    orphan_runs = [
+        run
+        for run in Run.objects.active().only("id", "worker", "heartbeat_at")
+        if is_gone(run.worker, run.heartbeat_at)
+    ]
+    for orphan in orphan_runs:
+        with transaction.atomic():
+            run = Run.objects.select_for_update().get(pk=orphan.pk)
+            if run.is_final or not is_gone(run.worker, run.heartbeat_at):
+                continue
+            log.info("taking over %s from %s", run, run.worker or "nobody")
+            run.worker = worker
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["worker", "heartbeat_at"])
+        jobs.extend(advance(orphan.pk, worker=worker).jobs)
+    return jobs
+
+
+def _fail_lost_step(step_run_id: int, worker: str, is_gone) -> list[StepJob]:
+    with transaction.atomic():
+        step = StepRun.objects.select_related("run").get(pk=step_run_id)
+        run = Run.objects.select_for_update().get(pk=step.run_id)
+        step.refresh_from_db()
+        if step.status != StepStatus.RUNNING or not is_gone(step.worker, step.heartbeat_at):
+            return []
+        log.warning("%s: %s (%s)", step, INTERRUPTED, step.worker)
+        job = _job(run, step, _ancestors(run.definition), _spec(run, step.step_key))
+        next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
+        job = replace(job, first_seq=next_seq)
+        status = StepStatus.CANCELLED if run.stop_requested else StepStatus.FAILED
+        # Adopt the step so that complete_attempt accepts the verdict.
+        step.worker = worker
+        step.save(update_fields=["worker"])
+        if run.worker != worker and is_gone(run.worker, run.heartbeat_at):
+            run.worker = worker
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["worker", "heartbeat_at"])
+    progress = complete_attempt(job, StepResult(status, error=INTERRUPTED), worker=worker)
+    jobs = list(progress.jobs)
+    if progress.retry_job is not None:
+        # The delay passed while nobody was watching; retry at once.
+        jobs.append(progress.retry_job)
+    return jobs
+
+
+# Inside the lock.
+
+
+def _promote(run: Run, worker: str) -> bool:
+    workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
+    if run.stop_requested:
+        return True  # let _advance_locked end it
+    siblings = Run.objects.filter(workflow=workflow)
+    if siblings.filter(status=RunStatus.QUEUED, pk__lt=run.pk).exists():
+        return False  # first in, first out
+    limit = workflow.max_concurrent_runs
+    if limit and siblings.filter(status=RunStatus.RUNNING).count() >= limit:
+        return False
+    now = timezone.now()
+    run.status = RunStatus.RUNNING
+    run.started_at = now
+    run.worker = worker
+    run.heartbeat_at = now
+    timeout = run.definition.get("timeout") or 0
+    run.deadline = now + timedelta(seconds=timeout) if timeout else None
+    run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
+    return True
+
+
+def _advance_locked(run: Run, worker: str) -> list[StepJob]:
+    steps = list(run.steps.all())
+    by_key = {step.step_key: step for step in steps}
+    specs = {spec["key"]: spec for spec in run.definition["steps"]}
+    ancestors = _ancestors(run.definition)
+    now = timezone.now()
+    changed: list[StepRun] = []
+    jobs: list[StepJob] = []
+    for step in steps:  # in position order, which is a topological order
+        if step.status != StepStatus.PENDING:
+            continue
+        if run.stop_requested:
+            step.status = StepStatus.CANCELLED
+            step.finished_at = now
+            changed.append(step)
+            continue
+        spec = specs[step.step_key]
+        if not all(by_key[need].is_final for need in spec["needs"]):
+            continue
+        if _should_run(spec, by_key, specs, ancestors[step.step_key]):
+            step.status = StepStatus.RUNNING
+            step.attempt = 1
+            step.started_at = now
+            step.worker = worker
+            step.heartbeat_at = now
+            jobs.append(_job(run, step, ancestors, spec, by_key))
+        else:
+            step.status = StepStatus.SKIPPED
+            step.finished_at = now
+        changed.append(step)
+    if changed:
+        StepRun.objects.bulk_update(
+            changed,
+            [
+                "status",
+                "attempt",
+                "started_at",
+                "finished_at",
+                "worker",
+                "heartbeat_at",
+            ],
+        )
+    if all(step.status in STEP_FINAL for step in steps):
+        _finish(run, steps, specs, now)
+    return jobs
+
+
+def _should_run(spec, by_key, specs, ancestors: set[str]) -> bool:
+    def failed(key: str) -> bool:
+        return by_key[key].status in STEP_FAILED and not specs[key]["continue_on_failure"]
+
+    something_failed = any(failed(key) for key in ancestors)
+    if spec["run_if"] == RunIf.ALWAYS:
+        return True
+    if spec["run_if"] == RunIf.FAILURE:
+        return something_failed
+    return not something_failed and all(
+        by_key[need].status == StepStatus.SUCCEEDED or by_key[need].status in STEP_FAILED
+        for need in spec["needs"]
+    )
+
+
+def _finish(run: Run, steps: list[StepRun], specs, now) -> None:
+    failed = [
+        step
+        for step in steps
+        if step.status in STEP_FAILED and not specs[step.step_key]["continue_on_failure"]
+    ]
+    if run.stop_requested == StopRequest.CANCEL:
+        run.status = RunStatus.CANCELLED
+        run.error = "cancelled"
+    elif run.stop_requested == StopRequest.TIMEOUT:
+        run.status = RunStatus.FAILED
+        run.error = f"the run timed out after {run.definition['timeout']:g} s"
+    elif failed:
+        run.status = RunStatus.FAILED
+        first = failed[0]
+        run.error = f"step {first.step_key} {first.get_status_display()}" + (
+            f": {first.error}" if first.error else ""
+        )
+    else:
+        run.status = RunStatus.SUCCEEDED
+    run.finished_at = now
+    run.save(update_fields=["status", "error", "finished_at"])
+
+
+def _ancestors(definition: dict[str, Any]) -> dict[str, set[str]]:
+    ancestors: dict[str, set[str]] = {}
+    for spec in definition["steps"]:
+        found = set(spec["needs"])
+        for need in spec["needs"]:
+            found |= ancestors.get(need, set())
+        ancestors[spec["key"]] = found
+    return ancestors
+
+
+def _spec(run: Run, key: str) -> dict[str, Any]:
+    return next(spec for spec in run.definition["steps"] if spec["key"] == key)
+
+
+def _job(run: Run, step: StepRun, ancestors, spec, by_key=None) -> StepJob:
+    if by_key is None:
+        by_key = {s.step_key: s for s in run.steps.all()}
+    upstream = {
+        key: by_key[key].outputs for key in sorted(ancestors[step.step_key]) if by_key[key].outputs
+    }
+    definition = run.definition
+    return StepJob(
+        step_run_id=step.pk,
+        run_id=run.pk,
+        step_key=step.step_key,
+        kind=spec["kind"],
+        config=spec["config"],
+        attempt=step.attempt,
+        timeout=spec["timeout"] or None,
+        retries=spec["retries"],
+        retry_delay=spec["retry_delay"],
+        queue=spec["queue"],
+        params=run.params,
+        upstream=upstream,
+        run_env={
+            "ORCH_WORKFLOW": definition["slug"],
+            "ORCH_RUN_ID": str(run.pk),
+            "ORCH_RUN_NUMBER": str(run.number),
+            "ORCH_STEP_KEY": step.step_key,
+        },
+    )
+
+
+def _attempt_record(step: StepRun, result: StepResult, now) -> dict[str, Any]:
+    started = step.attempts[-1]["finished_at"] if step.attempts else None
+    return {
+        "attempt": step.attempt,
+        "status": result.status,
+        "exit_code": result.exit_code,
+        "error": result.error,
+        "started_at": started or (step.started_at.isoformat() if step.started_at else None),
+        "finished_at": now.isoformat(),
+    }
+
+
+def _status_words(result: StepResult) -> str:
+    words = "timed out" if result.status == StepStatus.TIMED_OUT else "failed"
+    return f"{words} ({result.error})" if result.error else words

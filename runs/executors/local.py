@@ -1,0 +1,404 @@
+"""The local executor: steps run as asyncio tasks inside this process.
+
+It owns one event loop on a thread of its own, so the same code serves the
+ASGI server and the command line, and one database thread, through which
+every ORM call goes (SQLite then sees a single writer from this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import tempfile
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+)
+from django.utils import timezone
+
+from runs import engine
+from runs.logs import LogCapture, write_lines
+from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
+from runs.workers import is_gone, new_worker_id, retire
+from workflows.kinds import get_kind
+from workflows.kinds.base import StepResult
+
+log = logging.getLogger(__name__)
+
+SUPERVISE_EVERY = 0.25  # seconds between looks for cancels, timeouts and queued runs
+DB_RETRIES = 3
+
+
+class LocalExecutor:
+    def __init__(self, *, name: str = "local") -> None:
+        self.worker_id = new_worker_id()
+        self.name = name
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name=f"orch-{name}", daemon=True
+        )
+        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix=f"orch-{name}-db")
+        self._runs: set[int] = set()  # runs this executor drives (queued or running)
+        self._stop_events: dict[int, asyncio.Event] = {}
+        self._stop_reasons: dict[int, str] = {}
+        # step run id -> (run id, its task)
+        self._steps: dict[int, tuple[int, asyncio.Task]] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._idle = asyncio.Event()
+        self._shutting_down = False
+        self._supervisor: asyncio.Task | None = None
+
+    # Public, thread-safe.
+
+    def start(self, *, recover: bool = True) -> LocalExecutor:
+        self._thread.start()
+        self._call(self._start(recover)).result()
+        return self
+
+    def submit(self, run_id: int) -> None:
+        self._loop.call_soon_threadsafe(self._adopt_run, run_id)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no run is driven here any more."""
+        return self._call(self._wait_idle(timeout)).result()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop every step (their processes are killed), then the threads.
+
+        Steps stopped this way are failed as interrupted; their runs are left
+        for the next executor to take over and finish.
+        """
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call(self._shutdown()).result(timeout)
+        finally:
+            retire(self.worker_id)
+            self._db_pool.submit(_close_connection).result()
+            self._db_pool.shutdown()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout)
+
+    def _background(self, coroutine) -> None:
+        # The loop keeps only weak references to tasks: hold them until done.
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _call(self, coroutine) -> Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+    # Life cycle.
+
+    async def _start(self, recover: bool) -> None:
+        self._idle.set()
+        if recover:
+            await self._reap()
+        self._supervisor = asyncio.create_task(self._supervise())
+
+    async def _shutdown(self) -> None:
+        self._shutting_down = True
+        if self._supervisor:
+            self._supervisor.cancel()
+        for event in self._stop_events.values():
+            event.set()
+        if self._steps:
+            tasks = [task for _, task in self._steps.values()]
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _wait_idle(self, timeout: float | None) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # Driving runs.
+
+    def _adopt_run(self, run_id: int) -> None:
+        self._runs.add(run_id)
+        self._stop_events.setdefault(run_id, asyncio.Event())
+        self._idle.clear()
+        self._background(self._advance(run_id))
+
+    async def _advance(self, run_id: int) -> None:
+        progress = await self._db(engine.advance, run_id, worker=self.worker_id)
+        self._after(run_id, progress)
+
+    def _after(self, run_id: int, progress: engine.Progress) -> None:
+        for job in progress.jobs:
+            self._start_step(job)
+        if progress.run_status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            self._forget_run(run_id)
+
+    def _forget_run(self, run_id: int) -> None:
+        self._runs.discard(run_id)
+        self._stop_events.pop(run_id, None)
+        self._stop_reasons.pop(run_id, None)
+        # A slot may have freed up for a run waiting here.
+        for waiting in self._runs - self._busy_runs():
+            self._background(self._advance(waiting))
+        self._check_idle()
+
+    def _busy_runs(self) -> set[int]:
+        return {run_id for run_id, _ in self._steps.values()}
+
+    def _check_idle(self) -> None:
+        if not self._runs and not self._steps:
+            self._idle.set()
+
+    def _start_step(self, job: engine.StepJob) -> None:
+        if self._shutting_down:
+            return
+        self._runs.add(job.run_id)
+        self._stop_events.setdefault(job.run_id, asyncio.Event())
+        self._idle.clear()
+        task = asyncio.create_task(self._step(job))
+        self._steps[job.step_run_id] = (job.run_id, task)
+        task.add_done_callback(partial(self._step_done, job.step_run_id))
+
+    def _step_done(self, step_run_id: int, task: asyncio.Task) -> None:
+        self._steps.pop(step_run_id, None)
+        if not task.cancelled() and task.exception():
+            log.error("step run %s crashed", step_run_id, exc_info=task.exception())
+        self._check_idle()
+
+    async def _step(self, job: engine.StepJob) -> None:
+        """All attempts of one step run, then the next turn of its run."""
+        while True:
+            capture, result = await self._attempt(job)
+            capture.finish()
+            progress = await self._db(
+                engine.complete_attempt,
+                job,
+                result,
+                worker=self.worker_id,
+                lines=capture.take(),
+                start_next=not self._shutting_down,
+            )
+            if progress.retry_job is None:
+                break
+            job = progress.retry_job
+            if await self._stopped(job.run_id, timeout=progress.retry_in):
+                result = StepResult(
+                    _stop_status(self._stop_reasons.get(job.run_id)),
+                    error=_stop_error(self._stop_reasons.get(job.run_id)),
+                )
+                progress = await self._db(
+                    engine.complete_attempt,
+                    job,
+                    result,
+                    worker=self.worker_id,
+                    start_next=not self._shutting_down,
+                )
+                break
+        self._after(job.run_id, progress)
+
+    async def _attempt(self, job: engine.StepJob) -> tuple[LogCapture, StepResult]:
+        capture = LogCapture(
+            attempt=job.attempt,
+            first_seq=job.first_seq,
+            cap_bytes=settings.ORCH_LOG_CAP_BYTES,
+            cap_lines=settings.ORCH_LOG_CAP_LINES,
+            line_max=settings.ORCH_LOG_LINE_MAX_BYTES,
+        )
+        if job.attempt > 1:
+            capture.log(f"attempt {job.attempt} of {job.retries + 1}")
+        root = Path(
+            tempfile.mkdtemp(
+                prefix=f"orch-{job.run_id}-{job.step_key}-", dir=settings.ORCH_WORK_ROOT
+            )
+        )
+        (root / "work").mkdir()
+        (root / "scratch").mkdir()
+        context = RunningStep(job, capture, root / "work", root / "scratch")
+        flusher = asyncio.create_task(self._flush(job, capture))
+        execution = asyncio.create_task(get_kind(job.kind).execute(context))
+        stop = asyncio.create_task(self._stop_events[job.run_id].wait())
+        try:
+            done, _ = await asyncio.wait(
+                {execution, stop},
+                timeout=job.timeout,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if execution in done:
+                try:
+                    result = execution.result()
+                except Exception as exc:
+                    log.exception("step %s of run %s", job.step_key, job.run_id)
+                    result = StepResult("failed", error=f"internal error: {exc}")
+            else:
+                if stop in done:
+                    reason = self._stop_reasons.get(job.run_id)
+                    status, error = _stop_status(reason), _stop_error(reason)
+                else:
+                    status = StepStatus.TIMED_OUT
+                    error = f"timed out after {job.timeout:g} s"
+                capture.log(f"{error}: stopping the step")
+                execution.cancel()
+                await asyncio.gather(execution, return_exceptions=True)
+                result = StepResult(status, error=error)
+        finally:
+            stop.cancel()
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            shutil.rmtree(root, ignore_errors=True)
+        if result.exit_code is not None and result.status != StepStatus.SUCCEEDED:
+            capture.log(f"exit code {result.exit_code}")
+        return capture, result
+
+    async def _flush(self, job: engine.StepJob, capture: LogCapture) -> None:
+        interval = settings.ORCH_LOG_FLUSH_INTERVAL
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(capture.wants_flush.wait(), interval)
+            if lines := capture.take():
+                await self._db(write_lines, job.step_run_id, lines)
+
+    async def _stopped(self, run_id: int, timeout: float | None) -> bool:
+        try:
+            await asyncio.wait_for(self._stop_events[run_id].wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # Supervision: cancels, run timeouts, queued runs, heartbeats, take-overs.
+
+    async def _supervise(self) -> None:
+        last_beat = time.monotonic()
+        while True:
+            await asyncio.sleep(SUPERVISE_EVERY)
+            try:
+                if self._runs:
+                    await self._look_at_runs()
+                if time.monotonic() - last_beat >= settings.ORCH_HEARTBEAT_INTERVAL:
+                    last_beat = time.monotonic()
+                    await self._db(_heartbeat, self.worker_id)
+                    await self._reap()
+            except Exception:
+                log.exception("supervision failed; trying again")
+
+    async def _look_at_runs(self) -> None:
+        states = await self._db(_run_states, list(self._runs))
+        busy = self._busy_runs()
+        first_waiting: dict[int, int] = {}  # workflow id -> oldest queued run here
+        for run_id, (workflow_id, status, stop_requested, deadline) in states.items():
+            if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+                if run_id not in busy:
+                    self._forget_run(run_id)
+                continue
+            if status == RunStatus.QUEUED and not stop_requested:
+                waiting = first_waiting.get(workflow_id, run_id)
+                first_waiting[workflow_id] = min(waiting, run_id)
+                continue
+            if not stop_requested and deadline and deadline <= timezone.now():
+                await self._db(
+                    engine.request_stop,
+                    run_id,
+                    StopRequest.TIMEOUT,
+                    worker=self.worker_id,
+                )
+                stop_requested = StopRequest.TIMEOUT
+            if stop_requested and run_id in self._stop_events:
+                self._stop_reasons[run_id] = stop_requested
+                self._stop_events[run_id].set()
+        for run_id in first_waiting.values():
+            self._background(self._advance(run_id))
+
+    async def _reap(self) -> None:
+        jobs = await self._db(engine.reap, worker=self.worker_id, is_gone=is_gone)
+        adopted = await self._db(_runs_of, self.worker_id)
+        for run_id in adopted - self._runs:
+            self._runs.add(run_id)
+            self._stop_events.setdefault(run_id, asyncio.Event())
+            self._idle.clear()
+        for job in jobs:
+            self._start_step(job)
+
+    # The database thread.
+
+    async def _db(self, function, *args, **kwargs) -> Any:
+        call = partial(_with_retries, function, *args, **kwargs)
+        return await self._loop.run_in_executor(self._db_pool, call)
+
+
+class RunningStep:
+    """The StepContext of one attempt."""
+
+    def __init__(self, job: engine.StepJob, capture: LogCapture, workdir, scratch_dir):
+        self.step_key = job.step_key
+        self.attempt = job.attempt
+        self.config = job.config
+        self.params = job.params
+        self.upstream = job.upstream
+        self.run_env = {**job.run_env, "ORCH_ATTEMPT": str(job.attempt)}
+        self.workdir = workdir
+        self.scratch_dir = scratch_dir
+        self.timeout = job.timeout
+        self.log = capture.log
+        self.feed = capture.feed
+        self.end_stream = capture.end_stream
+
+
+def _with_retries(function, *args, **kwargs):
+    """Run an ORM call; reconnect and try again when the connection broke."""
+    for attempt in range(1, DB_RETRIES + 1):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if attempt == DB_RETRIES:
+                raise
+            log.warning("database call failed; trying again", exc_info=True)
+            connection.close()
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _close_connection() -> None:
+    connection.close()
+
+
+def _run_states(run_ids: list[int]) -> dict[int, tuple[int, str, str, Any]]:
+    rows = Run.objects.filter(pk__in=run_ids).values_list(
+        "pk", "workflow_id", "status", "stop_requested", "deadline"
+    )
+    return {pk: rest for pk, *rest in rows}
+
+
+def _runs_of(worker: str) -> set[int]:
+    return set(Run.objects.active().filter(worker=worker).values_list("pk", flat=True))
+
+
+def _heartbeat(worker: str) -> None:
+    now = timezone.now()
+    Run.objects.active().filter(worker=worker).update(heartbeat_at=now)
+    StepRun.objects.filter(worker=worker, status=StepStatus.RUNNING).update(heartbeat_at=now)
+
+
+def _stop_status(reason: str | None) -> str:
+    if reason == StopRequest.TIMEOUT:
+        return StepStatus.TIMED_OUT
+    if reason == StopRequest.CANCEL:
+        return StepStatus.CANCELLED
+    return StepStatus.FAILED  # this process is shutting down
+
+
+def _stop_error(reason: str | None) -> str:
+    if reason == StopRequest.TIMEOUT:
+        return "the run timed out"
+    if reason == StopRequest.CANCEL:
+        return "cancelled"
+    return engine.INTERRUPTED

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from runs import engine
+from runs.executors.local import LocalExecutor
+from runs.models import LogLine, LogStream, Run, RunStatus, StopRequest, Trigger
+from runs.serialize import run_as_dict
+from workflows.models import Workflow
+from workflows.params import ParamError
+
+POLL_EVERY = 0.1
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a workflow here and wait for it to end. "
+        "Exit code: 0 succeeded, 1 failed or cancelled, 2 bad arguments."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument(
+            "--param",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="A parameter value; repeat for more.",
+        )
+        parser.add_argument("--follow", action="store_true", help="Print log lines as they come.")
+        parser.add_argument("--json", action="store_true", help="Print the finished run as JSON.")
+
+    def handle(self, *args, slug: str, param: list[str], follow: bool, json: bool, **options):
+        workflow = Workflow.objects.filter(slug=slug).first()
+        if workflow is None:
+            raise CommandError(f"no workflow {slug!r}", returncode=2)
+        params = {}
+        for item in param:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise CommandError(f"--param {item!r}: write NAME=VALUE", returncode=2)
+            params[name] = value
+
+        executor = LocalExecutor(name="cli").start()
+        try:
+            try:
+                run = engine.trigger(
+                    workflow, executor=executor, params=params, trigger=Trigger.CLI
+                )
+            except ParamError as exc:
+                raise CommandError(f"bad parameters: {exc}", returncode=2) from None
+            out = self.stderr if json else self.stdout
+            run = self._wait(run, out if follow else None)
+            # Runs taken over from a stopped process are finished before leaving.
+            executor.wait_idle()
+        finally:
+            executor.stop()
+
+        if json:
+            self.stdout.write(_json_dump(run_as_dict(run)))
+        else:
+            self._summary(run)
+        if run.status != RunStatus.SUCCEEDED:
+            sys.exit(1)
+
+    def _wait(self, run: Run, out) -> Run:
+        """Poll the database until the run ends, printing new lines if asked.
+
+        Ctrl-C cancels the run (its steps are stopped); a second one leaves.
+        """
+        last_line = 0
+        interrupted = False
+        while True:
+            try:
+                if out is not None:
+                    last_line = self._print_lines(run, last_line, out)
+                run.refresh_from_db()
+                if run.is_final:
+                    if out is not None:
+                        self._print_lines(run, last_line, out)
+                    return run
+                time.sleep(POLL_EVERY)
+            except KeyboardInterrupt:
+                if interrupted:
+                    raise
+                interrupted = True
+                self.stderr.write("cancelling the run (Ctrl-C again to leave now)")
+                engine.request_stop(run.pk, StopRequest.CANCEL)
+
+    def _print_lines(self, run: Run, after_id: int, out) -> int:
+        lines = (
+            LogLine.objects.filter(step_run__run=run, pk__gt=after_id)
+            .order_by("pk")
+            .values_list("pk", "step_run__step_key", "stream", "text")[:5000]
+        )
+        for pk, key, stream, text in lines:
+            marker = {LogStream.STDERR: "!", LogStream.SYSTEM: "-"}.get(stream, " ")
+            out.write(f"[{key}]{marker} {text}")
+            after_id = pk
+        return after_id
+
+    def _summary(self, run: Run) -> None:
+        took = f" in {run.duration.total_seconds():.1f} s" if run.duration else ""
+        self.stdout.write(f"{run.workflow.slug} #{run.number}: {run.status}{took}")
+        for step in run.steps.all():
+            detail = f" ({step.error})" if step.error else ""
+            self.stdout.write(f"  {step.step_key}: {step.status}{detail}")
+
+
+def _json_dump(data) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from workflows.models import Workflow
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending"
+    RUNNING = "running"
+    WAITING = "waiting"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out", "timed out"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual"
+    SCHEDULE = "schedule"
+    WEBHOOK = "webhook"
+    API = "api"
+    CLI = "cli"
+    RERUN = "rerun"
+
+
+class StopRequest(models.TextChoices):
+    NONE = "", "none"
+    CANCEL = "cancel"
+    TIMEOUT = "timeout"
+
+
+RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+STEP_FINAL = frozenset(
+    {
+        StepStatus.SUCCEEDED,
+        StepStatus.FAILED,
+        StepStatus.TIMED_OUT,
+        StepStatus.SKIPPED,
+        StepStatus.CANCELLED,
+    }
+)
+STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.TIMED_OUT})
+
+
+class RunQuerySet(models.QuerySet):
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+
+    def finished(self) -> RunQuerySet:
+        return self.filter(status__in=RUN_FINAL)
+
+
+class Run(models.Model):
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=RunStatus, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=10, choices=Trigger, default=Trigger.MANUAL)
+    triggered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    params = models.JSONField(default=dict, blank=True)
+    # The workflow and its steps as they were when the run was triggered:
+    # the engine runs this, and history shows it.
+    definition = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # Set by a cancel or by the run timeout; the process driving the run
+    # stops its steps when it sees it.
+    stop_requested = models.CharField(
+        max_length=10, choices=StopRequest, default=StopRequest.NONE, blank=True
+    )
+    deadline = models.DateTimeField(null=True, blank=True)
+    # The process that drives the run ("host:pid") and when it last said so.
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "number"], name="run_number_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["status"], name="run_status"),
+            models.Index(fields=["workflow", "status"], name="run_workflow_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.slug} #{self.number}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in RUN_FINAL
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class StepRun(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    step_key = models.CharField(max_length=100)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=50)
+    position = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=StepStatus, default=StepStatus.PENDING)
+    attempt = models.PositiveIntegerField(default=0)
+    exit_code = models.IntegerField(null=True, blank=True)
+    outputs = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    # One entry per earlier attempt: attempt, status, exit_code, error, times.
+    attempts = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_key"], name="step_run_key_unique"),
+        ]
+        indexes = [models.Index(fields=["status", "worker"], name="step_run_status_worker")]
+
+    def __str__(self) -> str:
+        return f"{self.run} {self.step_key}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in STEP_FINAL
+
+    @property
+    def duration(self):
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
+class LogStream(models.IntegerChoices):
+    STDOUT = 1, "stdout"
+    STDERR = 2, "stderr"
+    SYSTEM = 3, "system"
+
+
+class LogLine(models.Model):
+    step_run = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="log_lines")
+    # Increasing per step run, across attempts: the order and the resume point.
+    seq = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    ts = models.DateTimeField()
+    stream = models.PositiveSmallIntegerField(choices=LogStream)
+    text = models.TextField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["step_run", "seq"], name="log_line_seq_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_run} #{self.seq}"

@@ -1,0 +1,39 @@
+"""Runs as plain data: what the CLI prints with --json and the API returns."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runs.models import Run
+
+
+def _time(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def run_as_dict(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "number": run.number,
+        "workflow": run.workflow.slug,
+        "status": run.status,
+        "trigger": run.trigger,
+        "params": run.params,
+        "created_at": _time(run.created_at),
+        "started_at": _time(run.started_at),
+        "finished_at": _time(run.finished_at),
+        "error": run.error,
+        "steps": [
+            {
+                "key": step.step_key,
+                "status": step.status,
+                "attempt": step.attempt,
+                "exit_code": step.exit_code,
+                "started_at": _time(step.started_at),
+                "finished_at": _time(step.finished_at),
+                "outputs": step.outputs,
+                "error": step.error,
+            }
+            for step in run.steps.all()
+        ],
+    }

@@ -1,0 +1,337 @@
+"""A workflow as plain data: validation, saving, and the YAML file format.
+
+One validator serves the YAML import, the editor and the API, so a rule
+holds the same everywhere. Definitions are dicts shaped like
+``Workflow.definition()``; in YAML a step's kind fields sit beside the
+common ones (``command:`` next to ``timeout:``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import yaml
+from django.db import transaction
+
+from workflows.kinds import KINDS
+from workflows.kinds.base import ConfigError, PlaceholderScope
+from workflows.models import RunIf, Step, Workflow
+from workflows.params import clean_declarations, env_suffix
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
+WORKFLOW_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "params",
+    "timeout",
+    "max_concurrent_runs",
+    "steps",
+)
+STEP_FIELDS = (
+    "key",
+    "name",
+    "kind",
+    "needs",
+    "run_if",
+    "timeout",
+    "retries",
+    "retry_delay",
+    "continue_on_failure",
+    "queue",
+)
+STEP_DEFAULTS = {
+    "run_if": RunIf.SUCCESS.value,
+    "timeout": 0,
+    "retries": 0,
+    "retry_delay": 1,
+    "continue_on_failure": False,
+    "queue": "default",
+}
+MAX_RETRIES = 100
+MAX_SECONDS = 30 * 24 * 3600
+
+
+class DefinitionError(ValueError):
+    """Every problem found in a definition, as ``(where, message)`` pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        self.errors = errors
+        super().__init__("\n".join(f"{where}: {message}" for where, message in errors))
+
+
+def clean_definition(data: Any) -> dict[str, Any]:
+    """Validate *data* and return the normalised definition, or raise DefinitionError."""
+    if not isinstance(data, dict):
+        raise DefinitionError([("workflow", "must be a mapping of fields")])
+    errors: list[tuple[str, str]] = []
+
+    def field_error(where: str, message: str) -> None:
+        errors.append((where, message))
+
+    for unknown in sorted(set(data) - set(WORKFLOW_FIELDS) - {"version"}):
+        field_error(unknown, f"unknown field; expected one of {', '.join(WORKFLOW_FIELDS)}")
+    slug = data.get("slug")
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        field_error("slug", "is required: lowercase letters, digits, - and _")
+    name = data.get("name") or slug
+    if not isinstance(name, str) or len(name) > 200:
+        field_error("name", "must be text of at most 200 characters")
+    description = data.get("description") or ""
+    if not isinstance(description, str):
+        field_error("description", "must be text")
+    params, param_errors = clean_declarations(data.get("params"))
+    errors.extend(param_errors.items())
+    timeout = _seconds(data.get("timeout", 0), "timeout", field_error)
+    max_runs = data.get("max_concurrent_runs", 0)
+    if not _is_int(max_runs) or max_runs < 0:
+        field_error("max_concurrent_runs", "must be a whole number, 0 for no limit")
+    steps_data = data.get("steps") or []
+    if not isinstance(steps_data, list):
+        field_error("steps", "must be a list of steps")
+        steps_data = []
+    scope_params = frozenset(p.name for p in params)
+    steps = _clean_steps(steps_data, scope_params, field_error)
+    if errors:
+        raise DefinitionError(errors)
+    return {
+        "slug": slug,
+        "name": name,
+        "description": description,
+        "params": [p.to_dict() for p in params],
+        "timeout": timeout,
+        "max_concurrent_runs": max_runs,
+        "steps": steps,
+    }
+
+
+def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    position_of: dict[str, int] = {}
+    ancestors_of: dict[str, set[str]] = {}
+    env_names: dict[str, str] = {}
+    for index, raw in enumerate(steps_data):
+        where = f"steps[{index + 1}]"
+        if not isinstance(raw, dict):
+            field_error(where, "must be a mapping with at least key and kind")
+            continue
+        key = raw.get("key")
+        if not isinstance(key, str) or not SLUG_RE.match(key):
+            field_error(f"{where}.key", "is required: lowercase letters, digits, - and _")
+            continue
+        where = f"step {key}"
+
+        def error(field: str, message: str, where=where) -> None:
+            field_error(f"{where}.{field}", message)
+
+        if key in position_of:
+            error("key", f"is used by step {index + 1} and an earlier step")
+            continue
+        if env_suffix(key) in env_names:
+            error("key", f"clashes with {env_names[env_suffix(key)]!r} in variable names")
+            continue
+        env_names[env_suffix(key)] = key
+        kind = KINDS.get(raw.get("kind"))
+        if kind is None:
+            error("kind", f"must be one of {', '.join(KINDS)}")
+            position_of[key] = index
+            ancestors_of[key] = set()
+            continue
+        config = dict(raw.get("config") or {})
+        for field in sorted(set(raw) - set(STEP_FIELDS) - {"config"}):
+            if field in kind.fields:
+                config[field] = raw[field]
+            else:
+                allowed = ", ".join((*STEP_FIELDS, *kind.fields))
+                error(
+                    field,
+                    f"unknown field for a {kind.name} step; expected one of {allowed}",
+                )
+
+        needs = raw.get("needs", [steps[-1]["key"]] if steps else [])
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            error("needs", "must be a list of step keys")
+            needs = []
+        for need in needs:
+            if need == key:
+                error("needs", "a step cannot need itself")
+            elif need not in position_of:
+                later = any(
+                    isinstance(s, dict) and s.get("key") == need for s in steps_data[index + 1 :]
+                )
+                error(
+                    "needs",
+                    f"names {need!r}, which comes later; a step can only need steps above it"
+                    if later
+                    else f"names {need!r}, which is not a step of this workflow",
+                )
+        if len(set(needs)) != len(needs):
+            error("needs", "names a step twice")
+        needs = list(dict.fromkeys(n for n in needs if n in position_of))
+        ancestors = set(needs)
+        for need in needs:
+            ancestors |= ancestors_of[need]
+
+        step = {
+            "key": key,
+            "name": raw.get("name") or key,
+            "kind": kind.name,
+            "needs": needs,
+        }
+        if not isinstance(step["name"], str) or len(step["name"]) > 200:
+            error("name", "must be text of at most 200 characters")
+        run_if = raw.get("run_if", STEP_DEFAULTS["run_if"])
+        if run_if not in RunIf.values:
+            error("run_if", f"must be one of {', '.join(RunIf.values)}")
+        step["run_if"] = run_if
+        step["timeout"] = _seconds(raw.get("timeout", 0), "timeout", error)
+        retries = raw.get("retries", 0)
+        if not _is_int(retries) or not 0 <= retries <= MAX_RETRIES:
+            error("retries", f"must be a whole number from 0 to {MAX_RETRIES}")
+        step["retries"] = retries
+        step["retry_delay"] = _seconds(raw.get("retry_delay", 1), "retry_delay", error)
+        continue_on_failure = raw.get("continue_on_failure", False)
+        if not isinstance(continue_on_failure, bool):
+            error("continue_on_failure", "must be true or false")
+        step["continue_on_failure"] = continue_on_failure
+        queue = raw.get("queue", "default")
+        if not isinstance(queue, str) or not QUEUE_RE.match(queue):
+            error("queue", "must be a queue name: letters, digits, _ . and -")
+        step["queue"] = queue
+        try:
+            step["config"] = kind.clean(config, PlaceholderScope(param_names, frozenset(ancestors)))
+        except ConfigError as exc:
+            error(exc.field, exc.message)
+            step["config"] = config
+        position_of[key] = index
+        ancestors_of[key] = ancestors
+        steps.append(step)
+    return steps
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _seconds(value: Any, field: str, error) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        error(field, "must be a number of seconds")
+        return 0
+    if not 0 <= value <= MAX_SECONDS:
+        error(field, f"must be between 0 and {MAX_SECONDS} seconds")
+        return 0
+    return value
+
+
+def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal as workflows, whatever the version and however numbers were written."""
+    strip = {"version"}
+    return {k: v for k, v in a.items() if k not in strip} == {
+        k: v for k, v in b.items() if k not in strip
+    }
+
+
+@transaction.atomic
+def save_definition(definition: dict[str, Any], *, owner=None) -> tuple[Workflow, bool]:
+    """Create or replace the workflow with this definition's slug.
+
+    The version goes up by one when anything changed; an identical
+    definition changes nothing. Returns the workflow and whether it changed.
+    """
+    workflow = Workflow.objects.select_for_update().filter(slug=definition["slug"]).first()
+    if workflow is not None and same_definition(workflow.definition(), definition):
+        return workflow, False
+    fields = {
+        "name": definition["name"],
+        "description": definition["description"],
+        "params": definition["params"],
+        "timeout": definition["timeout"],
+        "max_concurrent_runs": definition["max_concurrent_runs"],
+    }
+    if workflow is None:
+        workflow = Workflow.objects.create(slug=definition["slug"], owner=owner, **fields)
+    else:
+        for name, value in fields.items():
+            setattr(workflow, name, value)
+        workflow.version += 1
+        workflow.save()
+        workflow.steps.all().delete()
+    Step.objects.bulk_create(
+        Step(
+            workflow=workflow,
+            position=position,
+            key=step["key"],
+            name=step["name"],
+            kind=step["kind"],
+            config=step["config"],
+            needs=step["needs"],
+            run_if=step["run_if"],
+            timeout=step["timeout"],
+            retries=step["retries"],
+            retry_delay=step["retry_delay"],
+            continue_on_failure=step["continue_on_failure"],
+            queue=step["queue"],
+        )
+        for position, step in enumerate(definition["steps"])
+    )
+    return workflow, True
+
+
+# The YAML file format.
+
+
+def parse_yaml(text: str) -> dict[str, Any]:
+    """Parse and validate one workflow file; raise DefinitionError."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "file"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DefinitionError([(where, f"not valid YAML: {problem}")]) from None
+    return clean_definition(data)
+
+
+def to_yaml(definition: dict[str, Any]) -> str:
+    """The file form of a definition: defaults left out, kind fields inline."""
+    data: dict[str, Any] = {"slug": definition["slug"], "name": definition["name"]}
+    if definition.get("description"):
+        data["description"] = definition["description"]
+    if definition.get("params"):
+        data["params"] = definition["params"]
+    if definition.get("timeout"):
+        data["timeout"] = definition["timeout"]
+    if definition.get("max_concurrent_runs"):
+        data["max_concurrent_runs"] = definition["max_concurrent_runs"]
+    steps = []
+    previous: list[str] = []
+    for step in definition["steps"]:
+        item: dict[str, Any] = {"key": step["key"]}
+        if step["name"] != step["key"]:
+            item["name"] = step["name"]
+        item["kind"] = step["kind"]
+        item.update(step["config"])
+        if step["needs"] != previous:
+            item["needs"] = step["needs"]
+        for field, default in STEP_DEFAULTS.items():
+            if step[field] != default:
+                item[field] = step[field]
+        steps.append(item)
+        previous = [step["key"]]
+    data["steps"] = steps
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    # Multi-line commands read best as literal blocks.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)

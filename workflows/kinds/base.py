@@ -1,0 +1,160 @@
+"""What every step kind provides, and what a running step is given."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+
+class ConfigError(ValueError):
+    """A bad value in a step's configuration; ``field`` names it."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How one attempt of a step ended."""
+
+    status: str  # "succeeded" or "failed"; the executor adds timed_out/cancelled
+    exit_code: int | None = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+class StepContext(Protocol):
+    """What the executor hands to a running step."""
+
+    step_key: str
+    attempt: int
+    config: dict[str, Any]
+    params: dict[str, Any]
+    # Outputs of every step this one needs, directly or through other needs.
+    upstream: dict[str, dict[str, str]]
+    # Variables describing the run (ORCH_RUN_ID, ORCH_STEP_KEY, ...).
+    run_env: dict[str, str]
+    workdir: Path  # fresh and empty: where a shell step starts
+    scratch_dir: Path  # private to the kind (output files), not shown to the step
+    timeout: float | None
+
+    def log(self, text: str, stream: str = "system") -> None:
+        """Record one log line."""
+
+    async def feed(self, stream: str, chunk: bytes) -> None:
+        """Record raw output; lines are split, capped and decoded by the receiver."""
+
+    async def end_stream(self, stream: str) -> None:
+        """No more output will come on *stream*."""
+
+
+class Kind:
+    """A step kind: validates its configuration and executes a step."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    # Configuration fields, as they appear beside the common ones in YAML.
+    fields: ClassVar[tuple[str, ...]]
+
+    def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
+        """Return the normalised configuration or raise ConfigError."""
+        raise NotImplementedError
+
+    async def execute(self, ctx: StepContext) -> StepResult:
+        raise NotImplementedError
+
+    def summary(self, config: dict[str, Any]) -> str:
+        """One line that says what the step does, for lists and logs."""
+        return ""
+
+
+# {{ params.NAME }} and {{ steps.KEY.outputs.NAME }}: the only placeholders.
+PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
+PARAM_REF_RE = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_-]*)\s*$")
+OUTPUT_REF_RE = re.compile(
+    r"^\s*steps\.([a-z0-9][a-z0-9_-]*)\.outputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*$"
+)
+
+
+@dataclass(frozen=True)
+class PlaceholderScope:
+    """What placeholders in a step may name: declared params, steps it needs."""
+
+    params: frozenset[str] = frozenset()
+    ancestors: frozenset[str] = frozenset()
+
+    def check(self, field: str, text: str) -> None:
+        for match in PLACEHOLDER_RE.finditer(text):
+            inner = match.group(1)
+            if param := PARAM_REF_RE.match(inner):
+                if param.group(1) not in self.params:
+                    raise ConfigError(field, f"{match.group(0)} names no declared parameter")
+            elif output := OUTPUT_REF_RE.match(inner):
+                if output.group(1) not in self.ancestors:
+                    raise ConfigError(
+                        field,
+                        f"{match.group(0)} names step {output.group(1)!r}, "
+                        "which this step does not need (directly or indirectly)",
+                    )
+            else:
+                raise ConfigError(
+                    field,
+                    f"{match.group(0)} is not a placeholder; use "
+                    "{{ params.NAME }} or {{ steps.KEY.outputs.NAME }}",
+                )
+
+
+def fill_placeholders(text: str, ctx: StepContext, quote=lambda value: value) -> str:
+    """Replace placeholders with their values, each passed through *quote*.
+
+    Raises ValueError when a referenced output does not exist.
+    """
+
+    def value_of(match: re.Match[str]) -> str:
+        inner = match.group(1)
+        if param := PARAM_REF_RE.match(inner):
+            value = ctx.params.get(param.group(1), "")
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            return quote(str(value))
+        output = OUTPUT_REF_RE.match(inner)
+        if output is None:  # refused when the step was saved
+            raise ValueError(f"{match.group(0)} is not a placeholder")
+        key, name = output.groups()
+        outputs = ctx.upstream.get(key, {})
+        if name not in outputs:
+            raise ValueError(f"{match.group(0)}: step {key!r} has no output {name!r}")
+        return quote(outputs[name])
+
+    return PLACEHOLDER_RE.sub(value_of, text)
+
+
+def require_text(config: dict[str, Any], name: str, *, default: str | None = None) -> str:
+    value = config.get(name, default)
+    if value is None:
+        raise ConfigError(name, "is required")
+    if not isinstance(value, str):
+        raise ConfigError(name, "must be text")
+    return value
+
+
+def require_number(
+    config: dict[str, Any],
+    name: str,
+    *,
+    default: float | None,
+    minimum: float,
+    maximum: float,
+) -> float:
+    value = config.get(name, default)
+    if value is None:
+        raise ConfigError(name, "is required")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, "must be a number")
+    if not minimum <= value <= maximum:
+        raise ConfigError(name, f"must be between {minimum:g} and {maximum:g}")
+    return value

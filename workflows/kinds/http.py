@@ -1,0 +1,142 @@
+"""HTTP steps: one request, its status and JSON response as outputs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from workflows.kinds.base import (
+    ConfigError,
+    Kind,
+    PlaceholderScope,
+    StepContext,
+    StepResult,
+    fill_placeholders,
+    require_text,
+)
+
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+DEFAULT_TIMEOUT = 30.0
+JSON_OUTPUT_MAX_BYTES = 64 * 1024
+BODY_IN_LOG_BYTES = 2048
+RESPONSE_MAX_BYTES = 8 * 1024 * 1024
+
+
+class HttpKind(Kind):
+    name = "http"
+    label = "HTTP request"
+    fields = ("method", "url", "headers", "body", "expect_status")
+
+    def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
+        method = require_text(config, "method", default="GET").upper()
+        if method not in METHODS:
+            raise ConfigError("method", f"must be one of {', '.join(METHODS)}")
+        url = require_text(config, "url").strip()
+        scope.check("url", url)
+        scheme = urlsplit(url).scheme
+        if scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise ConfigError("url", "must be an absolute http:// or https:// URL")
+        headers = config.get("headers") or {}
+        if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str | int) for k, v in headers.items()
+        ):
+            raise ConfigError("headers", "must be a mapping of header names to texts")
+        headers = {k: str(v) for k, v in headers.items()}
+        for name, value in headers.items():
+            if "\n" in name or "\r" in name or "\n" in value or "\r" in value:
+                raise ConfigError("headers", f"{name!r} holds a line break")
+            scope.check(f"headers.{name}", value)
+        body = config.get("body", "")
+        if not isinstance(body, str):
+            raise ConfigError("body", "must be text (write JSON as a text block)")
+        scope.check("body", body)
+        expect = config.get("expect_status", [])
+        if isinstance(expect, int) and not isinstance(expect, bool):
+            expect = [expect]
+        if not isinstance(expect, list) or not all(
+            isinstance(code, int) and 100 <= code <= 599 for code in expect
+        ):
+            raise ConfigError("expect_status", "must be a list of HTTP status codes")
+        cleaned: dict[str, Any] = {"method": method, "url": url}
+        if headers:
+            cleaned["headers"] = headers
+        if body:
+            cleaned["body"] = body
+        if expect:
+            cleaned["expect_status"] = expect
+        return cleaned
+
+    def summary(self, config: dict[str, Any]) -> str:
+        return f"{config.get('method', 'GET')} {config.get('url', '')}"
+
+    async def execute(self, ctx: StepContext) -> StepResult:
+        config = ctx.config
+        try:
+            url = fill_placeholders(config["url"], ctx, quote=lambda v: quote(v, safe=""))
+            headers = {
+                name: fill_placeholders(value, ctx)
+                for name, value in config.get("headers", {}).items()
+            }
+            body = fill_placeholders(config.get("body", ""), ctx)
+        except ValueError as exc:
+            return StepResult("failed", error=str(exc))
+        ctx.log(f"{config['method']} {url}")
+        timeout = ctx.timeout or DEFAULT_TIMEOUT
+        try:
+            async with (
+                httpx.AsyncClient(timeout=timeout) as client,
+                client.stream(
+                    config["method"], url, headers=headers, content=body or None
+                ) as response,
+            ):
+                content = await _read_capped(response)
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            return StepResult("failed", error=f"request failed: {reason}")
+
+        _log_response(ctx, response, content)
+        outputs = {"status": str(response.status_code)}
+        if "json" in response.headers.get("content-type", ""):
+            if len(content) <= JSON_OUTPUT_MAX_BYTES:
+                try:
+                    outputs["json"] = json.dumps(
+                        json.loads(content), separators=(",", ":"), ensure_ascii=False
+                    )
+                except ValueError:
+                    ctx.log("the response says JSON but is not valid JSON")
+            else:
+                ctx.log(f"JSON response over {JSON_OUTPUT_MAX_BYTES} bytes: not kept")
+        expected = config.get("expect_status")
+        ok = response.status_code in expected if expected else 200 <= response.status_code < 300
+        if ok:
+            return StepResult("succeeded", outputs=outputs)
+        wanted = ", ".join(map(str, expected)) if expected else "2xx"
+        return StepResult(
+            "failed",
+            outputs=outputs,
+            error=f"HTTP {response.status_code}, expected {wanted}",
+        )
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    content = bytearray()
+    async for chunk in response.aiter_bytes():
+        content += chunk
+        if len(content) > RESPONSE_MAX_BYTES:
+            break
+    return bytes(content[:RESPONSE_MAX_BYTES])
+
+
+def _log_response(ctx: StepContext, response: httpx.Response, content: bytes) -> None:
+    ctx.log(f"{response.http_version} {response.status_code} {response.reason_phrase}")
+    for name, value in response.headers.items():
+        ctx.log(f"{name}: {value}")
+    if content:
+        head = content[:BODY_IN_LOG_BYTES].decode("utf-8", errors="replace")
+        for line in head.splitlines():
+            ctx.log(line, stream="stdout")
+        if len(content) > BODY_IN_LOG_BYTES:
+            ctx.log(f"… {len(content) - BODY_IN_LOG_BYTES} more bytes not shown")

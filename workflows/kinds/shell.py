@@ -1,0 +1,204 @@
+"""Shell steps: ``bash -c COMMAND`` in a process group of its own.
+
+Parameters, upstream outputs and run facts reach the command as environment
+variables, never pasted into the command text, so a value such as
+``$(rm -rf ~)`` is only ever data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from typing import Any
+
+from django.conf import settings
+
+from workflows.kinds.base import (
+    ConfigError,
+    Kind,
+    PlaceholderScope,
+    StepContext,
+    StepResult,
+    require_text,
+)
+from workflows.params import env_suffix, env_text
+
+# The only variables of the server's own environment a step inherits: the
+# server's secrets (SECRET_KEY, DATABASE_URL, ...) stay out of the steps.
+INHERITED_VARIABLES = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+)
+OUTPUT_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+OUTPUT_FILE_MAX_BYTES = 1024 * 1024
+READ_CHUNK = 64 * 1024
+
+
+class ShellKind(Kind):
+    name = "shell"
+    label = "Shell command"
+    fields = ("command",)
+
+    def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
+        command = require_text(config, "command")
+        if not command.strip():
+            raise ConfigError("command", "is required")
+        return {"command": command}
+
+    def summary(self, config: dict[str, Any]) -> str:
+        return config.get("command", "").strip().splitlines()[0][:120]
+
+    async def execute(self, ctx: StepContext) -> StepResult:
+        output_file = ctx.scratch_dir / "outputs"
+        output_file.touch(mode=0o600)
+        process = await asyncio.create_subprocess_exec(
+            "bash",
+            "-c",
+            ctx.config["command"],
+            cwd=ctx.workdir,
+            env=step_environment(ctx, output_file),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        # start_new_session makes the shell the leader of a new process group
+        # whose id is its pid: signals to the group reach every descendant.
+        group = process.pid
+        readers = [
+            asyncio.create_task(_pump(ctx, process.stdout, "stdout")),
+            asyncio.create_task(_pump(ctx, process.stderr, "stderr")),
+        ]
+        try:
+            exit_code = await process.wait()
+            if _group_alive(group):
+                ctx.log("the command left background processes; stopping them")
+                await stop_group(group, settings.ORCH_KILL_GRACE)
+            await asyncio.gather(*readers)
+        finally:
+            # Reached on timeout and cancel too (the task is cancelled): no
+            # process of the step outlives it.
+            if _group_alive(group):
+                await stop_group(group, settings.ORCH_KILL_GRACE, log=ctx.log)
+            for reader in readers:
+                reader.cancel()
+            await asyncio.gather(*readers, return_exceptions=True)
+
+        outputs, problems = read_outputs(output_file)
+        for problem in problems:
+            ctx.log(f"outputs: {problem}")
+        if exit_code == 0:
+            return StepResult("succeeded", exit_code=0, outputs=outputs)
+        if exit_code < 0:
+            name = signal.Signals(-exit_code).name
+            return StepResult(
+                "failed",
+                exit_code=exit_code,
+                outputs=outputs,
+                error=f"killed by {name}",
+            )
+        return StepResult(
+            "failed",
+            exit_code=exit_code,
+            outputs=outputs,
+            error=f"exit code {exit_code}",
+        )
+
+
+def step_environment(ctx: StepContext, output_file) -> dict[str, str]:
+    env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env.update(ctx.run_env)
+    for name, value in ctx.params.items():
+        env["PARAM_" + env_suffix(name)] = env_text(value)
+    for key, outputs in ctx.upstream.items():
+        for name, value in outputs.items():
+            env[f"STEPS_{env_suffix(key)}_{env_suffix(name)}"] = value
+    env["ORCH_OUTPUT"] = str(output_file)
+    return env
+
+
+async def _pump(ctx: StepContext, stream: asyncio.StreamReader, name: str) -> None:
+    while chunk := await stream.read(READ_CHUNK):
+        await ctx.feed(name, chunk)
+    await ctx.end_stream(name)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member changed user: still there
+        return True
+    return True
+
+
+async def stop_group(group: int, grace: float, log=None) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after *grace*."""
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        if not _group_alive(group):
+            return
+    if log:
+        log(f"processes still running {grace:g} s after SIGTERM; sending SIGKILL")
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    while _group_alive(group):
+        await asyncio.sleep(0.02)
+
+
+def read_outputs(path) -> tuple[dict[str, str], list[str]]:
+    """Parse ``name=value`` lines and ``name<<DELIMITER`` blocks."""
+    problems: list[str] = []
+    with open(path, "rb") as handle:
+        raw = handle.read(OUTPUT_FILE_MAX_BYTES + 1)
+    if len(raw) > OUTPUT_FILE_MAX_BYTES:
+        problems.append(f"the file is over {OUTPUT_FILE_MAX_BYTES} bytes; the rest is ignored")
+        raw = raw[:OUTPUT_FILE_MAX_BYTES]
+    lines = raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd").split("\n")
+    outputs: dict[str, str] = {}
+    index = 0
+    while index < len(lines):
+        line = lines[index].rstrip("\r")
+        index += 1
+        if not line.strip():
+            continue
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            name, delimiter = line.split("<<", 1)
+            block: list[str] = []
+            while index < len(lines) and lines[index].rstrip("\r") != delimiter:
+                block.append(lines[index].rstrip("\r"))
+                index += 1
+            if index >= len(lines):
+                problems.append(f"{name}: no closing {delimiter!r} line")
+            index += 1
+            value = "\n".join(block)
+        elif "=" in line:
+            name, value = line.split("=", 1)
+        else:
+            problems.append(f"ignored a line without '=': {line[:80]!r}")
+            continue
+        if not OUTPUT_NAME_RE.match(name):
+            problems.append(f"ignored output with a bad name: {name[:80]!r}")
+            continue
+        outputs[name] = value
+    return outputs, problems

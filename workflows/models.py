@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+from workflows.params import Param
+
+
+def plain_number(value: float) -> float | int:
+    """600.0 -> 600, so exported files say what people wrote."""
+    return int(value) if float(value).is_integer() else value
+
+
+class RunIf(models.TextChoices):
+    SUCCESS = "success", "when everything before it succeeded"
+    FAILURE = "failure", "when something before it failed"
+    ALWAYS = "always", "always"
+
+
+class Workflow(models.Model):
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    # Declared inputs, as validated by workflows.params: name, type, default,
+    # required, choices.
+    params = models.JSONField(default=list, blank=True)
+    timeout = models.FloatField(default=0, help_text="Seconds for the whole run; 0 = none.")
+    max_concurrent_runs = models.PositiveIntegerField(
+        default=0, help_text="0 = no limit; extra runs wait, first in first out."
+    )
+    version = models.PositiveIntegerField(default=1)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def param_specs(self) -> list[Param]:
+        return [Param.from_dict(item) for item in self.params]
+
+    def definition(self) -> dict[str, Any]:
+        """The whole workflow as plain data: what a run snapshots and YAML exports."""
+        return {
+            "slug": self.slug,
+            "name": self.name,
+            "description": self.description,
+            "version": self.version,
+            "params": list(self.params),
+            "timeout": plain_number(self.timeout),
+            "max_concurrent_runs": self.max_concurrent_runs,
+            "steps": [step.definition() for step in self.steps.all()],
+        }
+
+
+class Step(models.Model):
+    workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="steps")
+    key = models.SlugField(max_length=100)
+    name = models.CharField(max_length=200, blank=True)
+    kind = models.CharField(max_length=50)
+    config = models.JSONField(default=dict, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    needs = models.JSONField(default=list, blank=True)
+    run_if = models.CharField(max_length=10, choices=RunIf, default=RunIf.SUCCESS)
+    timeout = models.FloatField(default=0, help_text="Seconds; 0 = none.")
+    retries = models.PositiveIntegerField(default=0)
+    retry_delay = models.FloatField(default=1, help_text="Seconds; doubles each attempt.")
+    continue_on_failure = models.BooleanField(default=False)
+    queue = models.CharField(max_length=100, default="default")
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["workflow", "key"], name="step_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow.slug}/{self.key}"
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "name": self.name or self.key,
+            "kind": self.kind,
+            "needs": list(self.needs),
+            "run_if": self.run_if,
+            "timeout": plain_number(self.timeout),
+            "retries": self.retries,
+            "retry_delay": plain_number(self.retry_delay),
+            "continue_on_failure": self.continue_on_failure,
+            "queue": self.queue,
+            "config": dict(self.config),
+        }

@@ -1,0 +1,201 @@
+"""Declared workflow inputs and the values a run is given for them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+PARAM_TYPES = ("string", "int", "bool", "choice")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+class ParamError(ValueError):
+    """Bad parameter values; ``errors`` maps a parameter name to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{name}: {msg}" for name, msg in errors.items()))
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str = "string"
+    default: Any = None
+    required: bool = False
+    choices: tuple[str, ...] = field(default_factory=tuple)
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Param:
+        return cls(
+            name=data["name"],
+            type=data.get("type", "string"),
+            default=data.get("default"),
+            required=bool(data.get("required", False)),
+            choices=tuple(data.get("choices") or ()),
+            description=data.get("description", ""),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "type": self.type}
+        if self.default is not None:
+            data["default"] = self.default
+        if self.required:
+            data["required"] = True
+        if self.choices:
+            data["choices"] = list(self.choices)
+        if self.description:
+            data["description"] = self.description
+        return data
+
+    @property
+    def env_name(self) -> str:
+        return "PARAM_" + env_suffix(self.name)
+
+    def coerce(self, value: Any) -> Any:
+        """Return *value* as this parameter's type, or raise ValueError."""
+        if self.type == "int":
+            if isinstance(value, bool):
+                raise ValueError("must be a whole number")
+            if isinstance(value, int):
+                return value
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                raise ValueError(f"{value!r} is not a whole number") from None
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            word = str(value).strip().lower()
+            if word in TRUE_WORDS:
+                return True
+            if word in FALSE_WORDS:
+                return False
+            raise ValueError(f"{value!r} is not true or false")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ValueError("must be text")
+        text = str(value)
+        if self.type == "choice" and text not in self.choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}")
+        return text
+
+
+def env_suffix(name: str) -> str:
+    """``my-step`` -> ``MY_STEP``: how names appear in environment variables."""
+    return name.upper().replace("-", "_")
+
+
+def env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
+    """Validate declared params; return them and errors keyed by ``params[i].field``."""
+    errors: dict[str, str] = {}
+    if raw is None:
+        return [], errors
+    if not isinstance(raw, list):
+        return [], {"params": "must be a list of parameters"}
+    params: list[Param] = []
+    seen: dict[str, str] = {}
+    allowed = {"name", "type", "default", "required", "choices", "description"}
+    for index, item in enumerate(raw):
+        where = f"params[{index}]"
+        if not isinstance(item, dict):
+            errors[where] = "must be a mapping with at least a name"
+            continue
+        for unknown in sorted(set(item) - allowed):
+            errors[f"{where}.{unknown}"] = (
+                f"unknown field; expected one of {', '.join(sorted(allowed))}"
+            )
+        name = item.get("name")
+        if not isinstance(name, str) or not NAME_RE.match(name):
+            errors[f"{where}.name"] = (
+                "must start with a letter or _ and hold only letters, digits, _ and -"
+            )
+            continue
+        where = f"params.{name}"
+        if env_suffix(name) in seen:
+            errors[f"{where}.name"] = (
+                f"clashes with {seen[env_suffix(name)]!r}: both become PARAM_{env_suffix(name)}"
+            )
+            continue
+        seen[env_suffix(name)] = name
+        kind = item.get("type", "string")
+        if kind not in PARAM_TYPES:
+            errors[f"{where}.type"] = f"must be one of {', '.join(PARAM_TYPES)}"
+            continue
+        choices = item.get("choices") or []
+        if not isinstance(choices, list) or not all(
+            isinstance(c, str | int) and not isinstance(c, bool) for c in choices
+        ):
+            errors[f"{where}.choices"] = "must be a list of texts"
+            continue
+        if kind == "choice" and not choices:
+            errors[f"{where}.choices"] = "a choice parameter needs choices"
+            continue
+        if kind != "choice" and choices:
+            errors[f"{where}.choices"] = "only a choice parameter has choices"
+            continue
+        required = item.get("required", False)
+        if not isinstance(required, bool):
+            errors[f"{where}.required"] = "must be true or false"
+            continue
+        description = item.get("description", "")
+        if not isinstance(description, str):
+            errors[f"{where}.description"] = "must be text"
+            continue
+        param = Param(
+            name=name,
+            type=kind,
+            required=required,
+            choices=tuple(str(c) for c in choices),
+            description=description,
+        )
+        default = item.get("default")
+        if default is not None:
+            try:
+                default = param.coerce(default)
+            except ValueError as exc:
+                errors[f"{where}.default"] = str(exc)
+                continue
+            param = Param(**{**param.__dict__, "default": default})
+        params.append(param)
+    return params, errors
+
+
+def resolve_values(params: list[Param], given: dict[str, Any]) -> dict[str, Any]:
+    """The values of a run: given ones coerced, defaults filled in.
+
+    Raises ParamError naming each undeclared, missing or malformed value.
+    """
+    errors: dict[str, str] = {}
+    declared = {p.name: p for p in params}
+    for name in given:
+        if name not in declared:
+            known = ", ".join(declared) or "none"
+            errors[name] = f"is not a parameter of this workflow (declared: {known})"
+    values: dict[str, Any] = {}
+    for param in params:
+        if param.name in given and given[param.name] not in (None, ""):
+            try:
+                values[param.name] = param.coerce(given[param.name])
+            except ValueError as exc:
+                errors[param.name] = str(exc)
+        elif param.default is not None:
+            values[param.name] = param.default
+        elif param.required:
+            errors[param.name] = "is required"
+        elif param.type == "bool":
+            values[param.name] = False
+        else:
+            values[param.name] = ""
+    if errors:
+        raise ParamError(errors)
+    return values
