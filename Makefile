@@ -1,0 +1,47 @@
+# The two commands: `make run` and `make test`. Both set up .venv first.
+SHELL := /bin/bash
+PORT ?= 8000
+VENV := .venv
+MANAGE := $(VENV)/bin/python manage.py
+PYTEST_ARGS ?=
+# The first of these that is Python 3.12 or newer builds the virtualenv.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
+	done)
+
+.PHONY: run test venv lint format bench clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "Python 3.12 or newer is needed (looked for python3.13, python3.12, python3)."; \
+		exit 1; fi
+	@echo "Setting up $(VENV) with $$($(PYTHON) --version)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+run: venv
+	@$(MANAGE) migrate --noinput -v 0
+	@$(MANAGE) import_workflows --keep-existing workflows/demo
+	@$(MANAGE) create_first_login
+	@echo "Serving http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	@$(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) orchestrator_site.asgi:application
+
+test: venv
+	@$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+
+format: venv
+	@$(VENV)/bin/ruff format .
+	@$(VENV)/bin/ruff check --fix .
+
+bench: venv
+	@$(VENV)/bin/python bench/engine_overhead.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

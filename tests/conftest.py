@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import pytest
+import yaml
+from django.conf import settings
+
+from runs import engine
+from runs.executors.local import LocalExecutor
+from runs.models import Run, StepRun
+from workflows.definition import clean_definition, save_definition
+from workflows.models import Workflow
+
+# Short grace periods keep the suite quick; the code reads them at run time.
+settings.ORCH_KILL_GRACE = 1.0
+settings.ORCH_LOG_FLUSH_INTERVAL = 0.05
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI, a skipped test is a failed test: nothing may silently not run."""
+    outcome = yield
+    report = outcome.get_result()
+    if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password-1")
+
+
+@pytest.fixture
+def executor(transactional_db):
+    """A local executor of its own for one test; its steps die with it."""
+    executor = LocalExecutor(name="test").start(recover=False)
+    yield executor
+    executor.stop()
+
+
+def make_workflow(source: str | dict[str, Any]) -> Workflow:
+    data = yaml.safe_load(source) if isinstance(source, str) else source
+    workflow, _ = save_definition(clean_definition(data))
+    return workflow
+
+
+def start_run(workflow: Workflow, executor, **params) -> Run:
+    return engine.trigger(workflow, executor=executor, params=params)
+
+
+def wait_for(predicate, timeout: float = 30, every: float = 0.05, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def wait_until_final(run: Run, timeout: float = 30) -> Run:
+    def final():
+        run.refresh_from_db()
+        return run.is_final
+
+    wait_for(final, timeout, message=f"run {run.pk} to finish")
+    return run
+
+
+def run_to_end(workflow: Workflow, executor, timeout: float = 30, **params) -> Run:
+    return wait_until_final(start_run(workflow, executor, **params), timeout)
+
+
+def steps_of(run: Run) -> dict[str, StepRun]:
+    return {step.step_key: step for step in run.steps.all()}
+
+
+def log_text(step: StepRun, stream: str | None = None) -> list[str]:
+    lines = step.log_lines.order_by("seq")
+    if stream is not None:
+        lines = lines.filter(stream={"stdout": 1, "stderr": 2, "system": 3}[stream])
+    return list(lines.values_list("text", flat=True))
