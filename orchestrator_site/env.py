@@ -130,6 +130,9 @@ def sqlite_database(path: Path) -> dict:
                 "PRAGMA foreign_keys=ON"
             ),
         },
+        # Opening a SQLite connection (and its PRAGMAs) costs milliseconds;
+        # keep each thread's connection.
+        "CONN_MAX_AGE": None,
         "TEST": {"NAME": path.with_name(f"test_{path.name}")},
     }
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from django.db import transaction
@@ -133,7 +134,7 @@ def advance(run_id: int, *, worker: str) -> Progress:
     slot and no older run of it is waiting.
     """
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = _lock(run_id)
         if run.status == RunStatus.QUEUED and not _promote(run, worker):
             return Progress(run.status)
         if run.status != RunStatus.RUNNING:
@@ -156,19 +157,18 @@ def complete_attempt(
     new is started; whoever takes the run over continues it.
     """
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=job.run_id)
-        step = StepRun.objects.get(pk=job.step_run_id)
+        run = _lock(job.run_id)
+        steps = _steps(run)
+        step = next(s for s in steps if s.pk == job.step_run_id)
+        if lines:
+            write_lines(step.pk, list(lines))
         if (
             step.status != StepStatus.RUNNING
             or step.attempt != job.attempt
             or step.worker != worker
         ):
             log.warning("dropping the result of %s attempt %s: taken over", step, job.attempt)
-            if lines:
-                write_lines(step.pk, list(lines))
             return Progress(run.status, discarded=True)
-        if lines:
-            write_lines(step.pk, list(lines))
         next_seq = (lines[-1].seq + 1) if lines else job.first_seq
         now = timezone.now()
         retrying = (
@@ -176,10 +176,11 @@ def complete_attempt(
         )
         if retrying:
             delay = job.retry_delay * 2 ** (job.attempt - 1)
-            step.attempts = [*step.attempts, _attempt_record(step, result, now)]
-            step.attempt += 1
-            step.heartbeat_at = now
-            step.save(update_fields=["attempts", "attempt", "heartbeat_at"])
+            StepRun.objects.filter(pk=step.pk).update(
+                attempts=[*step.attempts, _attempt_record(step, result, now)],
+                attempt=step.attempt + 1,
+                heartbeat_at=now,
+            )
             LogLine.objects.create(
                 step_run=step,
                 seq=next_seq,
@@ -197,10 +198,16 @@ def complete_attempt(
         step.outputs = result.outputs
         step.error = result.error
         step.finished_at = now
-        step.save(update_fields=["status", "exit_code", "outputs", "error", "finished_at"])
+        StepRun.objects.filter(pk=step.pk).update(
+            status=step.status,
+            exit_code=step.exit_code,
+            outputs=step.outputs,
+            error=step.error,
+            finished_at=now,
+        )
         if not start_next:
             return Progress(run.status)
-        return Progress(run.status, jobs=_advance_locked(run, worker))
+        return Progress(run.status, jobs=_advance_locked(run, worker, steps))
 
 
 def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str = "") -> bool:
@@ -211,14 +218,12 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
     the run had already finished.
     """
     with transaction.atomic():
-        run = Run.objects.select_for_update().get(pk=run_id)
+        run = _lock(run_id)
         if run.is_final:
             return False
         if not run.stop_requested:
             run.stop_requested = reason
             run.save(update_fields=["stop_requested"])
-        if run.status == RunStatus.QUEUED:
-            run.started_at = None
         _advance_locked(run, worker or run.worker)
         return True
 
@@ -248,7 +253,7 @@ def reap(*, worker: str, is_gone: Callable[[str, datetime | None], bool]) -> lis
     ]
     for orphan in orphan_runs:
         with transaction.atomic():
-            run = Run.objects.select_for_update().get(pk=orphan.pk)
+            run = _lock(orphan.pk)
             if run.is_final or not is_gone(run.worker, run.heartbeat_at):
                 continue
             log.info("taking over %s from %s", run, run.worker or "nobody")
@@ -262,12 +267,12 @@ def reap(*, worker: str, is_gone: Callable[[str, datetime | None], bool]) -> lis
 def _fail_lost_step(step_run_id: int, worker: str, is_gone) -> list[StepJob]:
     with transaction.atomic():
         step = StepRun.objects.select_related("run").get(pk=step_run_id)
-        run = Run.objects.select_for_update().get(pk=step.run_id)
+        run = _lock(step.run_id)
         step.refresh_from_db()
         if step.status != StepStatus.RUNNING or not is_gone(step.worker, step.heartbeat_at):
             return []
         log.warning("%s: %s (%s)", step, INTERRUPTED, step.worker)
-        job = _job(run, step, _ancestors(run.definition), _spec(run, step.step_key))
+        job = _job(run, step, _steps(run))
         next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
         job = replace(job, first_seq=next_seq)
         status = StepStatus.CANCELLED if run.stop_requested else StepStatus.FAILED
@@ -304,54 +309,48 @@ def _promote(run: Run, worker: str) -> bool:
     run.started_at = now
     run.worker = worker
     run.heartbeat_at = now
-    timeout = run.definition.get("timeout") or 0
+    timeout = _plan(run).definition.get("timeout") or 0
     run.deadline = now + timedelta(seconds=timeout) if timeout else None
     run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
     return True
 
 
-def _advance_locked(run: Run, worker: str) -> list[StepJob]:
-    steps = list(run.steps.all())
+def _advance_locked(run: Run, worker: str, steps: list[StepRun] | None = None) -> list[StepJob]:
+    if steps is None:
+        steps = _steps(run)
     by_key = {step.step_key: step for step in steps}
-    specs = {spec["key"]: spec for spec in run.definition["steps"]}
-    ancestors = _ancestors(run.definition)
+    plan = _plan(run)
+    specs, ancestors = plan.specs, plan.ancestors
     now = timezone.now()
-    changed: list[StepRun] = []
+    decided: dict[str, list[int]] = {}
     jobs: list[StepJob] = []
     for step in steps:  # in position order, which is a topological order
         if step.status != StepStatus.PENDING:
             continue
+        spec = specs[step.step_key]
         if run.stop_requested:
             step.status = StepStatus.CANCELLED
-            step.finished_at = now
-            changed.append(step)
+        elif not all(by_key[need].is_final for need in spec["needs"]):
             continue
-        spec = specs[step.step_key]
-        if not all(by_key[need].is_final for need in spec["needs"]):
-            continue
-        if _should_run(spec, by_key, specs, ancestors[step.step_key]):
+        elif _should_run(spec, by_key, specs, ancestors[step.step_key]):
             step.status = StepStatus.RUNNING
             step.attempt = 1
             step.started_at = now
             step.worker = worker
             step.heartbeat_at = now
-            jobs.append(_job(run, step, ancestors, spec, by_key))
+            jobs.append(_job(run, step, steps))
         else:
             step.status = StepStatus.SKIPPED
+        if step.status != StepStatus.RUNNING:
             step.finished_at = now
-        changed.append(step)
-    if changed:
-        StepRun.objects.bulk_update(
-            changed,
-            [
-                "status",
-                "attempt",
-                "started_at",
-                "finished_at",
-                "worker",
-                "heartbeat_at",
-            ],
-        )
+        decided.setdefault(step.status, []).append(step.pk)
+    # One UPDATE per outcome, whatever the number of steps.
+    for status, ids in decided.items():
+        if status == StepStatus.RUNNING:
+            fields = {"attempt": 1, "started_at": now, "worker": worker, "heartbeat_at": now}
+        else:
+            fields = {"finished_at": now}
+        StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
     if all(step.status in STEP_FINAL for step in steps):
         _finish(run, steps, specs, now)
     return jobs
@@ -383,11 +382,11 @@ def _finish(run: Run, steps: list[StepRun], specs, now) -> None:
         run.error = "cancelled"
     elif run.stop_requested == StopRequest.TIMEOUT:
         run.status = RunStatus.FAILED
-        run.error = f"the run timed out after {run.definition['timeout']:g} s"
+        run.error = f"the run timed out after {_plan(run).definition['timeout']:g} s"
     elif failed:
         run.status = RunStatus.FAILED
         first = failed[0]
-        run.error = f"step {first.step_key} {first.get_status_display()}" + (
+        run.error = f"step {first.step_key} {first.status.replace('_', ' ')}" + (
             f": {first.error}" if first.error else ""
         )
     else:
@@ -396,27 +395,57 @@ def _finish(run: Run, steps: list[StepRun], specs, now) -> None:
     run.save(update_fields=["status", "error", "finished_at"])
 
 
-def _ancestors(definition: dict[str, Any]) -> dict[str, set[str]]:
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's immutable snapshot says, parsed once per process."""
+
+    definition: dict[str, Any]
+    params: dict[str, Any]
+    specs: dict[str, dict[str, Any]]
+    ancestors: dict[str, set[str]]
+
+
+@lru_cache(maxsize=512)
+def _load_plan(run_id: int, created_at: datetime) -> _Plan:
+    definition, params = Run.objects.values_list("definition", "params").get(pk=run_id)
     ancestors: dict[str, set[str]] = {}
     for spec in definition["steps"]:
         found = set(spec["needs"])
         for need in spec["needs"]:
             found |= ancestors.get(need, set())
         ancestors[spec["key"]] = found
-    return ancestors
+    specs = {spec["key"]: spec for spec in definition["steps"]}
+    return _Plan(definition, params, specs, ancestors)
 
 
-def _spec(run: Run, key: str) -> dict[str, Any]:
-    return next(spec for spec in run.definition["steps"] if spec["key"] == key)
+def _plan(run: Run) -> _Plan:
+    # The snapshot never changes after the trigger; created_at keeps a
+    # reused id from finding another run's plan.
+    return _load_plan(run.pk, run.created_at)
 
 
-def _job(run: Run, step: StepRun, ancestors, spec, by_key=None) -> StepJob:
-    if by_key is None:
-        by_key = {s.step_key: s for s in run.steps.all()}
+def _lock(run_id: int) -> Run:
+    """The run, locked until the transaction ends (snapshot fields left out)."""
+    return Run.objects.select_for_update().defer("definition", "params").get(pk=run_id)
+
+
+def _steps(run: Run) -> list[StepRun]:
+    return list(
+        StepRun.objects.filter(run_id=run.pk).only(
+            "id", "run_id", "step_key", "position", "status", "attempt", "worker", "outputs"
+        )
+    )
+
+
+def _job(run: Run, step: StepRun, steps: list[StepRun]) -> StepJob:
+    plan = _plan(run)
+    spec = plan.specs[step.step_key]
+    by_key = {s.step_key: s for s in steps}
     upstream = {
-        key: by_key[key].outputs for key in sorted(ancestors[step.step_key]) if by_key[key].outputs
+        key: by_key[key].outputs
+        for key in sorted(plan.ancestors[step.step_key])
+        if by_key[key].outputs
     }
-    definition = run.definition
     return StepJob(
         step_run_id=step.pk,
         run_id=run.pk,
@@ -428,10 +457,10 @@ def _job(run: Run, step: StepRun, ancestors, spec, by_key=None) -> StepJob:
         retries=spec["retries"],
         retry_delay=spec["retry_delay"],
         queue=spec["queue"],
-        params=run.params,
+        params=plan.params,
         upstream=upstream,
         run_env={
-            "ORCH_WORKFLOW": definition["slug"],
+            "ORCH_WORKFLOW": plan.definition["slug"],
             "ORCH_RUN_ID": str(run.pk),
             "ORCH_RUN_NUMBER": str(run.number),
             "ORCH_STEP_KEY": step.step_key,

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -27,6 +31,22 @@ def pytest_runtest_makereport(item, call):
     if os.environ.get("CI") == "true" and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    """Remove a SQLite test database's WAL files left by an earlier run.
+
+    Django deletes only the database file before creating it again; an old
+    write-ahead log beside the new file would be read as part of it.
+    """
+    from django.db import connections
+
+    for connection in connections.all():
+        if connection.vendor == "sqlite":
+            name = str(connection.settings_dict["TEST"]["NAME"] or "")
+            for suffix in ("-wal", "-shm", "-journal"):
+                Path(name + suffix).unlink(missing_ok=True)
 
 
 @pytest.fixture
@@ -89,3 +109,47 @@ def log_text(step: StepRun, stream: str | None = None) -> list[str]:
     if stream is not None:
         lines = lines.filter(stream={"stdout": 1, "stderr": 2, "system": 3}[stream])
     return list(lines.values_list("text", flat=True))
+
+
+def manage_env(**extra: str) -> dict[str, str]:
+    """Environment for a manage.py subprocess that uses the test database."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        url = f"sqlite:///{Path(db['NAME']).resolve()}"
+    else:
+        url = (
+            f"postgres://{quote(db['USER'])}:{quote(db['PASSWORD'])}@{db['HOST']}:{db['PORT']}"
+            f"/{quote(db['NAME'])}"
+        )
+    return {
+        **os.environ,
+        "DATABASE_URL": url,
+        "ORCH_EXECUTOR_AUTOSTART": "false",
+        "ORCH_KILL_GRACE": "1",
+        **extra,
+    }
+
+
+def manage(*args: str, timeout: float = 60, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=manage_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **popen,
+    )
+
+
+def manage_in_background(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=settings.BASE_DIR,
+        env=manage_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

@@ -6,4 +6,5 @@ from workflows import views
 
 urlpatterns = [
     path("workflows/", views.workflow_list, name="workflow_list"),
+    path("workflows/<slug:slug>/", views.workflow_detail, name="workflow_detail"),
 ]

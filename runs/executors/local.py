@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import queue
 import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ class LocalExecutor:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"orch-{name}", daemon=True
         )
-        self._db_pool = ThreadPoolExecutor(1, thread_name_prefix=f"orch-{name}-db")
+        self._db_pool = DatabaseThread(f"orch-{name}-db")
         self._runs: set[int] = set()  # runs this executor drives (queued or running)
         self._stop_events: dict[int, asyncio.Event] = {}
         self._stop_reasons: dict[int, str] = {}
@@ -332,6 +333,39 @@ class LocalExecutor:
     async def _db(self, function, *args, **kwargs) -> Any:
         call = partial(_with_retries, function, *args, **kwargs)
         return await self._loop.run_in_executor(self._db_pool, call)
+
+
+class DatabaseThread(Executor):
+    """One daemon thread through which every ORM call of an executor goes.
+
+    Unlike ThreadPoolExecutor it keeps working while the interpreter exits,
+    when the executor still has to record the steps it stops.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        self._queue.put((future, fn, args, kwargs))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._queue.put(None)
+        if wait:
+            self._thread.join()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            future, fn, args, kwargs = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except BaseException as exc:
+                future.set_exception(exc)
 
 
 class RunningStep:

@@ -57,7 +57,8 @@ class ShellKind(Kind):
         return {"command": command}
 
     def summary(self, config: dict[str, Any]) -> str:
-        return config.get("command", "").strip().splitlines()[0][:120]
+        lines = config.get("command", "").strip().splitlines()
+        return lines[0][:120] if lines else ""
 
     async def execute(self, ctx: StepContext) -> StepResult:
         output_file = ctx.scratch_dir / "outputs"
@@ -71,22 +72,30 @@ class ShellKind(Kind):
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,
+            process_group=0,
         )
-        # start_new_session makes the shell the leader of a new process group
+        # process_group=0 makes the shell the leader of a new process group
         # whose id is its pid: signals to the group reach every descendant.
         group = process.pid
         readers = [
             asyncio.create_task(_pump(ctx, process.stdout, "stdout")),
             asyncio.create_task(_pump(ctx, process.stderr, "stderr")),
         ]
+        # process.wait() returns once the shell exited *and* its pipes closed;
+        # a background process that keeps them open would hold the step
+        # forever, so the exit itself is watched as well.
+        waiter = asyncio.create_task(process.wait())
         try:
-            exit_code = await process.wait()
-            if _group_alive(group):
-                ctx.log("the command left background processes; stopping them")
-                await stop_group(group, settings.ORCH_KILL_GRACE)
+            while not waiter.done():
+                await asyncio.wait({waiter}, timeout=0.1)
+                if not waiter.done() and process.returncode is not None:
+                    await self._stop_leftovers(ctx, group)
+            exit_code = waiter.result()
             await asyncio.gather(*readers)
+            if _group_alive(group):
+                await self._stop_leftovers(ctx, group)
         finally:
+            waiter.cancel()
             # Reached on timeout and cancel too (the task is cancelled): no
             # process of the step outlives it.
             if _group_alive(group):
@@ -114,6 +123,10 @@ class ShellKind(Kind):
             outputs=outputs,
             error=f"exit code {exit_code}",
         )
+
+    async def _stop_leftovers(self, ctx: StepContext, group: int) -> None:
+        ctx.log("the command left background processes; stopping them")
+        await stop_group(group, settings.ORCH_KILL_GRACE, log=ctx.log)
 
 
 def step_environment(ctx: StepContext, output_file) -> dict[str, str]:

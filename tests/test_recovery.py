@@ -1,0 +1,200 @@
+"""No run stays running forever when the process running it stops."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import uuid
+from datetime import timedelta
+
+from django.utils import timezone
+
+from runs import engine
+from runs.executors.local import LocalExecutor
+from runs.models import Run, RunStatus, StepRun, StepStatus
+from runs.workers import is_gone
+from tests.conftest import make_workflow, manage_in_background, steps_of, wait_for, wait_until_final
+
+
+def kill_step_processes(token: str) -> None:
+    """The killed CLI's step keeps running in its own process group: end it."""
+    found = subprocess.run(["pgrep", "-f", token], capture_output=True, text=True).stdout.split()
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGKILL)
+
+
+def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_db):
+    token = f"token-{uuid.uuid4().hex}"
+    make_workflow(
+        f"""
+        slug: doomed
+        steps:
+          - {{key: long, kind: shell, command: "echo {token}; sleep 60"}}
+          - {{key: next, kind: shell, command: "true"}}
+          - {{key: report, kind: shell, command: "echo reporting", run_if: failure}}
+        """
+    )
+    cli = manage_in_background("run_workflow", "doomed")
+    try:
+        step = wait_for(
+            lambda: StepRun.objects.filter(step_key="long", status="running").first(),
+            timeout=20,
+            message="the CLI to start the step",
+        )
+        cli.send_signal(signal.SIGKILL)
+        cli.wait(10)
+    finally:
+        kill_step_processes(token)
+    assert Run.objects.get().status == "running"
+
+    executor = LocalExecutor(name="restarted").start()  # takes over at start
+    try:
+        run = wait_until_final(Run.objects.get(), timeout=15)
+        executor.wait_idle(10)
+    finally:
+        executor.stop()
+
+    steps = steps_of(run)
+    assert steps["long"].status == "failed"
+    assert steps["long"].error == "interrupted: the process running this step stopped"
+    assert steps["next"].status == "skipped"
+    assert steps["report"].status == "succeeded"  # the failure handler still ran
+    assert run.status == "failed"
+    assert step.pk == steps["long"].pk
+
+
+def test_it_leaves_a_run_of_another_live_process_alone(transactional_db):
+    make_workflow(
+        """
+        slug: busy
+        steps:
+          - {key: work, kind: shell, command: "sleep 2; echo done"}
+        """
+    )
+    cli = manage_in_background("run_workflow", "busy")
+    try:
+        wait_for(
+            lambda: StepRun.objects.filter(status="running").exists(),
+            timeout=20,
+            message="the CLI to start the step",
+        )
+        before = StepRun.objects.get()
+        other = LocalExecutor(name="server").start()  # reaps at start
+        try:
+            after = StepRun.objects.get()
+            assert after.status == "running"
+            assert after.worker == before.worker
+            assert cli.wait(30) == 0
+        finally:
+            other.stop()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+    assert Run.objects.get().status == "succeeded"
+
+
+def test_it_fails_a_step_whose_remote_worker_stopped_heartbeating(transactional_db):
+    workflow = make_workflow("slug: remote\nsteps: [{key: s, kind: shell, command: 'true'}]")
+    long_ago = timezone.now() - timedelta(minutes=5)
+    run = Run.objects.create(
+        workflow=workflow,
+        number=1,
+        status=RunStatus.RUNNING,
+        definition=workflow.definition(),
+        started_at=long_ago,
+        worker="elsewhere:123:abcd",
+        heartbeat_at=long_ago,
+    )
+    StepRun.objects.create(
+        run=run,
+        step_key="s",
+        name="s",
+        kind="shell",
+        position=0,
+        status=StepStatus.RUNNING,
+        attempt=1,
+        started_at=long_ago,
+        worker="elsewhere:123:abcd",
+        heartbeat_at=long_ago,
+    )
+
+    jobs = engine.reap(worker="here:1:x", is_gone=is_gone)
+
+    run.refresh_from_db()
+    assert jobs == []
+    assert run.status == "failed"
+    assert run.steps.get().error == engine.INTERRUPTED
+
+
+def test_it_trusts_a_remote_worker_that_heartbeats(transactional_db):
+    workflow = make_workflow("slug: remote\nsteps: [{key: s, kind: shell, command: 'true'}]")
+    now = timezone.now()
+    run = Run.objects.create(
+        workflow=workflow,
+        number=1,
+        status=RunStatus.RUNNING,
+        definition=workflow.definition(),
+        started_at=now,
+        worker="elsewhere:123:abcd",
+        heartbeat_at=now,
+    )
+    StepRun.objects.create(
+        run=run,
+        step_key="s",
+        name="s",
+        kind="shell",
+        position=0,
+        status=StepStatus.RUNNING,
+        attempt=1,
+        started_at=now,
+        worker="elsewhere:123:abcd",
+        heartbeat_at=now,
+    )
+
+    assert engine.reap(worker="here:1:x", is_gone=is_gone) == []
+    assert StepRun.objects.get().status == "running"
+    assert Run.objects.get().worker == "elsewhere:123:abcd"
+
+
+def test_it_retries_an_interrupted_step_when_its_retries_allow(transactional_db):
+    workflow = make_workflow(
+        "slug: retried\nsteps: [{key: s, kind: shell, retries: 1, command: 'echo again'}]"
+    )
+    gone = "elsewhere:1:dead"
+    long_ago = timezone.now() - timedelta(minutes=5)
+    run = Run.objects.create(
+        workflow=workflow,
+        number=1,
+        status=RunStatus.RUNNING,
+        definition=workflow.definition(),
+        started_at=long_ago,
+        worker=gone,
+        heartbeat_at=long_ago,
+    )
+    StepRun.objects.create(
+        run=run,
+        step_key="s",
+        name="s",
+        kind="shell",
+        position=0,
+        status=StepStatus.RUNNING,
+        attempt=1,
+        started_at=long_ago,
+        worker=gone,
+        heartbeat_at=long_ago,
+    )
+
+    executor = LocalExecutor(name="adopter").start()
+    try:
+        run = wait_until_final(run, timeout=15)
+    finally:
+        executor.stop()
+
+    step = run.steps.get()
+    assert run.status == "succeeded"
+    assert step.attempt == 2
+    assert step.attempts[0]["error"] == engine.INTERRUPTED
+    assert "again" in step.log_lines.values_list("text", flat=True)

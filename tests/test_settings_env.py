@@ -1,0 +1,100 @@
+"""Configuration comes from the environment; a bad value stops the start, by name."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from orchestrator_site.env import database_from_url, env_bool, env_float, env_int, redis_url
+
+
+def test_it_reads_a_postgres_url(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://orch:p%40ss@db.internal:6543/orchestrator")
+
+    db = database_from_url("DATABASE_URL", Path("unused.sqlite3"))
+
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "orchestrator",
+        "orch",
+        "p@ss",
+        "db.internal",
+        "6543",
+    )
+
+
+def test_it_defaults_to_a_sqlite_file_ready_for_concurrent_steps(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+
+    db = database_from_url("DATABASE_URL", Path("var/db.sqlite3"))
+
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in db["OPTIONS"]["init_command"]
+    assert "busy_timeout" in db["OPTIONS"]["init_command"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "reader", "words"),
+    [
+        (
+            "DATABASE_URL",
+            "mysql://x/y",
+            lambda: database_from_url("DATABASE_URL", Path("x")),
+            "unknown scheme",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://host:port/db",
+            lambda: database_from_url("DATABASE_URL", Path("x")),
+            "bad port",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://host/",
+            lambda: database_from_url("DATABASE_URL", Path("x")),
+            "names no database",
+        ),
+        ("REDIS_URL", "localhost:6379", lambda: redis_url("REDIS_URL"), "not a Redis URL"),
+        ("DEBUG", "maybe", lambda: env_bool("DEBUG", False), "not a boolean"),
+        (
+            "ORCH_LOG_CAP_BYTES",
+            "lots",
+            lambda: env_int("ORCH_LOG_CAP_BYTES", 1),
+            "not a whole number",
+        ),
+        (
+            "ORCH_KILL_GRACE",
+            "-1",
+            lambda: env_float("ORCH_KILL_GRACE", 1.0, minimum=0),
+            "at least 0",
+        ),
+    ],
+)
+def test_it_refuses_a_bad_value_naming_the_variable(monkeypatch, name, value, reader, words):
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ImproperlyConfigured) as caught:
+        reader()
+
+    assert str(caught.value).startswith(f"{name}=")
+    assert words in str(caught.value)
+
+
+def test_it_stops_the_start_with_a_message_on_a_bad_value():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "oracle://nope"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "DATABASE_URL='oracle://nope': unknown scheme 'oracle'" in result.stderr
