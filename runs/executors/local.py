@@ -50,7 +50,10 @@ class LocalExecutor:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"orch-{name}", daemon=True
         )
-        self._db_pool = DatabaseThread(f"orch-{name}-db")
+        # Every ORM call goes through one thread; slow file work through another.
+        self._db_pool = DaemonThread(f"orch-{name}-db")
+        self._files = DaemonThread(f"orch-{name}-files")
+        self._scratch = Path(tempfile.mkdtemp(prefix="orch-scratch-", dir=settings.ORCH_WORK_ROOT))
         self._runs: set[int] = set()  # runs this executor drives (queued or running)
         self._stop_events: dict[int, asyncio.Event] = {}
         self._stop_reasons: dict[int, str] = {}
@@ -89,6 +92,8 @@ class LocalExecutor:
             retire(self.worker_id)
             self._db_pool.submit(_close_connection).result()
             self._db_pool.shutdown()
+            self._files.shutdown()
+            shutil.rmtree(self._scratch, ignore_errors=True)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout)
 
@@ -217,14 +222,12 @@ class LocalExecutor:
         )
         if job.attempt > 1:
             capture.log(f"attempt {job.attempt} of {job.retries + 1}")
-        root = Path(
+        workdir = Path(
             tempfile.mkdtemp(
                 prefix=f"orch-{job.run_id}-{job.step_key}-", dir=settings.ORCH_WORK_ROOT
             )
         )
-        (root / "work").mkdir()
-        (root / "scratch").mkdir()
-        context = RunningStep(job, capture, root / "work", root / "scratch")
+        context = RunningStep(job, capture, workdir, self._scratch)
         flusher = asyncio.create_task(self._flush(job, capture))
         execution = asyncio.create_task(get_kind(job.kind).execute(context))
         stop = asyncio.create_task(self._stop_events[job.run_id].wait())
@@ -255,10 +258,19 @@ class LocalExecutor:
             stop.cancel()
             flusher.cancel()
             await asyncio.gather(flusher, return_exceptions=True)
-            shutil.rmtree(root, ignore_errors=True)
+            await self._remove(workdir)
         if result.exit_code is not None and result.status != StepStatus.SUCCEEDED:
             capture.log(f"exit code {result.exit_code}")
         return capture, result
+
+    async def _remove(self, workdir: Path) -> None:
+        try:
+            workdir.rmdir()  # most steps leave their directory empty
+        except OSError:
+            # A checkout can take seconds to delete: not on the event loop.
+            await self._loop.run_in_executor(
+                self._files, partial(shutil.rmtree, workdir, ignore_errors=True)
+            )
 
     async def _flush(self, job: engine.StepJob, capture: LogCapture) -> None:
         interval = settings.ORCH_LOG_FLUSH_INTERVAL
@@ -335,8 +347,8 @@ class LocalExecutor:
         return await self._loop.run_in_executor(self._db_pool, call)
 
 
-class DatabaseThread(Executor):
-    """One daemon thread through which every ORM call of an executor goes.
+class DaemonThread(Executor):
+    """Runs calls one at a time on a daemon thread of its own.
 
     Unlike ThreadPoolExecutor it keeps working while the interpreter exits,
     when the executor still has to record the steps it stops.

@@ -39,7 +39,9 @@ class StepContext(Protocol):
     # Variables describing the run (ORCH_RUN_ID, ORCH_STEP_KEY, ...).
     run_env: dict[str, str]
     workdir: Path  # fresh and empty: where a shell step starts
-    scratch_dir: Path  # private to the kind (output files), not shown to the step
+    # Shared by the steps of one executor, never shown to them: a kind keeps
+    # its own files here (under unique names) and removes them itself.
+    scratch_dir: Path
     timeout: float | None
 
     def log(self, text: str, stream: str = "system") -> None:

@@ -11,7 +11,9 @@ import asyncio
 import os
 import re
 import signal
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -61,8 +63,15 @@ class ShellKind(Kind):
         return lines[0][:120] if lines else ""
 
     async def execute(self, ctx: StepContext) -> StepResult:
-        output_file = ctx.scratch_dir / "outputs"
-        output_file.touch(mode=0o600)
+        handle, name = tempfile.mkstemp(prefix="outputs-", dir=ctx.scratch_dir)
+        os.close(handle)
+        output_file = Path(name)
+        try:
+            return await self._execute(ctx, output_file)
+        finally:
+            output_file.unlink(missing_ok=True)
+
+    async def _execute(self, ctx: StepContext, output_file: Path) -> StepResult:
         process = await asyncio.create_subprocess_exec(
             "bash",
             "-c",

@@ -21,6 +21,8 @@ class Command(BaseCommand):
         "Run a workflow here and wait for it to end. "
         "Exit code: 0 succeeded, 1 failed or cancelled, 2 bad arguments."
     )
+    # Start fast: the system checks belong to migrate and the server.
+    requires_system_checks: list[str] = []
 
     def add_arguments(self, parser):
         parser.add_argument("slug")
