@@ -131,8 +131,16 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "runs": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-        "workflows": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+        "runs": {
+            "handlers": ["console"],
+            "level": env_str("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
+        "workflows": {
+            "handlers": ["console"],
+            "level": env_str("LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
     },
 }
 

@@ -198,3 +198,36 @@ def test_it_retries_an_interrupted_step_when_its_retries_allow(transactional_db)
     assert step.attempt == 2
     assert step.attempts[0]["error"] == engine.INTERRUPTED
     assert "again" in step.log_lines.values_list("text", flat=True)
+
+
+def test_it_stops_the_steps_of_a_cli_that_is_terminated(transactional_db, tmp_path):
+    pid_file = tmp_path / "pid"
+    make_workflow(
+        f"""
+        slug: terminated
+        steps:
+          - {{key: long, kind: shell, command: "echo $$ > {pid_file}; sleep 60"}}
+        """
+    )
+    cli = manage_in_background("run_workflow", "terminated")
+    try:
+        pid = wait_for(
+            lambda: pid_file.exists() and pid_file.read_text().strip(),
+            timeout=20,
+            message="the step to start",
+        )
+        cli.send_signal(signal.SIGTERM)
+        assert cli.wait(15) == 128 + signal.SIGTERM
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+
+    step = StepRun.objects.get()
+    assert step.status == "failed"
+    assert step.error == engine.INTERRUPTED
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        pass
+    else:
+        raise AssertionError("the step's process outlived the CLI")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
 
@@ -48,6 +49,9 @@ class Command(BaseCommand):
             params[name] = value
 
         executor = LocalExecutor(name="cli").start()
+        # A plain SIGTERM would end the process without stopping the steps,
+        # which run in process groups of their own.
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             try:
                 run = engine.trigger(
@@ -111,6 +115,10 @@ class Command(BaseCommand):
         for step in run.steps.all():
             detail = f" ({step.error})" if step.error else ""
             self.stdout.write(f"  {step.step_key}: {step.status}{detail}")
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _json_dump(data) -> str:
