@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from workflows.kinds.base import (
     StepResult,
     require_text,
 )
+from workflows.kinds.process import group_alive, spawn, stop_group
 from workflows.params import env_suffix, env_text
 
 # The only variables of the server's own environment a step inherits: the
@@ -72,42 +72,28 @@ class ShellKind(Kind):
             output_file.unlink(missing_ok=True)
 
     async def _execute(self, ctx: StepContext, output_file: Path) -> StepResult:
-        process = await asyncio.create_subprocess_exec(
-            "bash",
-            "-c",
-            ctx.config["command"],
+        child = await spawn(
+            ["bash", "-c", ctx.config["command"]],
             cwd=ctx.workdir,
             env=step_environment(ctx, output_file),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            process_group=0,
         )
-        # process_group=0 makes the shell the leader of a new process group
-        # whose id is its pid: signals to the group reach every descendant.
-        group = process.pid
+        # The shell leads a process group of its own: signals to the group
+        # reach every process the command started.
+        group = child.pid
         readers = [
-            asyncio.create_task(_pump(ctx, process.stdout, "stdout")),
-            asyncio.create_task(_pump(ctx, process.stderr, "stderr")),
+            asyncio.create_task(_pump(ctx, child.stdout, "stdout")),
+            asyncio.create_task(_pump(ctx, child.stderr, "stderr")),
         ]
-        # process.wait() returns once the shell exited *and* its pipes closed;
-        # a background process that keeps them open would hold the step
-        # forever, so the exit itself is watched as well.
-        waiter = asyncio.create_task(process.wait())
         try:
-            while not waiter.done():
-                await asyncio.wait({waiter}, timeout=0.1)
-                if not waiter.done() and process.returncode is not None:
-                    await self._stop_leftovers(ctx, group)
-            exit_code = waiter.result()
+            exit_code = await child.exited
+            if group_alive(group):
+                ctx.log("the command left background processes; stopping them")
+                await stop_group(group, settings.ORCH_KILL_GRACE, log=ctx.log)
             await asyncio.gather(*readers)
-            if _group_alive(group):
-                await self._stop_leftovers(ctx, group)
         finally:
-            waiter.cancel()
             # Reached on timeout and cancel too (the task is cancelled): no
             # process of the step outlives it.
-            if _group_alive(group):
+            if group_alive(group):
                 await stop_group(group, settings.ORCH_KILL_GRACE, log=ctx.log)
             for reader in readers:
                 reader.cancel()
@@ -133,10 +119,6 @@ class ShellKind(Kind):
             error=f"exit code {exit_code}",
         )
 
-    async def _stop_leftovers(self, ctx: StepContext, group: int) -> None:
-        ctx.log("the command left background processes; stopping them")
-        await stop_group(group, settings.ORCH_KILL_GRACE, log=ctx.log)
-
 
 def step_environment(ctx: StepContext, output_file) -> dict[str, str]:
     env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
@@ -155,37 +137,6 @@ async def _pump(ctx: StepContext, stream: asyncio.StreamReader, name: str) -> No
     while chunk := await stream.read(READ_CHUNK):
         await ctx.feed(name, chunk)
     await ctx.end_stream(name)
-
-
-def _group_alive(group: int) -> bool:
-    try:
-        os.killpg(group, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a member changed user: still there
-        return True
-    return True
-
-
-async def stop_group(group: int, grace: float, log=None) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after *grace*."""
-    try:
-        os.killpg(group, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        if not _group_alive(group):
-            return
-    if log:
-        log(f"processes still running {grace:g} s after SIGTERM; sending SIGKILL")
-    try:
-        os.killpg(group, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    while _group_alive(group):
-        await asyncio.sleep(0.02)
 
 
 def read_outputs(path) -> tuple[dict[str, str], list[str]]:
