@@ -16,6 +16,8 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import transaction
+
 from runs.models import LogLine, LogStream
 
 STREAMS = {
@@ -36,6 +38,7 @@ class PendingLine:
     text: str
 
 
+@transaction.atomic  # all or nothing, so a failed batch can be written again
 def write_lines(step_run_id: int, lines: list[PendingLine]) -> None:
     LogLine.objects.bulk_create(
         [
@@ -178,6 +181,10 @@ class LogCapture:
         self.wants_flush.clear()
         self.has_room.set()
         return lines
+
+    def put_back(self, lines: list[PendingLine]) -> None:
+        """Lines that could not be written: they go out with the next batch."""
+        self.pending[:0] = lines
 
     def finish(self) -> None:
         """Close the attempt: write the dropped-lines marker and the kept tail."""

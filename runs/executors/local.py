@@ -228,7 +228,8 @@ class LocalExecutor:
             )
         )
         context = RunningStep(job, capture, workdir, self._scratch)
-        flusher = asyncio.create_task(self._flush(job, capture))
+        attempt_over = asyncio.Event()
+        flusher = asyncio.create_task(self._flush(job, capture, attempt_over))
         execution = asyncio.create_task(get_kind(job.kind).execute(context))
         stop = asyncio.create_task(self._stop_events[job.run_id].wait())
         try:
@@ -256,8 +257,10 @@ class LocalExecutor:
                 result = StepResult(status, error=error)
         finally:
             stop.cancel()
-            flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            # Not cancelled: a batch being written must not be dropped.
+            attempt_over.set()
+            capture.wants_flush.set()
+            await flusher
             await self._remove(workdir)
         if result.exit_code is not None and result.status != StepStatus.SUCCEEDED:
             capture.log(f"exit code {result.exit_code}")
@@ -272,13 +275,25 @@ class LocalExecutor:
                 self._files, partial(shutil.rmtree, workdir, ignore_errors=True)
             )
 
-    async def _flush(self, job: engine.StepJob, capture: LogCapture) -> None:
+    async def _flush(
+        self, job: engine.StepJob, capture: LogCapture, attempt_over: asyncio.Event
+    ) -> None:
+        """Write the attempt's lines as they come, a batch every flush interval.
+
+        What is still unwritten when the attempt ends is written with its result.
+        """
         interval = settings.ORCH_LOG_FLUSH_INTERVAL
-        while True:
+        while not attempt_over.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(capture.wants_flush.wait(), interval)
-            if lines := capture.take():
+            if attempt_over.is_set() or not (lines := capture.take()):
+                continue
+            try:
                 await self._db(write_lines, job.step_run_id, lines)
+            except Exception:
+                log.exception("writing log lines of step run %s; keeping them", job.step_run_id)
+                capture.put_back(lines)
+                await asyncio.sleep(interval)
 
     async def _stopped(self, run_id: int, timeout: float | None) -> bool:
         try:
@@ -343,8 +358,13 @@ class LocalExecutor:
     # The database thread.
 
     async def _db(self, function, *args, **kwargs) -> Any:
+        """Run an ORM call on the database thread.
+
+        Shielded: once asked for, the call happens even if the caller is
+        cancelled, so no write is silently dropped.
+        """
         call = partial(_with_retries, function, *args, **kwargs)
-        return await self._loop.run_in_executor(self._db_pool, call)
+        return await asyncio.shield(self._loop.run_in_executor(self._db_pool, call))
 
 
 class DaemonThread(Executor):
