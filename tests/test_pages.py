@@ -123,6 +123,20 @@ def test_it_answers_healthz_without_login(client, db):
     assert response.json() == {"status": "ok", "database": "ok"}
 
 
+def test_it_reports_an_unreachable_database_on_healthz(client, db, monkeypatch):
+    from django.db import DatabaseError
+
+    class Unreachable:
+        def cursor(self):
+            raise DatabaseError("connection refused")
+
+    monkeypatch.setattr("orchestrator_site.views.connection", Unreachable())
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "error", "database": "unreachable"}
+
+
 # The workflow list.
 
 
