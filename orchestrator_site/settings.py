@@ -6,13 +6,17 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from orchestrator_site.env import (
     database_from_url,
     env_bool,
+    env_choice,
     env_float,
     env_int,
     env_list,
     env_str,
+    env_time_zone,
     redis_url,
 )
 
@@ -108,7 +112,7 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env_str("TIME_ZONE", "UTC")
+TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")
 USE_I18N = False
 USE_TZ = True
 
@@ -117,7 +121,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 # Serve straight from the source folders, so a fresh checkout needs no
-# collectstatic; production may still collect them (docs/deployment.md).
+# collectstatic; production may still collect them (docs/configuration.md).
 WHITENOISE_USE_FINDERS = True
 
 SESSION_COOKIE_HTTPONLY = True
@@ -125,6 +129,7 @@ CSRF_COOKIE_HTTPONLY = False  # htmx reads no cookie; the token is in the page
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -133,12 +138,12 @@ LOGGING = {
     "loggers": {
         "runs": {
             "handlers": ["console"],
-            "level": env_str("LOG_LEVEL", "INFO"),
+            "level": LOG_LEVEL,
             "propagate": False,
         },
         "workflows": {
             "handlers": ["console"],
-            "level": env_str("LOG_LEVEL", "INFO"),
+            "level": LOG_LEVEL,
             "propagate": False,
         },
     },
@@ -160,5 +165,10 @@ ORCH_KILL_GRACE = env_float("ORCH_KILL_GRACE", 5.0, minimum=0)
 ORCH_HEARTBEAT_INTERVAL = env_float("ORCH_HEARTBEAT_INTERVAL", 5.0, minimum=0.1)
 # ...and are taken for lost when it is older than this (seconds).
 ORCH_HEARTBEAT_TIMEOUT = env_float("ORCH_HEARTBEAT_TIMEOUT", 30.0, minimum=1)
+if ORCH_HEARTBEAT_TIMEOUT <= 2 * ORCH_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured(
+        f"ORCH_HEARTBEAT_TIMEOUT={ORCH_HEARTBEAT_TIMEOUT:g} must be more than twice "
+        f"ORCH_HEARTBEAT_INTERVAL={ORCH_HEARTBEAT_INTERVAL:g}, or live steps look lost."
+    )
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)

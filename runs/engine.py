@@ -66,9 +66,11 @@ class StepJob:
     upstream: dict[str, dict[str, str]]
     run_env: dict[str, str]
     first_seq: int = 1
+    # Seconds to wait before this attempt starts (the retry delay).
+    delay: float = 0
 
-    def next_attempt(self, first_seq: int) -> StepJob:
-        return replace(self, attempt=self.attempt + 1, first_seq=first_seq)
+    def next_attempt(self, first_seq: int, delay: float) -> StepJob:
+        return replace(self, attempt=self.attempt + 1, first_seq=first_seq, delay=delay)
 
 
 @dataclass
@@ -78,7 +80,6 @@ class Progress:
     run_status: str
     jobs: list[StepJob] = field(default_factory=list)
     # Set when the attempt failed and the step will be tried again.
-    retry_in: float | None = None
     retry_job: StepJob | None = None
     # The result came from a process that no longer holds the step.
     discarded: bool = False
@@ -147,14 +148,13 @@ def complete_attempt(
     result: StepResult,
     *,
     worker: str,
+    next_seq: int,
     lines: list[PendingLine] = (),
-    start_next: bool = True,
 ) -> Progress:
     """Record how an attempt ended, then retry it or advance the run.
 
     *lines* are the attempt's last log lines, written in the same
-    transaction. With ``start_next=False`` (a process shutting down) nothing
-    new is started; whoever takes the run over continues it.
+    transaction; *next_seq* is the number the step's next log line gets.
     """
     with transaction.atomic():
         run = _lock(job.run_id)
@@ -169,7 +169,6 @@ def complete_attempt(
         ):
             log.warning("dropping the result of %s attempt %s: taken over", step, job.attempt)
             return Progress(run.status, discarded=True)
-        next_seq = (lines[-1].seq + 1) if lines else job.first_seq
         now = timezone.now()
         retrying = (
             result.status in STEP_FAILED and job.attempt <= job.retries and not run.stop_requested
@@ -192,7 +191,7 @@ def complete_attempt(
                     f"trying again in {delay:g} s"
                 ),
             )
-            return Progress(run.status, retry_in=delay, retry_job=job.next_attempt(next_seq + 1))
+            return Progress(run.status, retry_job=job.next_attempt(next_seq + 1, delay))
         step.status = result.status
         step.exit_code = result.exit_code
         step.outputs = result.outputs
@@ -205,8 +204,6 @@ def complete_attempt(
             error=step.error,
             finished_at=now,
         )
-        if not start_next:
-            return Progress(run.status)
         return Progress(run.status, jobs=_advance_locked(run, worker, steps))
 
 
@@ -228,11 +225,17 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
         return True
 
 
-def reap(*, worker: str, is_gone: Callable[[str, datetime | None], bool]) -> list[StepJob]:
+def reap(
+    *,
+    worker: str,
+    is_gone: Callable[[str, datetime | None], bool],
+    release: Callable[[StepRun], None] = lambda step: None,
+) -> list[StepJob]:
     """Take over what processes that stopped left behind.
 
     A running step of a process that is gone fails as interrupted (or is
-    tried again when its retries allow); a queued or running run of such a
+    tried again when its retries allow); *release* is called first, to end
+    what may be left of its processes. A queued or running run of such a
     process passes to *worker*, which goes on with it. Returns the jobs for
     *worker* to execute.
     """
@@ -245,7 +248,7 @@ def reap(*, worker: str, is_gone: Callable[[str, datetime | None], bool]) -> lis
         if is_gone(step.worker, step.heartbeat_at)
     ]
     for lost in lost_steps:
-        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone))
+        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release))
     orphan_runs = [
         run
         for run in Run.objects.active().only("id", "worker", "heartbeat_at")
@@ -264,7 +267,7 @@ def reap(*, worker: str, is_gone: Callable[[str, datetime | None], bool]) -> lis
     return jobs
 
 
-def _fail_lost_step(step_run_id: int, worker: str, is_gone) -> list[StepJob]:
+def _fail_lost_step(step_run_id: int, worker: str, is_gone, release) -> list[StepJob]:
     with transaction.atomic():
         step = StepRun.objects.select_related("run").get(pk=step_run_id)
         run = _lock(step.run_id)
@@ -272,9 +275,9 @@ def _fail_lost_step(step_run_id: int, worker: str, is_gone) -> list[StepJob]:
         if step.status != StepStatus.RUNNING or not is_gone(step.worker, step.heartbeat_at):
             return []
         log.warning("%s: %s (%s)", step, INTERRUPTED, step.worker)
+        release(step)
         job = _job(run, step, _steps(run))
         next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
-        job = replace(job, first_seq=next_seq)
         status = StepStatus.CANCELLED if run.stop_requested else StepStatus.FAILED
         # Adopt the step so that complete_attempt accepts the verdict.
         step.worker = worker
@@ -283,10 +286,11 @@ def _fail_lost_step(step_run_id: int, worker: str, is_gone) -> list[StepJob]:
             run.worker = worker
             run.heartbeat_at = timezone.now()
             run.save(update_fields=["worker", "heartbeat_at"])
-    progress = complete_attempt(job, StepResult(status, error=INTERRUPTED), worker=worker)
+    progress = complete_attempt(
+        job, StepResult(status, error=INTERRUPTED), worker=worker, next_seq=next_seq
+    )
     jobs = list(progress.jobs)
     if progress.retry_job is not None:
-        # The delay passed while nobody was watching; retry at once.
         jobs.append(progress.retry_job)
     return jobs
 

@@ -100,7 +100,7 @@ class _Tail:
             _, line = out.pop(0)
             self.dropped_bytes += len(line) + 1
             self.dropped_lines += 1
-        return [(ts, line[:line_max]) for ts, line in out]
+        return [(ts, line if len(line) <= line_max else _cut(line, line_max)) for ts, line in out]
 
 
 class LogCapture:
@@ -244,6 +244,10 @@ class LogCapture:
     def _append(self, ts: float, stream: int, text: str) -> None:
         self.pending.append(PendingLine(self.next_seq, self.attempt, ts, stream, text))
         self.next_seq += 1
+
+
+def _cut(line: bytes, line_max: int) -> bytes:
+    return line[:line_max] + f" … [line cut: {len(line) - line_max:,} more bytes]".encode()
 
 
 def _size(count: int) -> str:

@@ -8,8 +8,10 @@ another host, or a pid that was reused.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import signal
 import socket
 from datetime import datetime, timedelta
 
@@ -64,3 +66,29 @@ def _pid_alive(pid: int) -> bool:
             return handle.read().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return True
+
+
+def stop_leftover_processes(run_id: int, step_key: str) -> int:
+    """Kill what is left on this host of a step whose executor died.
+
+    A step's processes run in their own process group and outlive an
+    executor that was killed outright. They are found by the variables every
+    step process inherits (ORCH_RUN_ID and ORCH_STEP_KEY), which a reused
+    pid cannot fake. Returns how many process groups were killed.
+    """
+    wanted = (f"ORCH_RUN_ID={run_id}\0".encode(), f"ORCH_STEP_KEY={step_key}\0".encode())
+    groups: set[int] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as handle:
+                environ = b"\0" + handle.read()
+            if all(b"\0" + item in environ for item in wanted):
+                groups.add(os.getpgid(int(entry.name)))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    for group in groups:
+        with contextlib.suppress(OSError):
+            os.killpg(group, signal.SIGKILL)
+    return len(groups)

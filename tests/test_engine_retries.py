@@ -69,3 +69,31 @@ def test_it_counts_one_attempt_for_a_step_that_passed_first_time(executor):
 
     assert steps_of(run)["ok"].attempt == 1
     assert steps_of(run)["ok"].attempts == []
+
+
+def test_it_numbers_the_lines_of_a_retry_after_a_fully_written_attempt(executor):
+    # Every line of the first attempt is written before it ends (the step is
+    # slow to stop), so the retry must not reuse the line numbers.
+    workflow = make_workflow(
+        """
+        slug: slow-to-stop
+        steps:
+          - key: slow
+            kind: shell
+            timeout: 0.5
+            retries: 1
+            retry_delay: 0
+            command: |
+              trap 'sleep 0.4; exit 1' TERM
+              echo "hi $ORCH_ATTEMPT"
+              while true; do sleep 0.1; done
+        """
+    )
+    run = run_to_end(workflow, executor)
+    step = steps_of(run)["slow"]
+
+    assert step.status == "timed_out"
+    assert step.attempt == 2
+    seqs = list(step.log_lines.order_by("seq").values_list("seq", flat=True))
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert {"hi 1", "hi 2"} <= set(step.log_lines.values_list("text", flat=True))

@@ -9,13 +9,21 @@ import subprocess
 import uuid
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from runs import engine
 from runs.executors.local import LocalExecutor
 from runs.models import Run, RunStatus, StepRun, StepStatus
 from runs.workers import is_gone
-from tests.conftest import make_workflow, manage_in_background, steps_of, wait_for, wait_until_final
+from tests.conftest import (
+    log_text,
+    make_workflow,
+    manage_in_background,
+    steps_of,
+    wait_for,
+    wait_until_final,
+)
 
 
 def kill_step_processes(token: str) -> None:
@@ -32,7 +40,7 @@ def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_d
         f"""
         slug: doomed
         steps:
-          - {{key: long, kind: shell, command: "echo {token}; sleep 60"}}
+          - {{key: long, kind: shell, command: "echo {token}; sleep 60; echo never"}}
           - {{key: next, kind: shell, command: "true"}}
           - {{key: report, kind: shell, command: "echo reporting", run_if: failure}}
         """
@@ -46,16 +54,17 @@ def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_d
         )
         cli.send_signal(signal.SIGKILL)
         cli.wait(10)
+        assert subprocess.run(["pgrep", "-f", token], capture_output=True).stdout
+        assert Run.objects.get().status == "running"
+
+        executor = LocalExecutor(name="restarted").start()  # takes over at start
+        try:
+            run = wait_until_final(Run.objects.get(), timeout=15)
+            executor.wait_idle(10)
+        finally:
+            executor.stop()
     finally:
         kill_step_processes(token)
-    assert Run.objects.get().status == "running"
-
-    executor = LocalExecutor(name="restarted").start()  # takes over at start
-    try:
-        run = wait_until_final(Run.objects.get(), timeout=15)
-        executor.wait_idle(10)
-    finally:
-        executor.stop()
 
     steps = steps_of(run)
     assert steps["long"].status == "failed"
@@ -64,6 +73,8 @@ def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_d
     assert steps["report"].status == "succeeded"  # the failure handler still ran
     assert run.status == "failed"
     assert step.pk == steps["long"].pk
+    # The killed CLI's step was still running; taking the run over ended it.
+    assert not subprocess.run(["pgrep", "-f", token], capture_output=True).stdout
 
 
 def test_it_leaves_a_run_of_another_live_process_alone(transactional_db):
@@ -200,13 +211,21 @@ def test_it_retries_an_interrupted_step_when_its_retries_allow(transactional_db)
     assert "again" in step.log_lines.values_list("text", flat=True)
 
 
-def test_it_stops_the_steps_of_a_cli_that_is_terminated(transactional_db, tmp_path):
+def test_it_stops_the_steps_of_a_terminated_cli_and_leaves_the_retry_to_the_next(
+    transactional_db, tmp_path
+):
     pid_file = tmp_path / "pid"
     make_workflow(
         f"""
         slug: terminated
         steps:
-          - {{key: long, kind: shell, command: "echo $$ > {pid_file}; sleep 60"}}
+          - key: long
+            kind: shell
+            retries: 1
+            retry_delay: 0
+            command: |
+              if [ -e {pid_file} ]; then echo "second attempt"; exit 0; fi
+              echo $$ > {pid_file}; sleep 60
         """
     )
     cli = manage_in_background("run_workflow", "terminated")
@@ -222,12 +241,20 @@ def test_it_stops_the_steps_of_a_cli_that_is_terminated(transactional_db, tmp_pa
         if cli.poll() is None:
             cli.kill()
 
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid), 0)  # the step's process did not outlive the CLI
     step = StepRun.objects.get()
-    assert step.status == "failed"
-    assert step.error == engine.INTERRUPTED
+    assert step.status == "running"  # for the next executor to decide
+    assert step.attempt == 1
+    assert "the process running this step is stopping" in log_text(step, "system")
+
+    executor = LocalExecutor(name="next").start()
     try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        pass
-    else:
-        raise AssertionError("the step's process outlived the CLI")
+        run = wait_until_final(Run.objects.get(), timeout=15)
+    finally:
+        executor.stop()
+    step.refresh_from_db()
+    assert run.status == "succeeded"
+    assert step.attempt == 2
+    assert [a["error"] for a in step.attempts] == [engine.INTERRUPTED]
+    assert log_text(step, "stdout") == ["second attempt"]

@@ -77,7 +77,7 @@ def clean_definition(data: Any) -> dict[str, Any]:
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
         field_error("slug", "is required: lowercase letters, digits, - and _")
     name = data.get("name") or slug
-    if not isinstance(name, str) or len(name) > 200:
+    if name is not None and (not isinstance(name, str) or len(name) > 200):
         field_error("name", "must be text of at most 200 characters")
     description = data.get("description") or ""
     if not isinstance(description, str):
@@ -139,7 +139,11 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             position_of[key] = index
             ancestors_of[key] = set()
             continue
-        config = dict(raw.get("config") or {})
+        config = raw.get("config") or {}
+        if not isinstance(config, dict):
+            error("config", "must be a mapping of the kind's fields")
+            config = {}
+        config = dict(config)
         for field in sorted(set(raw) - set(STEP_FIELDS) - {"config"}):
             if field in kind.fields:
                 config[field] = raw[field]

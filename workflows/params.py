@@ -106,7 +106,7 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
     seen: dict[str, str] = {}
     allowed = {"name", "type", "default", "required", "choices", "description"}
     for index, item in enumerate(raw):
-        where = f"params[{index}]"
+        where = f"params[{index + 1}]"
         if not isinstance(item, dict):
             errors[where] = "must be a mapping with at least a name"
             continue

@@ -32,12 +32,13 @@ from django.utils import timezone
 from runs import engine
 from runs.logs import LogCapture, write_lines
 from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
-from runs.workers import is_gone, new_worker_id, retire
+from runs.workers import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
 from workflows.kinds import get_kind
 from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN = "shutdown"  # a stop reason of this process's own
 SUPERVISE_EVERY = 0.25  # seconds between looks for cancels, timeouts and queued runs
 DB_RETRIES = 3
 
@@ -53,6 +54,7 @@ class LocalExecutor:
         # Every ORM call goes through one thread; slow file work through another.
         self._db_pool = DaemonThread(f"orch-{name}-db")
         self._files = DaemonThread(f"orch-{name}-files")
+        Path(settings.ORCH_WORK_ROOT).mkdir(parents=True, exist_ok=True)
         self._scratch = Path(tempfile.mkdtemp(prefix="orch-scratch-", dir=settings.ORCH_WORK_ROOT))
         self._runs: set[int] = set()  # runs this executor drives (queued or running)
         self._stop_events: dict[int, asyncio.Event] = {}
@@ -184,42 +186,70 @@ class LocalExecutor:
     async def _step(self, job: engine.StepJob) -> None:
         """All attempts of one step run, then the next turn of its run."""
         while True:
-            capture, result = await self._attempt(job)
+            if job.delay and await self._stopped(job.run_id, timeout=job.delay):
+                # Stopped while waiting to try again: no new attempt.
+                capture = self._capture(job)
+                result, stopped_by = self._stop_result(job.run_id), self._stop_reason(job.run_id)
+            else:
+                capture, result, stopped_by = await self._attempt(job)
             capture.finish()
-            progress = await self._db(
-                engine.complete_attempt,
-                job,
-                result,
-                worker=self.worker_id,
-                lines=capture.take(),
-                start_next=not self._shutting_down,
-            )
+            if stopped_by == SHUTDOWN:
+                # This process is going away: keep the lines and leave the
+                # verdict (fail, or try again if retries allow) to the
+                # executor that takes the run over.
+                capture.log("the process running this step is stopping")
+                await self._db(write_lines, job.step_run_id, capture.take())
+                return
+            progress = await self._complete(job, result, capture)
             if progress.retry_job is None:
                 break
             job = progress.retry_job
-            if await self._stopped(job.run_id, timeout=progress.retry_in):
-                result = StepResult(
-                    _stop_status(self._stop_reasons.get(job.run_id)),
-                    error=_stop_error(self._stop_reasons.get(job.run_id)),
-                )
-                progress = await self._db(
+        self._after(job.run_id, progress)
+
+    async def _complete(
+        self, job: engine.StepJob, result: StepResult, capture: LogCapture
+    ) -> engine.Progress:
+        """Record the attempt; a verdict is never lost to a database outage."""
+        lines, next_seq = capture.take(), capture.next_seq
+        pause = 0.5
+        while True:
+            try:
+                return await self._db(
                     engine.complete_attempt,
                     job,
                     result,
                     worker=self.worker_id,
-                    start_next=not self._shutting_down,
+                    next_seq=next_seq,
+                    lines=lines,
                 )
-                break
-        self._after(job.run_id, progress)
+            except (OperationalError, InterfaceError):
+                log.warning("cannot record step run %s yet; retrying", job.step_run_id)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30)
 
-    async def _attempt(self, job: engine.StepJob) -> tuple[LogCapture, StepResult]:
-        capture = LogCapture(
+    def _capture(self, job: engine.StepJob) -> LogCapture:
+        return LogCapture(
             attempt=job.attempt,
             first_seq=job.first_seq,
             cap_bytes=settings.ORCH_LOG_CAP_BYTES,
             cap_lines=settings.ORCH_LOG_CAP_LINES,
             line_max=settings.ORCH_LOG_LINE_MAX_BYTES,
         )
+
+    def _stop_reason(self, run_id: int) -> str:
+        return SHUTDOWN if self._shutting_down else self._stop_reasons.get(run_id, "")
+
+    def _stop_result(self, run_id: int) -> StepResult:
+        reason = self._stop_reason(run_id)
+        if reason == StopRequest.TIMEOUT:
+            return StepResult(StepStatus.TIMED_OUT, error="the run timed out")
+        if reason == StopRequest.CANCEL:
+            return StepResult(StepStatus.CANCELLED, error="cancelled")
+        return StepResult(StepStatus.FAILED, error=engine.INTERRUPTED)
+
+    async def _attempt(self, job: engine.StepJob) -> tuple[LogCapture, StepResult, str]:
+        """Execute one attempt; also says what stopped it early, if anything."""
+        capture = self._capture(job)
         if job.attempt > 1:
             capture.log(f"attempt {job.attempt} of {job.retries + 1}")
         workdir = Path(
@@ -238,6 +268,7 @@ class LocalExecutor:
                 timeout=job.timeout,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            stopped_by = ""
             if execution in done:
                 try:
                     result = execution.result()
@@ -246,15 +277,15 @@ class LocalExecutor:
                     result = StepResult("failed", error=f"internal error: {exc}")
             else:
                 if stop in done:
-                    reason = self._stop_reasons.get(job.run_id)
-                    status, error = _stop_status(reason), _stop_error(reason)
+                    stopped_by = self._stop_reason(job.run_id)
+                    result = self._stop_result(job.run_id)
                 else:
-                    status = StepStatus.TIMED_OUT
-                    error = f"timed out after {job.timeout:g} s"
-                capture.log(f"{error}: stopping the step")
+                    result = StepResult(
+                        StepStatus.TIMED_OUT, error=f"timed out after {job.timeout:g} s"
+                    )
+                capture.log(f"{result.error}: stopping the step")
                 execution.cancel()
                 await asyncio.gather(execution, return_exceptions=True)
-                result = StepResult(status, error=error)
         finally:
             stop.cancel()
             # Not cancelled: a batch being written must not be dropped.
@@ -264,7 +295,7 @@ class LocalExecutor:
             await self._remove(workdir)
         if result.exit_code is not None and result.status != StepStatus.SUCCEEDED:
             capture.log(f"exit code {result.exit_code}")
-        return capture, result
+        return capture, result, stopped_by
 
     async def _remove(self, workdir: Path) -> None:
         try:
@@ -346,7 +377,7 @@ class LocalExecutor:
             self._background(self._advance(run_id))
 
     async def _reap(self) -> None:
-        jobs = await self._db(engine.reap, worker=self.worker_id, is_gone=is_gone)
+        jobs = await self._db(engine.reap, worker=self.worker_id, is_gone=is_gone, release=_release)
         adopted = await self._db(_runs_of, self.worker_id)
         for run_id in adopted - self._runs:
             self._runs.add(run_id)
@@ -433,6 +464,13 @@ def _with_retries(function, *args, **kwargs):
     raise AssertionError("unreachable")
 
 
+def _release(step: StepRun) -> None:
+    """A lost step's processes may still run here if its executor was killed."""
+    host, _, _ = step.worker.rpartition(":")[0].rpartition(":")
+    if host == HOST:
+        stop_leftover_processes(step.run_id, step.step_key)
+
+
 def _close_connection() -> None:
     connection.close()
 
@@ -452,19 +490,3 @@ def _heartbeat(worker: str) -> None:
     now = timezone.now()
     Run.objects.active().filter(worker=worker).update(heartbeat_at=now)
     StepRun.objects.filter(worker=worker, status=StepStatus.RUNNING).update(heartbeat_at=now)
-
-
-def _stop_status(reason: str | None) -> str:
-    if reason == StopRequest.TIMEOUT:
-        return StepStatus.TIMED_OUT
-    if reason == StopRequest.CANCEL:
-        return StepStatus.CANCELLED
-    return StepStatus.FAILED  # this process is shutting down
-
-
-def _stop_error(reason: str | None) -> str:
-    if reason == StopRequest.TIMEOUT:
-        return "the run timed out"
-    if reason == StopRequest.CANCEL:
-        return "cancelled"
-    return engine.INTERRUPTED

@@ -62,7 +62,9 @@ async def spawn(argv: list[str], *, cwd: Path, env: dict[str, str]) -> Child:
     def on_exit() -> None:
         loop.remove_reader(pidfd)
         os.close(pidfd)
-        exited.set_result(popen.wait())  # already exited: does not block
+        code = popen.wait()  # already exited: does not block
+        if not exited.done():  # cancelled when the step was stopped
+            exited.set_result(code)
 
     loop.add_reader(pidfd, on_exit)
     return Child(

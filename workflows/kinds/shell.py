@@ -36,9 +36,7 @@ INHERITED_VARIABLES = (
     "USER",
     "LOGNAME",
     "SHELL",
-    "LANG",
-    "LC_ALL",
-    "LC_CTYPE",
+    "LANG",  # and every LC_* variable
     "TZ",
     "TMPDIR",
 )
@@ -121,14 +119,26 @@ class ShellKind(Kind):
 
 
 def step_environment(ctx: StepContext, output_file) -> dict[str, str]:
-    env = {name: os.environ[name] for name in INHERITED_VARIABLES if name in os.environ}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in INHERITED_VARIABLES or name.startswith("LC_")
+    }
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(ctx.run_env)
     for name, value in ctx.params.items():
         env["PARAM_" + env_suffix(name)] = env_text(value)
+    source: dict[str, str] = {}
     for key, outputs in ctx.upstream.items():
         for name, value in outputs.items():
-            env[f"STEPS_{env_suffix(key)}_{env_suffix(name)}"] = value
+            variable = f"STEPS_{env_suffix(key)}_{env_suffix(name)}"
+            if variable in source:
+                # Step a's output b_c and step a_b's output c share a name.
+                ctx.log(
+                    f"{variable} is set by {source[variable]} and by {key}.{name}; the last wins"
+                )
+            source[variable] = f"{key}.{name}"
+            env[variable] = value
     env["ORCH_OUTPUT"] = str(output_file)
     return env
 

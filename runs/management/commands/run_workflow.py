@@ -12,7 +12,7 @@ from runs.executors.local import LocalExecutor
 from runs.models import LogLine, LogStream, Run, RunStatus, StopRequest, Trigger
 from runs.serialize import run_as_dict
 from workflows.models import Workflow
-from workflows.params import ParamError
+from workflows.params import ParamError, resolve_values
 
 POLL_EVERY = 0.1
 
@@ -47,6 +47,11 @@ class Command(BaseCommand):
             if not sep or not name:
                 raise CommandError(f"--param {item!r}: write NAME=VALUE", returncode=2)
             params[name] = value
+        try:
+            # Checked again by the trigger; here so that bad arguments start nothing.
+            resolve_values(workflow.param_specs, params)
+        except ParamError as exc:
+            raise CommandError(f"bad parameters: {exc}", returncode=2) from None
 
         executor = LocalExecutor(name="cli").start()
         # A plain SIGTERM would end the process without stopping the steps,
@@ -92,7 +97,10 @@ class Command(BaseCommand):
                 time.sleep(POLL_EVERY)
             except KeyboardInterrupt:
                 if interrupted:
-                    raise
+                    # Leave now: the steps are stopped on the way out, and
+                    # whoever starts next finishes the run.
+                    self.stderr.write("leaving; the run ends when the next executor starts")
+                    raise SystemExit(130) from None
                 interrupted = True
                 self.stderr.write("cancelling the run (Ctrl-C again to leave now)")
                 engine.request_stop(run.pk, StopRequest.CANCEL)
