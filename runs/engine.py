@@ -167,7 +167,12 @@ def complete_attempt(
             or step.attempt != job.attempt
             or step.worker != worker
         ):
-            log.warning("dropping the result of %s attempt %s: taken over", step, job.attempt)
+            log.warning(
+                "dropping the result of %s attempt %s of run %s: taken over",
+                step.step_key,
+                job.attempt,
+                job.run_id,
+            )
             return Progress(run.status, discarded=True)
         now = timezone.now()
         retrying = (
@@ -175,13 +180,16 @@ def complete_attempt(
         )
         if retrying:
             delay = job.retry_delay * 2 ** (job.attempt - 1)
+            earlier, started_at = (
+                StepRun.objects.filter(pk=step.pk).values_list("attempts", "started_at").get()
+            )
             StepRun.objects.filter(pk=step.pk).update(
-                attempts=[*step.attempts, _attempt_record(step, result, now)],
+                attempts=[*earlier, _attempt_record(job, result, earlier, started_at, now)],
                 attempt=step.attempt + 1,
                 heartbeat_at=now,
             )
             LogLine.objects.create(
-                step_run=step,
+                step_run_id=step.pk,
                 seq=next_seq,
                 attempt=job.attempt,
                 ts=now,
@@ -193,15 +201,13 @@ def complete_attempt(
             )
             return Progress(run.status, retry_job=job.next_attempt(next_seq + 1, delay))
         step.status = result.status
-        step.exit_code = result.exit_code
-        step.outputs = result.outputs
         step.error = result.error
-        step.finished_at = now
+        step.outputs = result.outputs
         StepRun.objects.filter(pk=step.pk).update(
-            status=step.status,
-            exit_code=step.exit_code,
-            outputs=step.outputs,
-            error=step.error,
+            status=result.status,
+            exit_code=result.exit_code,
+            outputs=result.outputs,
+            error=result.error,
             finished_at=now,
         )
         return Progress(run.status, jobs=_advance_locked(run, worker, steps))
@@ -276,7 +282,7 @@ def _fail_lost_step(step_run_id: int, worker: str, is_gone, release) -> list[Ste
             return []
         log.warning("%s: %s (%s)", step, INTERRUPTED, step.worker)
         release(step)
-        job = _job(run, step, _steps(run))
+        job = _job(run, step, _outputs(_steps(run)))
         next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
         status = StepStatus.CANCELLED if run.stop_requested else StepStatus.FAILED
         # Adopt the step so that complete_attempt accepts the verdict.
@@ -302,12 +308,13 @@ def _promote(run: Run, worker: str) -> bool:
     workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
     if run.stop_requested:
         return True  # let _advance_locked end it
-    siblings = Run.objects.filter(workflow=workflow)
-    if siblings.filter(status=RunStatus.QUEUED, pk__lt=run.pk).exists():
-        return False  # first in, first out
     limit = workflow.max_concurrent_runs
-    if limit and siblings.filter(status=RunStatus.RUNNING).count() >= limit:
-        return False
+    if limit:
+        siblings = Run.objects.filter(workflow=workflow)
+        if siblings.filter(status=RunStatus.QUEUED, pk__lt=run.pk).exists():
+            return False  # first in, first out
+        if siblings.filter(status=RunStatus.RUNNING).count() >= limit:
+            return False
     now = timezone.now()
     run.status = RunStatus.RUNNING
     run.started_at = now
@@ -319,7 +326,7 @@ def _promote(run: Run, worker: str) -> bool:
     return True
 
 
-def _advance_locked(run: Run, worker: str, steps: list[StepRun] | None = None) -> list[StepJob]:
+def _advance_locked(run: Run, worker: str, steps: list[_StepState] | None = None) -> list[StepJob]:
     if steps is None:
         steps = _steps(run)
     by_key = {step.step_key: step for step in steps}
@@ -327,7 +334,7 @@ def _advance_locked(run: Run, worker: str, steps: list[StepRun] | None = None) -
     specs, ancestors = plan.specs, plan.ancestors
     now = timezone.now()
     decided: dict[str, list[int]] = {}
-    jobs: list[StepJob] = []
+    starting: list[_StepState] = []
     for step in steps:  # in position order, which is a topological order
         if step.status != StepStatus.PENDING:
             continue
@@ -339,14 +346,10 @@ def _advance_locked(run: Run, worker: str, steps: list[StepRun] | None = None) -
         elif _should_run(spec, by_key, specs, ancestors[step.step_key]):
             step.status = StepStatus.RUNNING
             step.attempt = 1
-            step.started_at = now
             step.worker = worker
-            step.heartbeat_at = now
-            jobs.append(_job(run, step, steps))
+            starting.append(step)
         else:
             step.status = StepStatus.SKIPPED
-        if step.status != StepStatus.RUNNING:
-            step.finished_at = now
         decided.setdefault(step.status, []).append(step.pk)
     # One UPDATE per outcome, whatever the number of steps.
     for status, ids in decided.items():
@@ -357,7 +360,8 @@ def _advance_locked(run: Run, worker: str, steps: list[StepRun] | None = None) -
         StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
     if all(step.status in STEP_FINAL for step in steps):
         _finish(run, steps, specs, now)
-    return jobs
+    outputs = _outputs(steps) if starting else {}
+    return [_job(run, step, outputs) for step in starting]
 
 
 def _should_run(spec, by_key, specs, ancestors: set[str]) -> bool:
@@ -433,22 +437,41 @@ def _lock(run_id: int) -> Run:
     return Run.objects.select_for_update().defer("definition", "params").get(pk=run_id)
 
 
-def _steps(run: Run) -> list[StepRun]:
-    return list(
-        StepRun.objects.filter(run_id=run.pk).only(
-            "id", "run_id", "step_key", "position", "status", "attempt", "worker", "outputs"
-        )
+@dataclass(slots=True)
+class _StepState:
+    """What the engine reads of a step run: cheaper than a model instance."""
+
+    pk: int
+    step_key: str
+    status: str
+    attempt: int
+    worker: str
+    error: str
+    outputs: dict[str, str]
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in STEP_FINAL
+
+
+def _steps(run: Run) -> list[_StepState]:
+    rows = (
+        StepRun.objects.filter(run_id=run.pk)
+        .order_by("position")
+        .values_list("id", "step_key", "status", "attempt", "worker", "error", "outputs")
     )
+    return [_StepState(*row) for row in rows]
 
 
-def _job(run: Run, step: StepRun, steps: list[StepRun]) -> StepJob:
+def _outputs(steps: list[_StepState]) -> dict[str, dict[str, str]]:
+    return {step.step_key: step.outputs for step in steps if step.outputs}
+
+
+def _job(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
     plan = _plan(run)
     spec = plan.specs[step.step_key]
-    by_key = {s.step_key: s for s in steps}
     upstream = {
-        key: by_key[key].outputs
-        for key in sorted(plan.ancestors[step.step_key])
-        if by_key[key].outputs
+        key: outputs[key] for key in sorted(plan.ancestors[step.step_key]) if key in outputs
     }
     return StepJob(
         step_run_id=step.pk,
@@ -472,14 +495,15 @@ def _job(run: Run, step: StepRun, steps: list[StepRun]) -> StepJob:
     )
 
 
-def _attempt_record(step: StepRun, result: StepResult, now) -> dict[str, Any]:
-    started = step.attempts[-1]["finished_at"] if step.attempts else None
+def _attempt_record(job: StepJob, result: StepResult, earlier, started_at, now) -> dict[str, Any]:
+    # An attempt after the first starts when the one before it ended.
+    started = earlier[-1]["finished_at"] if earlier else None
     return {
-        "attempt": step.attempt,
+        "attempt": job.attempt,
         "status": result.status,
         "exit_code": result.exit_code,
         "error": result.error,
-        "started_at": started or (step.started_at.isoformat() if step.started_at else None),
+        "started_at": started or (started_at.isoformat() if started_at else None),
         "finished_at": now.isoformat(),
     }
 

@@ -45,3 +45,20 @@ def test_it_has_no_limit_by_default(executor):
     runs = [wait_until_final(run) for run in [start_run(workflow, executor) for _ in range(3)]]
 
     assert max(r.started_at for r in runs) < min(r.finished_at for r in runs)
+
+
+def test_it_does_not_hold_a_run_behind_a_stuck_queued_run_without_a_limit(executor):
+    workflow = make_workflow("slug: free\nsteps: [{key: w, kind: shell, command: 'true'}]")
+
+    class Nowhere:  # a trigger whose executor never drives the run
+        worker_id = "elsewhere:1:gone"
+
+        def submit(self, run_id):
+            pass
+
+    stuck = start_run(workflow, Nowhere())
+    run = wait_until_final(start_run(workflow, executor))
+
+    assert run.status == "succeeded"
+    stuck.refresh_from_db()
+    assert stuck.status == "queued"
