@@ -1,19 +1,20 @@
 """Engine overhead of the local executor, measured through `run_workflow`.
 
-Prints, on a fresh database (SQLite by default; PostgreSQL when
-DATABASE_URL is set):
+Prints, on a fresh database (SQLite by default; with --postgres URL, a new
+PostgreSQL database on that server, dropped afterwards):
 
 - per-step overhead of a 10-step linear workflow of `true` steps:
   (run wall time - time to spawn the same 10 processes directly) / 10;
 - the whole `run_workflow` process time, cold start included;
 - for a 50-branch fan-out, how far apart the branches started.
 
-Usage: python bench/engine_overhead.py [--repeat N]
+Usage: python bench/engine_overhead.py [--repeat N] [--postgres postgres://user@host:5432]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -68,18 +69,40 @@ def seconds(start: str, end: str) -> float:
     return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
+@contextlib.contextmanager
+def fresh_database(server: str | None, tmp: str):
+    if not server:
+        yield f"sqlite:///{tmp}/bench.sqlite3"
+        return
+    import psycopg
+
+    name = f"orch_bench_{os.getpid()}"
+    with psycopg.connect(f"{server.rstrip('/')}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server.rstrip('/')}/{name}"
+    finally:
+        with psycopg.connect(f"{server.rstrip('/')}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--postgres", metavar="URL", help="server to create a database on")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
-        env = {**os.environ, "ORCH_VAR_DIR": tmp, "ORCH_EXECUTOR_AUTOSTART": "false"}
-        if "DATABASE_URL" in os.environ:
-            database = "PostgreSQL" if "postgres" in os.environ["DATABASE_URL"] else "custom"
-        else:
-            env["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
-            database = "SQLite"
+    with (
+        tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp,
+        fresh_database(args.postgres, tmp) as url,
+    ):
+        env = {
+            **os.environ,
+            "ORCH_VAR_DIR": tmp,
+            "ORCH_EXECUTOR_AUTOSTART": "false",
+            "DATABASE_URL": url,
+        }
+        database = "PostgreSQL" if args.postgres else "SQLite"
         for result in (manage(env, "migrate", "-v", "0"),):
             if result.returncode:
                 sys.exit(result.stderr)
