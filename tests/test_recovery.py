@@ -34,6 +34,32 @@ def kill_step_processes(token: str) -> None:
             os.killpg(int(pid), signal.SIGKILL)
 
 
+def running_elsewhere(workflow, worker: str, heartbeat_at) -> Run:
+    """A run whose only step another process says it is running."""
+    run = Run.objects.create(
+        workflow=workflow,
+        number=1,
+        status=RunStatus.RUNNING,
+        definition=workflow.definition(),
+        started_at=heartbeat_at,
+        worker=worker,
+        heartbeat_at=heartbeat_at,
+    )
+    StepRun.objects.create(
+        run=run,
+        step_key="s",
+        name="s",
+        kind="shell",
+        position=0,
+        status=StepStatus.RUNNING,
+        attempt=1,
+        started_at=heartbeat_at,
+        worker=worker,
+        heartbeat_at=heartbeat_at,
+    )
+    return run
+
+
 def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_db):
     token = f"token-{uuid.uuid4().hex}"
     make_workflow(
@@ -110,27 +136,7 @@ def test_it_leaves_a_run_of_another_live_process_alone(transactional_db):
 def test_it_fails_a_step_whose_remote_worker_stopped_heartbeating(transactional_db):
     workflow = make_workflow("slug: remote\nsteps: [{key: s, kind: shell, command: 'true'}]")
     long_ago = timezone.now() - timedelta(minutes=5)
-    run = Run.objects.create(
-        workflow=workflow,
-        number=1,
-        status=RunStatus.RUNNING,
-        definition=workflow.definition(),
-        started_at=long_ago,
-        worker="elsewhere:123:abcd",
-        heartbeat_at=long_ago,
-    )
-    StepRun.objects.create(
-        run=run,
-        step_key="s",
-        name="s",
-        kind="shell",
-        position=0,
-        status=StepStatus.RUNNING,
-        attempt=1,
-        started_at=long_ago,
-        worker="elsewhere:123:abcd",
-        heartbeat_at=long_ago,
-    )
+    run = running_elsewhere(workflow, "elsewhere:123:abcd", long_ago)
 
     jobs = engine.reap(worker="here:1:x", is_gone=is_gone)
 
@@ -143,27 +149,7 @@ def test_it_fails_a_step_whose_remote_worker_stopped_heartbeating(transactional_
 def test_it_trusts_a_remote_worker_that_heartbeats(transactional_db):
     workflow = make_workflow("slug: remote\nsteps: [{key: s, kind: shell, command: 'true'}]")
     now = timezone.now()
-    run = Run.objects.create(
-        workflow=workflow,
-        number=1,
-        status=RunStatus.RUNNING,
-        definition=workflow.definition(),
-        started_at=now,
-        worker="elsewhere:123:abcd",
-        heartbeat_at=now,
-    )
-    StepRun.objects.create(
-        run=run,
-        step_key="s",
-        name="s",
-        kind="shell",
-        position=0,
-        status=StepStatus.RUNNING,
-        attempt=1,
-        started_at=now,
-        worker="elsewhere:123:abcd",
-        heartbeat_at=now,
-    )
+    running_elsewhere(workflow, "elsewhere:123:abcd", now)
 
     assert engine.reap(worker="here:1:x", is_gone=is_gone) == []
     assert StepRun.objects.get().status == "running"
@@ -176,27 +162,7 @@ def test_it_retries_an_interrupted_step_when_its_retries_allow(transactional_db)
     )
     gone = "elsewhere:1:dead"
     long_ago = timezone.now() - timedelta(minutes=5)
-    run = Run.objects.create(
-        workflow=workflow,
-        number=1,
-        status=RunStatus.RUNNING,
-        definition=workflow.definition(),
-        started_at=long_ago,
-        worker=gone,
-        heartbeat_at=long_ago,
-    )
-    StepRun.objects.create(
-        run=run,
-        step_key="s",
-        name="s",
-        kind="shell",
-        position=0,
-        status=StepStatus.RUNNING,
-        attempt=1,
-        started_at=long_ago,
-        worker=gone,
-        heartbeat_at=long_ago,
-    )
+    run = running_elsewhere(workflow, gone, long_ago)
 
     executor = LocalExecutor(name="adopter").start()
     try:

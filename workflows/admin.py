@@ -10,22 +10,12 @@ from django.db.models import Count, F, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from workflows.definition import STEP_FIELDS as FILE_STEP_FIELDS
 from workflows.definition import DefinitionError, clean_definition
 from workflows.models import Step, Workflow
 
-STEP_FIELDS = (
-    "key",
-    "name",
-    "kind",
-    "config",
-    "needs",
-    "run_if",
-    "timeout",
-    "retries",
-    "retry_delay",
-    "continue_on_failure",
-    "queue",
-)
+# The step fields the admin edits: the file format's, with the kind's as one config.
+STEP_FIELDS = (*FILE_STEP_FIELDS[:3], "config", *FILE_STEP_FIELDS[3:])
 
 
 class StepFormSet(BaseInlineFormSet):
