@@ -1,0 +1,158 @@
+"""Changes people make to a workflow in the editor.
+
+Every change is made on the workflow's definition as plain data, checked by
+the same validator as a YAML import (workflows.definition), and saved only
+when the whole workflow is valid: nothing is ever half-saved. Each change
+names the version it was made on; a change to a version that is no longer
+the current one is refused, so two people editing at once never overwrite
+each other silently.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.db import transaction
+
+from workflows.definition import DefinitionError, clean_definition, save_definition
+from workflows.models import Workflow
+
+
+class StaleVersion(Exception):
+    """The change was made on an older version than the saved one."""
+
+    def __init__(self, current: int):
+        self.current = current
+        super().__init__(
+            f"This workflow was changed meanwhile (it is now at version {current}); "
+            "reload it to see the changes, then make yours again."
+        )
+
+
+class ChangeRefused(Exception):
+    """A change that would break the workflow, with the reason for a person."""
+
+
+def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
+    """Apply *edit* to a copy of the saved definition, validate, save.
+
+    *edit* receives the definition (a dict it may change in place) and may
+    raise ChangeRefused. DefinitionError propagates with every problem.
+    """
+    with transaction.atomic():
+        locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        if locked.version != version:
+            raise StaleVersion(locked.version)
+        definition = copy.deepcopy(locked.definition())
+        definition.pop("version")
+        edit(definition)
+        saved, _ = save_definition(clean_definition(_as_file(definition)), owner=owner)
+    return saved
+
+
+def _as_file(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition in the shape the validator reads (explicit needs)."""
+    return {**definition, "steps": [dict(step) for step in definition["steps"]]}
+
+
+def reorder(workflow: Workflow, version: int, keys: list[str]) -> Workflow:
+    """Put the steps in the order *keys*; refuse an order that breaks a need."""
+
+    def edit(definition):
+        steps = {step["key"]: step for step in definition["steps"]}
+        if sorted(keys) != sorted(steps):
+            raise ChangeRefused("The list of steps changed meanwhile; reload the page.")
+        above: set[str] = set()
+        for key in keys:
+            for need in steps[key]["needs"]:
+                if need not in above:
+                    raise ChangeRefused(
+                        f"“{steps[key]['name']}” needs “{steps[need]['name']}”, "
+                        "so it must stay below it."
+                    )
+            above.add(key)
+        definition["steps"] = [steps[key] for key in keys]
+
+    return _change(workflow, version, edit)
+
+
+def move(workflow: Workflow, version: int, key: str, offset: int) -> Workflow:
+    """Move one step up (offset -1) or down (+1): the keyboard way to reorder."""
+    keys = [step.key for step in workflow.steps.all()]
+    if key not in keys:
+        raise ChangeRefused("That step no longer exists; reload the page.")
+    index = keys.index(key)
+    target = index + offset
+    if not 0 <= target < len(keys):
+        return workflow
+    keys[index], keys[target] = keys[target], keys[index]
+    return reorder(workflow, version, keys)
+
+
+def save_step(
+    workflow: Workflow, version: int, original_key: str | None, step: dict[str, Any]
+) -> Workflow:
+    """Add a step (original_key None: at the end) or replace one.
+
+    Renaming a step's key renames it in the needs of the steps below.
+    """
+
+    def edit(definition):
+        steps = definition["steps"]
+        if original_key is None:
+            steps.append(step)
+            return
+        index = next((i for i, s in enumerate(steps) if s["key"] == original_key), None)
+        if index is None:
+            raise ChangeRefused("That step no longer exists; reload the page.")
+        steps[index] = step
+        if step.get("key") != original_key:
+            for other in steps[index + 1 :]:
+                other["needs"] = [
+                    step.get("key") if need == original_key else need for need in other["needs"]
+                ]
+
+    return _change(workflow, version, edit)
+
+
+def delete_step(workflow: Workflow, version: int, key: str) -> Workflow:
+    """Remove a step; refused while other steps need it."""
+
+    def edit(definition):
+        steps = definition["steps"]
+        if not any(s["key"] == key for s in steps):
+            raise ChangeRefused("That step no longer exists; reload the page.")
+        needed_by = [s["name"] for s in steps if key in s["needs"]]
+        if needed_by:
+            names = ", ".join(f"“{name}”" for name in needed_by)
+            raise ChangeRefused(
+                f"{names} {'needs' if len(needed_by) == 1 else 'need'} this step: "
+                "remove it from their needs first."
+            )
+        definition["steps"] = [s for s in steps if s["key"] != key]
+
+    return _change(workflow, version, edit)
+
+
+def save_settings(workflow: Workflow, version: int, settings: dict[str, Any]) -> Workflow:
+    """Change the name, description, params, timeout or concurrency limit."""
+
+    def edit(definition):
+        definition.update(settings)
+
+    return _change(workflow, version, edit)
+
+
+def step_errors(error: DefinitionError, key: str, index: int) -> dict[str, str]:
+    """The errors of one step, by field, from a whole-workflow validation."""
+    fields: dict[str, str] = {}
+    for where, message in error.errors:
+        for prefix in (f"step {key}.", f"steps[{index + 1}]."):
+            if where.startswith(prefix):
+                fields.setdefault(where.removeprefix(prefix), message)
+        if where == f"steps[{index + 1}]":
+            fields.setdefault("__all__", message)
+    if not fields:  # a problem elsewhere that this change caused
+        fields["__all__"] = "; ".join(f"{where}: {message}" for where, message in error.errors)
+    return fields

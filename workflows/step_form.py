@@ -1,0 +1,104 @@
+"""The step form of the editor: posted fields to a step definition and back.
+
+The form only translates; every rule is the file validator's
+(workflows.definition), so a step saved in the browser is exactly one that
+would import from YAML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import QueryDict
+
+from workflows.definition import STEP_DEFAULTS
+from workflows.models import RunIf
+
+NUMBER_FIELDS = ("timeout", "retries", "retry_delay", "seconds")
+
+
+def step_from_post(post: QueryDict, kind: str) -> dict[str, Any]:
+    """The step as the validator reads it, from the editor's form fields."""
+    step: dict[str, Any] = {
+        "key": post.get("key", "").strip(),
+        "name": post.get("name", "").strip(),
+        "kind": kind,
+        "needs": post.getlist("needs"),
+        "run_if": post.get("run_if", RunIf.SUCCESS),
+        "continue_on_failure": post.get("continue_on_failure") == "on",
+        "queue": post.get("queue", "").strip() or "default",
+    }
+    for field in ("timeout", "retries", "retry_delay"):
+        step[field] = _number(post.get(field, ""), STEP_DEFAULTS[field])
+    if kind == "shell":
+        step["command"] = post.get("command", "").replace("\r\n", "\n")
+    elif kind == "http":
+        step["method"] = post.get("method", "GET")
+        step["url"] = post.get("url", "").strip()
+        step["headers"] = _headers(post.get("headers", ""))
+        step["body"] = post.get("body", "").replace("\r\n", "\n")
+        step["expect_status"] = _codes(post.get("expect_status", ""))
+    elif kind == "wait":
+        step["seconds"] = _number(post.get("seconds", ""), None)
+    return step
+
+
+def form_values(step: dict[str, Any]) -> dict[str, Any]:
+    """A saved step (or a refused one) as the form's field values."""
+    config = step.get("config", step)
+    headers = config.get("headers") or {}
+    if isinstance(headers, dict):
+        headers = "\n".join(f"{name}: {value}" for name, value in headers.items())
+    codes = config.get("expect_status") or []
+    if isinstance(codes, list):
+        codes = ", ".join(str(code) for code in codes)
+    return {
+        "key": step.get("key", ""),
+        "name": step.get("name", "") if step.get("name") != step.get("key") else "",
+        "kind": step.get("kind", "shell"),
+        "needs": list(step.get("needs") or []),
+        "run_if": step.get("run_if", RunIf.SUCCESS),
+        "timeout": step.get("timeout", 0),
+        "retries": step.get("retries", 0),
+        "retry_delay": step.get("retry_delay", 1),
+        "continue_on_failure": step.get("continue_on_failure", False),
+        "queue": step.get("queue", "default"),
+        "command": config.get("command", ""),
+        "method": config.get("method", "GET"),
+        "url": config.get("url", ""),
+        "headers": headers,
+        "body": config.get("body", ""),
+        "expect_status": codes,
+        "seconds": config.get("seconds", ""),
+    }
+
+
+def _number(text: str, default):
+    text = (text or "").strip()
+    if not text:
+        return default
+    try:
+        number = float(text)
+    except ValueError:
+        return text  # the validator says what is wrong with it
+    return int(number) if number.is_integer() else number
+
+
+def _headers(text: str) -> dict[str, str] | str:
+    headers: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            return f"bad line {line!r}"  # refused by the validator
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+def _codes(text: str) -> list[int] | str:
+    codes = [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    try:
+        return [int(code) for code in codes]
+    except ValueError:
+        return text
