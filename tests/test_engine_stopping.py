@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 from runs import engine
@@ -15,6 +16,7 @@ from tests.conftest import (
     wait_for,
     wait_until_final,
 )
+from workflows.kinds.process import group_alive
 
 
 def alive(pid: int) -> bool:
@@ -179,3 +181,17 @@ def test_it_fails_a_run_that_passes_its_timeout(executor):
         "long": "timed_out",
         "never": "cancelled",
     }
+
+
+def test_it_takes_a_group_of_zombies_for_gone():
+    # Killed processes stay zombies until reaped, and where PID 1 reaps
+    # orphans slowly (or never, in many containers) a stop would wait for
+    # a group that runs nothing.
+    leader = subprocess.Popen(["true"], process_group=0)
+    try:
+        wait_for(lambda: not alive(leader.pid), timeout=5, message="the leader to exit")
+        os.killpg(leader.pid, 0)  # the group still exists: its zombie leader
+
+        assert group_alive(leader.pid) is False
+    finally:
+        leader.wait()

@@ -82,13 +82,31 @@ async def _stream(loop: asyncio.AbstractEventLoop, pipe) -> asyncio.StreamReader
 
 
 def group_alive(group: int) -> bool:
+    """Whether any process of the group still runs."""
     try:
         os.killpg(group, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # a member changed user: still there
         return True
-    return True
+    # The group still has members, but they may all be zombies: orphans that
+    # nobody reaps where PID 1 does not (many containers). They run nothing.
+    return _running_member(group)
+
+
+def _running_member(group: int) -> bool:
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+        except OSError:
+            continue  # gone meanwhile
+        # After the command name: state, parent pid, process group.
+        if len(fields) > 2 and int(fields[2]) == group and fields[0] != b"Z":
+            return True
+    return False
 
 
 async def stop_group(group: int, grace: float, log=None) -> None:
