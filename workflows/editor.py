@@ -152,7 +152,7 @@ def step_errors(error: DefinitionError, key: str, index: int) -> dict[str, str]:
             if where.startswith(prefix):
                 fields.setdefault(where.removeprefix(prefix), message)
         if where == f"steps[{index + 1}]":
-            fields.setdefault("__all__", message)
+            fields.setdefault("step", message)
     if not fields:  # a problem elsewhere that this change caused
-        fields["__all__"] = "; ".join(f"{where}: {message}" for where, message in error.errors)
+        fields["step"] = "; ".join(f"{where}: {message}" for where, message in error.errors)
     return fields

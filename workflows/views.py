@@ -11,8 +11,10 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_GET
 
 from workflows.kinds import KINDS
+from workflows.kinds.http import METHODS
 from workflows.models import Step, Workflow
 from workflows.params import TRUE_WORDS, Param
+from workflows.step_form import form_values
 
 RECENT_RUNS = 20
 
@@ -43,26 +45,71 @@ def render_workflow_detail(
     request: HttpRequest,
     workflow: Workflow,
     *,
+    fragment: str | None = None,
     values: Mapping[str, str] | None = None,
     errors: Mapping[str, str] | None = None,
+    notice: Mapping[str, str] | None = None,
+    editing: str | None = None,
+    adding: str | None = None,
+    step_values: Mapping[str, Any] | None = None,
+    step_errors: Mapping[str, str] | None = None,
 ) -> HttpResponse:
-    """The workflow page; *values* and *errors* refill a run form that was refused."""
+    """The workflow page (the editor), or one *fragment* of it for htmx.
+
+    *values* and *errors* refill a refused run form; *editing* (a step key)
+    or *adding* (a kind) opens a step form, filled from *step_values* and
+    showing *step_errors* when a save was refused.
+    """
     errors = errors or {}
     steps = list(workflow.steps.all())
     for step in steps:
         step.summary = _summary(step)
-    runs = workflow.runs.select_related("triggered_by").order_by("-id")[:RECENT_RUNS]
-    # Errors about names the form does not have (none today) still get shown.
     declared = {param.name for param in workflow.param_specs}
     context = {
         "workflow": workflow,
         "params": workflow.param_specs,
         "steps": steps,
-        "runs": runs,
+        "graph": _graph(steps),
+        "kinds": KINDS.values(),
+        "http_methods": METHODS,
+        "notice": notice if notice and notice.get("text") else None,
         "run_fields": [_run_field(param, values, errors) for param in workflow.param_specs],
         "run_errors": {name: message for name, message in errors.items() if name not in declared},
     }
-    return render(request, "workflows/workflow_detail.html", context)
+    if editing or adding:
+        context["step_form"] = _step_form(steps, editing, adding, step_values, step_errors)
+    if fragment is None:
+        context["runs"] = workflow.runs.select_related("triggered_by").order_by("-id")[
+            :RECENT_RUNS
+        ]
+    template = "workflows/workflow_detail.html"
+    return render(request, f"{template}#{fragment}" if fragment else template, context)
+
+
+def _step_form(steps, editing, adding, values, errors) -> dict[str, Any]:
+    """What the step form needs: its values, its errors, the steps it may need."""
+    keys = [step.key for step in steps]
+    if editing:
+        index = keys.index(editing)
+        current = next(step for step in steps if step.key == editing).definition()
+    else:
+        index = len(steps)
+        current = {"kind": adding, "needs": keys[-1:], "key": "", "name": ""}
+    return {
+        "editing": editing,
+        "kind": (values or current).get("kind", adding),
+        "values": values or form_values(current),
+        "errors": errors or {},
+        "above": steps[:index],
+    }
+
+
+def _graph(steps: list[Step]) -> dict[str, Any]:
+    """Nodes and edges for static/js/graph.js."""
+    return {
+        "nodes": [{"id": s.key, "label": s.name or s.key, "kind": s.kind} for s in steps],
+        "edges": [{"from": need, "to": s.key} for s in steps for need in s.needs],
+    }
 
 
 def _with_last_run(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:

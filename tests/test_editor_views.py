@@ -1,0 +1,214 @@
+"""The editor page and its actions, as a browser (with or without htmx) uses them."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from django.test import Client
+
+from tests.conftest import make_workflow
+from workflows.models import Workflow
+
+PIPELINE = """
+slug: pipeline
+name: Pipeline
+steps:
+  - {key: fetch, name: Fetch, kind: shell, command: ./fetch.sh}
+  - {key: build, name: Build, kind: shell, command: ./build.sh}
+  - {key: lint, name: Lint, kind: shell, command: ./lint.sh, needs: []}
+"""
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def pipeline(db):
+    return make_workflow(PIPELINE)
+
+
+@pytest.fixture
+def client_alice(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def keys() -> list[str]:
+    return list(Workflow.objects.get(slug="pipeline").steps.values_list("key", flat=True))
+
+
+def test_it_shows_the_steps_in_order_with_their_graph(client_alice, pipeline):
+    page = client_alice.get("/workflows/pipeline/").content.decode()
+
+    assert (
+        page.index('data-key="fetch"')
+        < page.index('data-key="build"')
+        < page.index('data-key="lint"')
+    )
+    assert '"edges": [{"from": "fetch", "to": "build"}]' in page
+    assert 'hx-post="/workflows/pipeline/steps/order"' in page
+
+
+def test_it_saves_a_dragged_order_and_redraws_the_editor(client_alice, pipeline):
+    response = client_alice.post(
+        "/workflows/pipeline/steps/order",
+        {"version": "1", "order": ["lint", "fetch", "build"]},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#editor"
+    assert "New order saved." in response.content.decode()
+    assert 'id="editor-version" name="version" value="2"' in response.content.decode()
+    assert keys() == ["lint", "fetch", "build"]
+
+
+def test_it_refuses_a_drag_above_a_needed_step_and_shows_the_saved_order(client_alice, pipeline):
+    response = client_alice.post(
+        "/workflows/pipeline/steps/order",
+        {"version": "1", "order": ["build", "fetch", "lint"]},
+        **HTMX,
+    )
+    page = response.content.decode()
+
+    assert "“Build” needs “Fetch”, so it must stay below it." in page
+    assert page.index('data-key="fetch"') < page.index('data-key="build"')
+    assert keys() == ["fetch", "build", "lint"]
+
+
+def test_it_refuses_a_stale_version_with_a_reload_link(client_alice, pipeline):
+    client_alice.post(
+        "/workflows/pipeline/steps/order", {"version": "1", "order": ["lint", "fetch", "build"]}
+    )
+    response = client_alice.post(
+        "/workflows/pipeline/steps/lint/move", {"version": "1", "direction": "down"}, **HTMX
+    )
+    page = response.content.decode()
+
+    assert "changed meanwhile (it is now at version 2)" in page
+    assert 'href="/workflows/pipeline/">Reload</a>' in page
+    assert keys() == ["lint", "fetch", "build"]
+
+
+def test_it_moves_a_step_with_buttons_without_javascript(client_alice, pipeline):
+    response = client_alice.post(
+        "/workflows/pipeline/steps/lint/move", {"version": "1", "direction": "up"}
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/workflows/pipeline/"
+    assert keys() == ["fetch", "lint", "build"]
+
+
+def test_it_opens_a_step_form_and_shows_errors_beside_the_fields(client_alice, pipeline):
+    form = client_alice.get("/workflows/pipeline/steps/build/edit", **HTMX).content.decode()
+    assert 'name="command"' in form and "./build.sh" in form
+
+    response = client_alice.post(
+        "/workflows/pipeline/steps/build/save",
+        {
+            "version": "1",
+            "kind": "shell",
+            "key": "build",
+            "command": "   ",
+            "timeout": "soon",
+            "needs": ["fetch"],
+        },
+        **HTMX,
+    )
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert '<small class="field-error">is required</small>' in page
+    assert "must be a number of seconds" in page
+    assert Workflow.objects.get(slug="pipeline").steps.get(key="build").config == {
+        "command": "./build.sh"
+    }
+
+
+def test_it_adds_a_step_of_each_kind(client_alice, pipeline):
+    for kind, fields in [
+        (
+            "http",
+            {
+                "method": "POST",
+                "url": "https://example.org/hook",
+                "headers": "Accept: text/plain",
+                "expect_status": "200, 201",
+            },
+        ),
+        ("wait", {"seconds": "2.5"}),
+    ]:
+        form = client_alice.get(f"/workflows/pipeline/steps/new?kind={kind}", **HTMX)
+        assert form.status_code == 200
+        version = Workflow.objects.get(slug="pipeline").version
+        response = client_alice.post(
+            "/workflows/pipeline/steps/add",
+            {
+                "version": str(version),
+                "kind": kind,
+                "key": f"new-{kind}",
+                "needs": ["lint"],
+                **fields,
+            },
+            **HTMX,
+        )
+        assert f"Step “new-{kind}” added." in response.content.decode()
+
+    workflow = Workflow.objects.get(slug="pipeline")
+    assert workflow.steps.get(key="new-http").config == {
+        "method": "POST",
+        "url": "https://example.org/hook",
+        "headers": {"Accept": "text/plain"},
+        "expect_status": [200, 201],
+    }
+    assert workflow.steps.get(key="new-wait").config == {"seconds": 2.5}
+    assert workflow.version == 3
+
+
+def test_it_deletes_a_step_unless_another_needs_it(client_alice, pipeline):
+    refused = client_alice.post("/workflows/pipeline/steps/fetch/delete", {"version": "1"}, **HTMX)
+    assert "“Build” needs this step" in refused.content.decode()
+
+    client_alice.post("/workflows/pipeline/steps/lint/delete", {"version": "1"}, **HTMX)
+    assert keys() == ["fetch", "build"]
+
+
+def test_it_exports_yaml_that_imports_back(client_alice, pipeline):
+    response = client_alice.get("/workflows/pipeline/export")
+
+    assert response["Content-Disposition"] == 'attachment; filename="pipeline.yaml"'
+    assert yaml.safe_load(response.content)["steps"][0]["key"] == "fetch"
+
+
+def test_it_imports_a_file_and_reports_errors(client_alice, db, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("slug: x\nsteps: [{key: a, kind: teleport}]")
+    with bad.open("rb") as upload:
+        response = client_alice.post("/workflows/import", {"file": upload}, follow=True)
+    assert "bad.yaml: step a.kind: must be one of shell, http, wait" in response.content.decode()
+    assert not Workflow.objects.exists()
+
+    good = tmp_path / "good.yaml"
+    good.write_text(PIPELINE)
+    with good.open("rb") as upload:
+        response = client_alice.post("/workflows/import", {"file": upload}, follow=True)
+    assert response.redirect_chain[-1][0] == "/workflows/pipeline/"
+    assert keys() == ["fetch", "build", "lint"]
+
+
+def test_it_refuses_a_change_without_the_csrf_token(alice, pipeline):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    response = client.post(
+        "/workflows/pipeline/steps/order", {"version": "1", "order": ["lint", "fetch", "build"]}
+    )
+
+    assert response.status_code == 403
+    assert keys() == ["fetch", "build", "lint"]
+
+
+def test_it_sends_anonymous_editors_to_the_login(client, pipeline):
+    response = client.post("/workflows/pipeline/steps/order", {"version": "1"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")

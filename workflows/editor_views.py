@@ -1,0 +1,167 @@
+"""The editor's actions: reorder, add, edit and delete steps, export, import.
+
+Each action posts a change with the version it was made on. With htmx the
+answer is the page's ``editor`` fragment, drawn again from what was saved
+(or, for an invalid step, the step's form with the errors beside the
+fields); without JavaScript the browser is redirected back to the page.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
+
+from workflows import editor
+from workflows.definition import DefinitionError, parse_yaml, save_definition, to_yaml
+from workflows.kinds import KINDS
+from workflows.models import Workflow
+from workflows.step_form import form_values, step_from_post
+from workflows.views import get_workflow_for_user, render_workflow_detail
+
+
+def _version(request: HttpRequest) -> int:
+    try:
+        return int(request.POST.get("version", ""))
+    except ValueError:
+        return -1  # refused as stale: the form did not say what it changed
+
+
+def _after_change(
+    request: HttpRequest, workflow: Workflow, *, notice: str = "", level: str = "success"
+) -> HttpResponse:
+    """The answer to a change, saved or refused: the editor drawn from the database."""
+    workflow.refresh_from_db()
+    if not request.htmx:
+        if notice:
+            messages.add_message(
+                request, messages.SUCCESS if level == "success" else messages.ERROR, notice
+            )
+        return redirect("workflow_detail", workflow.slug)
+    response = render_workflow_detail(
+        request, workflow, fragment="editor", notice={"text": notice, "level": level}
+    )
+    # Whatever asked (the list, a card, a form), the whole editor is redrawn.
+    return reswap(retarget(response, "#editor"), "outerHTML")
+
+
+def _refused(request: HttpRequest, workflow: Workflow, exc: Exception) -> HttpResponse:
+    return _after_change(request, workflow, notice=str(exc), level="error")
+
+
+@require_POST
+def steps_order(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = get_workflow_for_user(request, slug)
+    try:
+        editor.reorder(workflow, _version(request), request.POST.getlist("order"))
+    except (editor.ChangeRefused, editor.StaleVersion) as exc:
+        return _refused(request, workflow, exc)
+    return _after_change(request, workflow, notice="New order saved.")
+
+
+@require_POST
+def step_move(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    workflow = get_workflow_for_user(request, slug)
+    offset = -1 if request.POST.get("direction") == "up" else 1
+    try:
+        editor.move(workflow, _version(request), key, offset)
+    except (editor.ChangeRefused, editor.StaleVersion) as exc:
+        return _refused(request, workflow, exc)
+    return _after_change(request, workflow, notice="New order saved.")
+
+
+@require_GET
+def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpResponse:
+    """The form of a step (or of a new one of ?kind=): the card turns into it."""
+    workflow = get_workflow_for_user(request, slug)
+    if key is None:
+        kind = request.GET.get("kind", "shell")
+        if kind not in KINDS:
+            return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
+        return render_workflow_detail(
+            request, workflow, fragment="step-form" if request.htmx else None, adding=kind
+        )
+    if not workflow.steps.filter(key=key).exists():
+        return HttpResponse("That step no longer exists; reload the page.", status=404)
+    return render_workflow_detail(
+        request, workflow, fragment="step-form" if request.htmx else None, editing=key
+    )
+
+
+@require_GET
+def step_card(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    """The card of a step: what Cancel on its form swaps back in."""
+    workflow = get_workflow_for_user(request, slug)
+    return render_workflow_detail(request, workflow, fragment="editor")
+
+
+@require_POST
+def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpResponse:
+    workflow = get_workflow_for_user(request, slug)
+    kind = request.POST.get("kind", "")
+    if kind not in KINDS:
+        return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
+    step = step_from_post(request.POST, kind)
+    try:
+        editor.save_step(workflow, _version(request), key, step)
+    except (editor.ChangeRefused, editor.StaleVersion) as exc:
+        return _refused(request, workflow, exc)
+    except DefinitionError as exc:
+        keys = list(workflow.steps.values_list("key", flat=True))
+        index = keys.index(key) if key in keys else len(keys)
+        errors = editor.step_errors(exc, step["key"] or "", index)
+        response = render_workflow_detail(
+            request,
+            workflow,
+            fragment="step-form" if request.htmx else None,
+            editing=key,
+            adding=None if key else kind,
+            step_values=form_values(step),
+            step_errors=errors,
+        )
+        return response
+    verb = "added" if key is None else "saved"
+    return _after_change(request, workflow, notice=f"Step “{step['key']}” {verb}.")
+
+
+@require_POST
+def step_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    workflow = get_workflow_for_user(request, slug)
+    try:
+        editor.delete_step(workflow, _version(request), key)
+    except (editor.ChangeRefused, editor.StaleVersion) as exc:
+        return _refused(request, workflow, exc)
+    return _after_change(request, workflow, notice=f"Step “{key}” deleted.")
+
+
+@require_GET
+def workflow_export(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = get_workflow_for_user(request, slug)
+    response = HttpResponse(to_yaml(workflow.definition()), content_type="application/yaml")
+    response["Content-Disposition"] = f'attachment; filename="{workflow.slug}.yaml"'
+    return response
+
+
+@require_POST
+def workflow_import(request: HttpRequest) -> HttpResponse:
+    """Create or replace a workflow from an uploaded file, as import_workflows does."""
+    upload = request.FILES.get("file")
+    if upload is None:
+        messages.error(request, "Choose a workflow file (.yaml) to import.")
+        return redirect("workflow_list")
+    try:
+        definition = parse_yaml(upload.read().decode("utf-8"))
+    except UnicodeDecodeError:
+        messages.error(request, f"{upload.name}: not a text file.")
+        return redirect("workflow_list")
+    except DefinitionError as exc:
+        for where, message in exc.errors:
+            messages.error(request, f"{upload.name}: {where}: {message}")
+        return redirect("workflow_list")
+    workflow, changed = save_definition(definition, owner=request.user)
+    state = "imported" if changed else "unchanged"
+    messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
+    return redirect("workflow_detail", workflow.slug)
+
