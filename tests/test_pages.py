@@ -170,7 +170,7 @@ def test_it_keeps_the_workflow_list_to_a_few_queries(
         queued_run(workflow)
     with django_assert_max_num_queries(4):
         page = alice_client.get("/workflows/").content.decode()
-    assert page.count("status-queued") == 16
+    assert page.count('class="status status-queued"') == 16
 
 
 # One workflow.

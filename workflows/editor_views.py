@@ -164,4 +164,3 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     state = "imported" if changed else "unchanged"
     messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
     return redirect("workflow_detail", workflow.slug)
-

@@ -7,6 +7,9 @@ from workflows import editor_views, views
 urlpatterns = [
     path("workflows/", views.workflow_list, name="workflow_list"),
     path("workflows/import", editor_views.workflow_import, name="workflow_import"),
+    path("workflows/new", views.workflow_new, name="workflow_new"),
+    path("workflows/<slug:slug>/duplicate", views.workflow_duplicate, name="workflow_duplicate"),
+    path("workflows/<slug:slug>/delete", views.workflow_delete, name="workflow_delete"),
     path("workflows/<slug:slug>/", views.workflow_detail, name="workflow_detail"),
     path("workflows/<slug:slug>/export", editor_views.workflow_export, name="workflow_export"),
     path("workflows/<slug:slug>/steps/order", editor_views.steps_order, name="steps_order"),

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.contrib import messages
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from workflows.definition import clean_definition, save_definition
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
 from workflows.models import Step, Workflow
@@ -31,8 +35,86 @@ def get_workflow_for_user(request: HttpRequest, slug: str) -> Workflow:
 
 @require_GET
 def workflow_list(request: HttpRequest) -> HttpResponse:
-    workflows = _with_last_run(Workflow.objects.annotate(step_count=Count("steps")))
-    return render(request, "workflows/workflow_list.html", {"workflows": workflows})
+    query = request.GET.get("q", "").strip()
+    workflows = Workflow.objects.annotate(step_count=Count("steps"))
+    if query:
+        workflows = workflows.filter(Q(name__icontains=query) | Q(slug__icontains=query))
+    workflows = list(_with_last_run(workflows))
+    recent = _recent_statuses([w.pk for w in workflows])
+    for workflow in workflows:
+        workflow.recent_statuses = recent.get(workflow.pk, [])
+    context = {"workflows": workflows, "query": query}
+    template = "workflows/workflow_list.html"
+    if request.htmx and request.htmx.target == "workflow-rows":
+        template += "#rows"
+    return render(request, template, context)
+
+
+def _recent_statuses(workflow_ids: list[int], count: int = 10) -> dict[int, list[dict]]:
+    """The last *count* runs of each workflow, oldest first, in one query."""
+    runs = Workflow._meta.get_field("runs").related_model.objects  # no import of runs
+    rows = (
+        runs.filter(workflow_id__in=workflow_ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("workflow_id"), order_by=F("id").desc()))
+        .filter(rank__lte=count)
+        .values("workflow_id", "id", "number", "status")
+    )
+    recent: dict[int, list[dict]] = {}
+    for row in rows:
+        recent.setdefault(row["workflow_id"], []).append(row)
+    for statuses in recent.values():
+        statuses.sort(key=lambda row: row["id"])
+    return recent
+
+
+@require_POST
+def workflow_new(request: HttpRequest) -> HttpResponse:
+    name = request.POST.get("name", "").strip()
+    if not name:
+        messages.error(request, "Give the new workflow a name.")
+        return redirect("workflow_list")
+    definition = clean_definition({"slug": _free_slug(slugify(name) or "workflow"), "name": name})
+    workflow, _ = save_definition(definition, owner=request.user)
+    return redirect("workflow_detail", workflow.slug)
+
+
+@require_POST
+def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
+    original = get_workflow_for_user(request, slug)
+    definition = original.definition()
+    definition.pop("version")
+    definition["slug"] = _free_slug(f"{original.slug}-copy")
+    definition["name"] = f"Copy of {original.name}"
+    workflow, _ = save_definition(clean_definition(definition), owner=request.user)
+    messages.success(request, f"“{original.name}” copied; this is the copy.")
+    return redirect("workflow_detail", workflow.slug)
+
+
+@require_http_methods(["GET", "POST"])
+def workflow_delete(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET asks for confirmation (saying how many runs go too); POST deletes."""
+    workflow = get_workflow_for_user(request, slug)
+    runs = workflow.runs.count()
+    active = workflow.runs.filter(status__in=["queued", "running"]).count()
+    if request.method == "POST":
+        if active:
+            messages.error(
+                request, f"“{workflow.name}” has {active} run(s) going: cancel them first."
+            )
+            return redirect("workflow_detail", workflow.slug)
+        workflow.delete()
+        messages.success(request, f"“{workflow.name}” and its {runs} run(s) were deleted.")
+        return redirect("workflow_list")
+    context = {"workflow": workflow, "runs": runs, "active": active}
+    return render(request, "workflows/workflow_delete.html", context)
+
+
+def _free_slug(wanted: str) -> str:
+    wanted = wanted[:90]
+    slug, number = wanted, 2
+    while Workflow.objects.filter(slug=slug).exists():
+        slug, number = f"{wanted}-{number}", number + 1
+    return slug
 
 
 @require_GET
@@ -79,9 +161,7 @@ def render_workflow_detail(
     if editing or adding:
         context["step_form"] = _step_form(steps, editing, adding, step_values, step_errors)
     if fragment is None:
-        context["runs"] = workflow.runs.select_related("triggered_by").order_by("-id")[
-            :RECENT_RUNS
-        ]
+        context["runs"] = workflow.runs.select_related("triggered_by").order_by("-id")[:RECENT_RUNS]
     template = "workflows/workflow_detail.html"
     return render(request, f"{template}#{fragment}" if fragment else template, context)
 
