@@ -212,3 +212,70 @@ def test_it_sends_anonymous_editors_to_the_login(client, pipeline):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_it_saves_settings_and_parameters(client_alice, pipeline):
+    response = client_alice.post(
+        "/workflows/pipeline/settings",
+        {
+            "version": "1",
+            "name": "Nightly pipeline",
+            "timeout": "600",
+            "max_concurrent_runs": "1",
+            "param-0-name": "day",
+            "param-0-type": "choice",
+            "param-0-choices": "mon, tue",
+            "param-0-default": "mon",
+            "param-1-name": "",
+        },
+        **HTMX,
+    )
+
+    assert response["HX-Refresh"] == "true"
+    workflow = Workflow.objects.get(slug="pipeline")
+    assert (workflow.name, workflow.timeout, workflow.max_concurrent_runs) == (
+        "Nightly pipeline",
+        600,
+        1,
+    )
+    assert workflow.params == [
+        {"name": "day", "type": "choice", "default": "mon", "choices": ["mon", "tue"]}
+    ]
+
+
+def test_it_shows_settings_errors_beside_the_fields_and_keeps_what_was_typed(
+    client_alice, pipeline
+):
+    response = client_alice.post(
+        "/workflows/pipeline/settings",
+        {
+            "version": "1",
+            "name": "Renamed",
+            "timeout": "soon",
+            "param-0-name": "n",
+            "param-0-type": "int",
+            "param-0-default": "many",
+        },
+        **HTMX,
+    )
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert page.lstrip().startswith('<form id="settings"')
+    assert '<small class="field-error">must be a number of seconds</small>' in page
+    assert "n.default: &#x27;many&#x27; is not a whole number" in page
+    assert 'value="Renamed"' in page
+    assert Workflow.objects.get(slug="pipeline").name == "Pipeline"
+
+
+def test_it_keeps_the_settings_version_in_step_with_the_editor(client_alice, pipeline):
+    response = client_alice.post(
+        "/workflows/pipeline/steps/order",
+        {"version": "1", "order": ["lint", "fetch", "build"]},
+        **HTMX,
+    )
+
+    assert (
+        '<input type="hidden" id="settings-version" name="version" value="2" hx-swap-oob="true">'
+        in response.content.decode()
+    )

@@ -12,13 +12,18 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import reswap, retarget
+from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
 
 from workflows import editor
 from workflows.definition import DefinitionError, parse_yaml, save_definition, to_yaml
+from workflows.editor_forms import (
+    form_values,
+    settings_errors,
+    settings_from_post,
+    step_from_post,
+)
 from workflows.kinds import KINDS
 from workflows.models import Workflow
-from workflows.step_form import form_values, step_from_post
 from workflows.views import get_workflow_for_user, render_workflow_detail
 
 
@@ -124,6 +129,30 @@ def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
         return response
     verb = "added" if key is None else "saved"
     return _after_change(request, workflow, notice=f"Step “{step['key']}” {verb}.")
+
+
+@require_POST
+def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
+    workflow = get_workflow_for_user(request, slug)
+    settings = settings_from_post(request.POST)
+    try:
+        editor.save_settings(workflow, _version(request), settings)
+    except editor.StaleVersion as exc:
+        errors = {"params": [], "form": str(exc)}
+    except DefinitionError as exc:
+        errors = settings_errors(exc.errors)
+    else:
+        messages.success(request, "Settings saved.")
+        if request.htmx:
+            return HttpResponseClientRefresh()  # the name, the run form: all of it changed
+        return redirect("workflow_detail", workflow.slug)
+    return render_workflow_detail(
+        request,
+        workflow,
+        fragment="settings" if request.htmx else None,
+        settings=settings,
+        settings_errors=errors,
+    )
 
 
 @require_POST

@@ -12,6 +12,9 @@ urlpatterns = [
     path("workflows/<slug:slug>/delete", views.workflow_delete, name="workflow_delete"),
     path("workflows/<slug:slug>/", views.workflow_detail, name="workflow_detail"),
     path("workflows/<slug:slug>/export", editor_views.workflow_export, name="workflow_export"),
+    path(
+        "workflows/<slug:slug>/settings", editor_views.workflow_settings, name="workflow_settings"
+    ),
     path("workflows/<slug:slug>/steps/order", editor_views.steps_order, name="steps_order"),
     path("workflows/<slug:slug>/steps/new", editor_views.step_form, name="step_new"),
     path("workflows/<slug:slug>/steps/add", editor_views.step_save, name="step_add"),

@@ -14,11 +14,11 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from workflows.definition import clean_definition, save_definition
+from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
 from workflows.models import Step, Workflow
-from workflows.params import TRUE_WORDS, Param
-from workflows.step_form import form_values
+from workflows.params import PARAM_TYPES, TRUE_WORDS, Param
 
 RECENT_RUNS = 20
 
@@ -135,6 +135,8 @@ def render_workflow_detail(
     adding: str | None = None,
     step_values: Mapping[str, Any] | None = None,
     step_errors: Mapping[str, str] | None = None,
+    settings: Mapping[str, Any] | None = None,
+    settings_errors: Mapping[str, Any] | None = None,
 ) -> HttpResponse:
     """The workflow page (the editor), or one *fragment* of it for htmx.
 
@@ -154,6 +156,9 @@ def render_workflow_detail(
         "graph": _graph(steps),
         "kinds": KINDS.values(),
         "http_methods": METHODS,
+        "param_types": PARAM_TYPES,
+        "settings_values": settings_values(settings or workflow.definition()),
+        "settings_errors": settings_errors or {},
         "notice": notice if notice and notice.get("text") else None,
         "run_fields": [_run_field(param, values, errors) for param in workflow.param_specs],
         "run_errors": {name: message for name, message in errors.items() if name not in declared},

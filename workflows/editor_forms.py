@@ -1,4 +1,4 @@
-"""The step form of the editor: posted fields to a step definition and back.
+"""The editor's forms: posted fields to definition data and back.
 
 The form only translates; every rule is the file validator's
 (workflows.definition), so a step saved in the browser is exactly one that
@@ -102,3 +102,72 @@ def _codes(text: str) -> list[int] | str:
         return [int(code) for code in codes]
     except ValueError:
         return text
+
+
+def settings_from_post(post: QueryDict) -> dict[str, Any]:
+    """Name, description, limits and parameter rows, as the validator reads them."""
+    params = []
+    index = 0
+    while f"param-{index}-name" in post:
+        name = post.get(f"param-{index}-name", "").strip()
+        if name:
+            param: dict[str, Any] = {
+                "name": name,
+                "type": post.get(f"param-{index}-type", "string"),
+                "required": post.get(f"param-{index}-required") == "on",
+            }
+            if default := post.get(f"param-{index}-default", "").strip():
+                param["default"] = default
+            choices = post.get(f"param-{index}-choices", "")
+            if choices := [c.strip() for c in choices.split(",") if c.strip()]:
+                param["choices"] = choices
+            if description := post.get(f"param-{index}-description", "").strip():
+                param["description"] = description
+            params.append(param)
+        index += 1
+    return {
+        "name": post.get("name", "").strip(),
+        "description": post.get("description", "").replace("\r\n", "\n").strip(),
+        "timeout": _number(post.get("timeout", ""), 0),
+        "max_concurrent_runs": _number(post.get("max_concurrent_runs", ""), 0),
+        "params": params,
+    }
+
+
+def settings_values(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings (saved or refused) as field values, with one blank parameter row."""
+    rows = []
+    for param in [*settings.get("params", []), {}]:
+        default = param.get("default", "")
+        if isinstance(default, bool):
+            default = "true" if default else "false"
+        rows.append(
+            {
+                "name": param.get("name", ""),
+                "type": param.get("type", "string"),
+                "default": default,
+                "required": param.get("required", False),
+                "choices": ", ".join(str(c) for c in param.get("choices", [])),
+                "description": param.get("description", ""),
+            }
+        )
+    return {
+        "name": settings.get("name", ""),
+        "description": settings.get("description", ""),
+        "timeout": settings.get("timeout") or "",
+        "max_concurrent_runs": settings.get("max_concurrent_runs") or "",
+        "params": rows,
+    }
+
+
+def settings_errors(errors: list[tuple[str, str]]) -> dict[str, Any]:
+    """Validator errors on the settings, by field; parameter errors as one list."""
+    fields: dict[str, Any] = {"params": []}
+    for where, message in errors:
+        if where.startswith("params"):
+            fields["params"].append(f"{where.removeprefix('params').lstrip('.')}: {message}")
+        elif where.startswith("step"):
+            fields.setdefault("form", f"{where}: {message}")
+        else:
+            fields.setdefault(where, message)
+    return fields
