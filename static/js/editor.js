@@ -12,6 +12,9 @@
       new Sortable(list, {
         animation: 150,
         handle: ".drag-handle",
+        // Mouse and touch events rather than native drag and drop: the same
+        // feel in every browser (and what automated browsers drive).
+        forceFallback: true,
         draggable: ".step-card",
         onEnd: function (event) {
           if (event.oldIndex === event.newIndex) return;

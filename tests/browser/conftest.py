@@ -1,0 +1,165 @@
+"""Real-browser tests: Debian's Chromium, driven by Playwright, against a real Daphne.
+
+Fixtures:
+
+- ``server``: the base URL (``http://127.0.0.1:<port>``) of a Daphne serving the
+  test database, with the executor started as in production. One server per
+  test process (so one per xdist worker); a test that uses it gets
+  ``transactional_db``, because the server only sees committed rows.
+- ``logged_in_page``: Playwright's ``page``, logged in as alice through the real
+  login form.
+
+Without Chromium the tests are skipped, with the reason (and under CI=true
+tests/conftest.py turns that skip into a failure).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from playwright.sync_api import Page, expect
+
+from tests.conftest import manage_env
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SERVER_START_TIMEOUT = 30.0
+SERVER_STOP_TIMEOUT = 10.0
+
+# Playwright's sync API keeps an event loop running in this thread from the
+# first browser test to the end of the process, and the ORM refuses to run
+# under a running loop: allow it here. The server gets its own environment
+# without this, so it keeps the check.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+# Pages render on a real server, next to other test processes: leave room.
+expect.set_options(timeout=10_000)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the browser tests after all the others (in each xdist worker too).
+
+    Once Playwright has started, the event loop it leaves running in the main
+    thread breaks ``asyncio.run()`` and ``async_to_sync`` in later tests.
+    """
+    here = Path(__file__).parent
+    browser = [item for item in items if here in item.path.parents]
+    if browser:
+        items[:] = [item for item in items if here not in item.path.parents] + browser
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(
+            f"Chromium is not installed at {CHROMIUM}: `apt-get install -y chromium` "
+            "(.ci/run does it); do not use `playwright install`"
+        )
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS}
+
+
+@pytest.fixture(autouse=True)
+def _needs_chromium(browser_type_launch_args: dict) -> None:
+    """Skip before a server is started for nothing."""
+
+
+@pytest.fixture(scope="session")
+def daphne_server(django_db_setup, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start Daphne on the test database; yield its base URL; stop it.
+
+    Its output, with an access log, goes to daphne/daphne.log under pytest's
+    temporary directory.
+    """
+    env = manage_env(ORCH_EXECUTOR_AUTOSTART="true", ALLOWED_HOSTS="127.0.0.1", DEBUG="false")
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
+    # Daphne adopts a socket that is already listening, so no other process
+    # (another xdist worker) can take the port in between.
+    with socket.create_server(("127.0.0.1", 0)) as listener, log_path.open("wb") as log:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "daphne"),
+                *("--fd", str(listener.fileno())),
+                *("--access-log", "-"),
+                "orchestrator_site.asgi:application",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=[listener.fileno()],
+        )
+    try:
+        _wait_until_healthy(url, process, log_path)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"Daphne exited with status {process.returncode} before answering "
+                f"/healthz:\n{log_path.read_text(errors='replace')[-4000:]}"
+            )
+        try:
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(
+        f"Daphne did not answer {url}/healthz within {SERVER_START_TIMEOUT:g} s:\n"
+        f"{log_path.read_text(errors='replace')[-4000:]}"
+    )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(SERVER_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture
+def server(daphne_server: str, transactional_db) -> str:
+    """The base URL of the running server; rows the test writes are committed."""
+    return daphne_server
+
+
+@pytest.fixture
+def logged_in_page(page: Page, server: str, alice) -> Page:
+    page.goto(f"{server}/accounts/login/")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("alice-password-1")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    return page
