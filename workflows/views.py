@@ -10,6 +10,7 @@ from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -146,8 +147,11 @@ def render_workflow_detail(
     """
     errors = errors or {}
     steps = list(workflow.steps.all())
+    # One reverse() for all the steps' links: a long workflow has hundreds.
+    prefix = reverse("step_card", args=[workflow.slug, "-"]).removesuffix("-/")
     for step in steps:
         step.summary = _summary(step)
+        step.url = f"{prefix}{step.key}/"
     declared = {param.name for param in workflow.param_specs}
     context = {
         "workflow": workflow,

@@ -14,13 +14,16 @@ def step_keys(page: Page) -> list[str]:
 
 def drag_to_top(page: Page, key: str) -> None:
     """Press the step's handle, move above the first card, release: as a person does."""
+    page.locator("#steps").scroll_into_view_if_needed()
     handle = page.locator(f"#step-{key} .drag-handle").bounding_box()
     first = page.locator("#steps .step-card").first.bounding_box()
-    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    x = handle["x"] + handle["width"] / 2
+    start = handle["y"] + handle["height"] / 2
+    page.mouse.move(x, start)
     page.mouse.down()
-    for step in range(1, 11):
-        y = handle["y"] + (first["y"] + 2 - handle["y"]) * step / 10
-        page.mouse.move(handle["x"] + handle["width"] / 2, y)
+    page.mouse.move(x, start - 5, steps=3)  # past Sortable's drag threshold
+    page.mouse.move(x, first["y"] - 5, steps=15)
+    page.wait_for_timeout(200)  # let Sortable settle the placeholder
     page.mouse.up()
 
 
