@@ -73,10 +73,11 @@ def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_d
     )
     cli = manage_in_background("run_workflow", "doomed")
     try:
+        # Its first line stored: the step's process is surely running.
         step = wait_for(
-            lambda: StepRun.objects.filter(step_key="long", status="running").first(),
+            lambda: StepRun.objects.filter(log_lines__text=token).first(),
             timeout=20,
-            message="the CLI to start the step",
+            message="the CLI's step to print",
         )
         cli.send_signal(signal.SIGKILL)
         cli.wait(10)
