@@ -44,11 +44,6 @@ CHROMIUM_ARGS = [
 SERVER_START_TIMEOUT = 30.0
 SERVER_STOP_TIMEOUT = 10.0
 
-# Playwright's sync API keeps an event loop running in this thread from the
-# first browser test to the end of the process, and the ORM refuses to run
-# under a running loop: allow it here. The server gets its own environment
-# without this, so it keeps the check.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 # Pages render on a real server, next to other test processes: leave room.
 expect.set_options(timeout=10_000)
@@ -80,6 +75,19 @@ def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
 @pytest.fixture(autouse=True)
 def _needs_chromium(browser_type_launch_args: dict) -> None:
     """Skip before a server is started for nothing."""
+
+
+@pytest.fixture(autouse=True)
+def _orm_under_playwright() -> None:
+    """Let the ORM run while Playwright's event loop runs in this thread.
+
+    Playwright's sync API keeps that loop running from the first browser
+    test to the end of the process, and the ORM refuses to run under a
+    running loop. Browser tests run last, so every other test keeps the
+    check (it catches ORM calls made on an event loop by mistake); the
+    server gets its own environment without this.
+    """
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 
 @pytest.fixture(scope="session")
