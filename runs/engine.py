@@ -9,10 +9,8 @@ these functions twice never starts anything twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from functools import lru_cache
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Protocol
 
 from django.db import transaction
@@ -32,6 +30,7 @@ from runs.models import (
     StopRequest,
     Trigger,
 )
+from runs.snapshot import StepJob, StepState, job_for, lock_run, outputs_of, plan_of, step_states
 from workflows.kinds.base import StepResult
 from workflows.models import RunIf, Workflow
 from workflows.params import resolve_values
@@ -46,31 +45,6 @@ class Executor(Protocol):
 
     def submit(self, run_id: int) -> None:
         """Drive this run from now on (called after the trigger commits)."""
-
-
-@dataclass(frozen=True)
-class StepJob:
-    """Everything an executor needs to execute one attempt of a step run."""
-
-    step_run_id: int
-    run_id: int
-    step_key: str
-    kind: str
-    config: dict[str, Any]
-    attempt: int
-    timeout: float | None
-    retries: int
-    retry_delay: float
-    queue: str
-    params: dict[str, Any]
-    upstream: dict[str, dict[str, str]]
-    run_env: dict[str, str]
-    first_seq: int = 1
-    # Seconds to wait before this attempt starts (the retry delay).
-    delay: float = 0
-
-    def next_attempt(self, first_seq: int, delay: float) -> StepJob:
-        return replace(self, attempt=self.attempt + 1, first_seq=first_seq, delay=delay)
 
 
 @dataclass
@@ -135,7 +109,7 @@ def advance(run_id: int, *, worker: str) -> Progress:
     slot and no older run of it is waiting.
     """
     with transaction.atomic():
-        run = _lock(run_id)
+        run = lock_run(run_id)
         if run.status == RunStatus.QUEUED and not _promote(run, worker):
             return Progress(run.status)
         if run.status != RunStatus.RUNNING:
@@ -157,8 +131,8 @@ def complete_attempt(
     transaction; *next_seq* is the number the step's next log line gets.
     """
     with transaction.atomic():
-        run = _lock(job.run_id)
-        steps = _steps(run)
+        run = lock_run(job.run_id)
+        steps = step_states(run)
         step = next(s for s in steps if s.pk == job.step_run_id)
         if lines:
             write_lines(step.pk, list(lines))
@@ -221,7 +195,7 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
     the run had already finished.
     """
     with transaction.atomic():
-        run = _lock(run_id)
+        run = lock_run(run_id)
         if run.is_final:
             return False
         if not run.stop_requested:
@@ -229,76 +203,6 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
             run.save(update_fields=["stop_requested"])
         _advance_locked(run, worker or run.worker)
         return True
-
-
-def reap(
-    *,
-    worker: str,
-    is_gone: Callable[[str, datetime | None], bool],
-    release: Callable[[StepRun], None] = lambda step: None,
-) -> list[StepJob]:
-    """Take over what processes that stopped left behind.
-
-    A running step of a process that is gone fails as interrupted (or is
-    tried again when its retries allow); *release* is called first, to end
-    what may be left of its processes. A queued or running run of such a
-    process passes to *worker*, which goes on with it. Returns the jobs for
-    *worker* to execute.
-    """
-    jobs: list[StepJob] = []
-    lost_steps = [
-        step
-        for step in StepRun.objects.filter(status=StepStatus.RUNNING).only(
-            "id", "run_id", "worker", "heartbeat_at"
-        )
-        if is_gone(step.worker, step.heartbeat_at)
-    ]
-    for lost in lost_steps:
-        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release))
-    orphan_runs = [
-        run
-        for run in Run.objects.active().only("id", "worker", "heartbeat_at")
-        if is_gone(run.worker, run.heartbeat_at)
-    ]
-    for orphan in orphan_runs:
-        with transaction.atomic():
-            run = _lock(orphan.pk)
-            if run.is_final or not is_gone(run.worker, run.heartbeat_at):
-                continue
-            log.info("taking over %s from %s", run, run.worker or "nobody")
-            run.worker = worker
-            run.heartbeat_at = timezone.now()
-            run.save(update_fields=["worker", "heartbeat_at"])
-        jobs.extend(advance(orphan.pk, worker=worker).jobs)
-    return jobs
-
-
-def _fail_lost_step(step_run_id: int, worker: str, is_gone, release) -> list[StepJob]:
-    with transaction.atomic():
-        step = StepRun.objects.select_related("run").get(pk=step_run_id)
-        run = _lock(step.run_id)
-        step.refresh_from_db()
-        if step.status != StepStatus.RUNNING or not is_gone(step.worker, step.heartbeat_at):
-            return []
-        log.warning("%s: %s (%s)", step, INTERRUPTED, step.worker)
-        release(step)
-        job = _job(run, step, _outputs(_steps(run)))
-        next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
-        status = StepStatus.CANCELLED if run.stop_requested else StepStatus.FAILED
-        # Adopt the step so that complete_attempt accepts the verdict.
-        step.worker = worker
-        step.save(update_fields=["worker"])
-        if run.worker != worker and is_gone(run.worker, run.heartbeat_at):
-            run.worker = worker
-            run.heartbeat_at = timezone.now()
-            run.save(update_fields=["worker", "heartbeat_at"])
-    progress = complete_attempt(
-        job, StepResult(status, error=INTERRUPTED), worker=worker, next_seq=next_seq
-    )
-    jobs = list(progress.jobs)
-    if progress.retry_job is not None:
-        jobs.append(progress.retry_job)
-    return jobs
 
 
 # Inside the lock.
@@ -320,21 +224,21 @@ def _promote(run: Run, worker: str) -> bool:
     run.started_at = now
     run.worker = worker
     run.heartbeat_at = now
-    timeout = _plan(run).definition.get("timeout") or 0
+    timeout = plan_of(run).definition.get("timeout") or 0
     run.deadline = now + timedelta(seconds=timeout) if timeout else None
     run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
     return True
 
 
-def _advance_locked(run: Run, worker: str, steps: list[_StepState] | None = None) -> list[StepJob]:
+def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None) -> list[StepJob]:
     if steps is None:
-        steps = _steps(run)
+        steps = step_states(run)
     by_key = {step.step_key: step for step in steps}
-    plan = _plan(run)
+    plan = plan_of(run)
     specs, ancestors = plan.specs, plan.ancestors
     now = timezone.now()
     decided: dict[str, list[int]] = {}
-    starting: list[_StepState] = []
+    starting: list[StepState] = []
     for step in steps:  # in position order, which is a topological order
         if step.status != StepStatus.PENDING:
             continue
@@ -360,8 +264,8 @@ def _advance_locked(run: Run, worker: str, steps: list[_StepState] | None = None
         StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
     if all(step.status in STEP_FINAL for step in steps):
         _finish(run, steps, specs, now)
-    outputs = _outputs(steps) if starting else {}
-    return [_job(run, step, outputs) for step in starting]
+    outputs = outputs_of(steps) if starting else {}
+    return [job_for(run, step, outputs) for step in starting]
 
 
 def _should_run(spec, by_key, specs, ancestors: set[str]) -> bool:
@@ -390,7 +294,7 @@ def _finish(run: Run, steps: list[StepRun], specs, now) -> None:
         run.error = "cancelled"
     elif run.stop_requested == StopRequest.TIMEOUT:
         run.status = RunStatus.FAILED
-        run.error = f"the run timed out after {_plan(run).definition['timeout']:g} s"
+        run.error = f"the run timed out after {plan_of(run).definition['timeout']:g} s"
     elif failed:
         run.status = RunStatus.FAILED
         first = failed[0]
@@ -401,98 +305,6 @@ def _finish(run: Run, steps: list[StepRun], specs, now) -> None:
         run.status = RunStatus.SUCCEEDED
     run.finished_at = now
     run.save(update_fields=["status", "error", "finished_at"])
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What a run's immutable snapshot says, parsed once per process."""
-
-    definition: dict[str, Any]
-    params: dict[str, Any]
-    specs: dict[str, dict[str, Any]]
-    ancestors: dict[str, set[str]]
-
-
-@lru_cache(maxsize=512)
-def _load_plan(run_id: int, created_at: datetime) -> _Plan:
-    definition, params = Run.objects.values_list("definition", "params").get(pk=run_id)
-    ancestors: dict[str, set[str]] = {}
-    for spec in definition["steps"]:
-        found = set(spec["needs"])
-        for need in spec["needs"]:
-            found |= ancestors.get(need, set())
-        ancestors[spec["key"]] = found
-    specs = {spec["key"]: spec for spec in definition["steps"]}
-    return _Plan(definition, params, specs, ancestors)
-
-
-def _plan(run: Run) -> _Plan:
-    # The snapshot never changes after the trigger; created_at keeps a
-    # reused id from finding another run's plan.
-    return _load_plan(run.pk, run.created_at)
-
-
-def _lock(run_id: int) -> Run:
-    """The run, locked until the transaction ends (snapshot fields left out)."""
-    return Run.objects.select_for_update().defer("definition", "params").get(pk=run_id)
-
-
-@dataclass(slots=True)
-class _StepState:
-    """What the engine reads of a step run: cheaper than a model instance."""
-
-    pk: int
-    step_key: str
-    status: str
-    attempt: int
-    worker: str
-    error: str
-    outputs: dict[str, str]
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in STEP_FINAL
-
-
-def _steps(run: Run) -> list[_StepState]:
-    rows = (
-        StepRun.objects.filter(run_id=run.pk)
-        .order_by("position")
-        .values_list("id", "step_key", "status", "attempt", "worker", "error", "outputs")
-    )
-    return [_StepState(*row) for row in rows]
-
-
-def _outputs(steps: list[_StepState]) -> dict[str, dict[str, str]]:
-    return {step.step_key: step.outputs for step in steps if step.outputs}
-
-
-def _job(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
-    plan = _plan(run)
-    spec = plan.specs[step.step_key]
-    upstream = {
-        key: outputs[key] for key in sorted(plan.ancestors[step.step_key]) if key in outputs
-    }
-    return StepJob(
-        step_run_id=step.pk,
-        run_id=run.pk,
-        step_key=step.step_key,
-        kind=spec["kind"],
-        config=spec["config"],
-        attempt=step.attempt,
-        timeout=spec["timeout"] or None,
-        retries=spec["retries"],
-        retry_delay=spec["retry_delay"],
-        queue=spec["queue"],
-        params=plan.params,
-        upstream=upstream,
-        run_env={
-            "ORCH_WORKFLOW": plan.definition["slug"],
-            "ORCH_RUN_ID": str(run.pk),
-            "ORCH_RUN_NUMBER": str(run.number),
-            "ORCH_STEP_KEY": step.step_key,
-        },
-    )
 
 
 def _attempt_record(job: StepJob, result: StepResult, earlier, started_at, now) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from runs import engine
+from runs import engine, recovery
 from runs.executors.local import LocalExecutor
 from runs.models import Run, RunStatus, StepRun, StepStatus
 from runs.workers import is_gone
@@ -139,7 +139,7 @@ def test_it_fails_a_step_whose_remote_worker_stopped_heartbeating(transactional_
     long_ago = timezone.now() - timedelta(minutes=5)
     run = running_elsewhere(workflow, "elsewhere:123:abcd", long_ago)
 
-    jobs = engine.reap(worker="here:1:x", is_gone=is_gone)
+    jobs = recovery.reap(worker="here:1:x", is_gone=is_gone)
 
     run.refresh_from_db()
     assert jobs == []
@@ -152,7 +152,7 @@ def test_it_trusts_a_remote_worker_that_heartbeats(transactional_db):
     now = timezone.now()
     running_elsewhere(workflow, "elsewhere:123:abcd", now)
 
-    assert engine.reap(worker="here:1:x", is_gone=is_gone) == []
+    assert recovery.reap(worker="here:1:x", is_gone=is_gone) == []
     assert StepRun.objects.get().status == "running"
     assert Run.objects.get().worker == "elsewhere:123:abcd"
 

@@ -29,7 +29,7 @@ from django.db import (
 )
 from django.utils import timezone
 
-from runs import engine
+from runs import engine, recovery
 from runs.logs import LogCapture, write_lines
 from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
 from runs.workers import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
@@ -377,7 +377,9 @@ class LocalExecutor:
             self._background(self._advance(run_id))
 
     async def _reap(self) -> None:
-        jobs = await self._db(engine.reap, worker=self.worker_id, is_gone=is_gone, release=_release)
+        jobs = await self._db(
+            recovery.reap, worker=self.worker_id, is_gone=is_gone, release=_release
+        )
         adopted = await self._db(_runs_of, self.worker_id)
         for run_id in adopted - self._runs:
             self._runs.add(run_id)

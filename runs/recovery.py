@@ -1,0 +1,93 @@
+"""Taking over what stopped processes left behind.
+
+A running step whose process is gone fails as interrupted (or is tried
+again when its retries allow); a queued or running run whose process is
+gone passes to the executor that found it, which goes on with it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from runs.engine import INTERRUPTED, advance, complete_attempt
+from runs.models import Run, StepRun, StepStatus
+from runs.snapshot import StepJob, job_for, lock_run, outputs_of, step_states
+from workflows.kinds.base import StepResult
+
+log = logging.getLogger(__name__)
+
+
+def reap(
+    *,
+    worker: str,
+    is_gone: Callable[[str, datetime | None], bool],
+    release: Callable[[StepRun], None] = lambda step: None,
+) -> list[StepJob]:
+    """Take over what processes that stopped left behind.
+
+    A running step of a process that is gone fails as interrupted (or is
+    tried again when its retries allow); *release* is called first, to end
+    what may be left of its processes. A queued or running run of such a
+    process passes to *worker*, which goes on with it. Returns the jobs for
+    *worker* to execute.
+    """
+    jobs: list[StepJob] = []
+    lost_steps = [
+        step
+        for step in StepRun.objects.filter(status=StepStatus.RUNNING).only(
+            "id", "run_id", "worker", "heartbeat_at"
+        )
+        if is_gone(step.worker, step.heartbeat_at)
+    ]
+    for lost in lost_steps:
+        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release))
+    orphan_runs = [
+        run
+        for run in Run.objects.active().only("id", "worker", "heartbeat_at")
+        if is_gone(run.worker, run.heartbeat_at)
+    ]
+    for orphan in orphan_runs:
+        with transaction.atomic():
+            run = lock_run(orphan.pk)
+            if run.is_final or not is_gone(run.worker, run.heartbeat_at):
+                continue
+            log.info("taking over %s from %s", run, run.worker or "nobody")
+            run.worker = worker
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["worker", "heartbeat_at"])
+        jobs.extend(advance(orphan.pk, worker=worker).jobs)
+    return jobs
+
+
+def _fail_lost_step(step_run_id: int, worker: str, is_gone, release) -> list[StepJob]:
+    with transaction.atomic():
+        step = StepRun.objects.select_related("run").get(pk=step_run_id)
+        run = lock_run(step.run_id)
+        step.refresh_from_db()
+        if step.status != StepStatus.RUNNING or not is_gone(step.worker, step.heartbeat_at):
+            return []
+        log.warning("%s: %s (%s)", step, INTERRUPTED, step.worker)
+        release(step)
+        job = job_for(run, step, outputs_of(step_states(run)))
+        next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
+        status = StepStatus.CANCELLED if run.stop_requested else StepStatus.FAILED
+        # Adopt the step so that complete_attempt accepts the verdict.
+        step.worker = worker
+        step.save(update_fields=["worker"])
+        if run.worker != worker and is_gone(run.worker, run.heartbeat_at):
+            run.worker = worker
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["worker", "heartbeat_at"])
+    progress = complete_attempt(
+        job, StepResult(status, error=INTERRUPTED), worker=worker, next_seq=next_seq
+    )
+    jobs = list(progress.jobs)
+    if progress.retry_job is not None:
+        jobs.append(progress.retry_job)
+    return jobs
