@@ -9,8 +9,10 @@ from django.contrib import messages
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -153,7 +155,15 @@ def render_workflow_detail(
         step.summary = _summary(step)
         step.url = f"{prefix}{step.key}/"
     declared = {param.name for param in workflow.param_specs}
+    # The hidden fields of every card's small forms, built once, not per card.
+    card_form_fields = format_html(
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
+        '<input type="hidden" name="version" value="{}">',
+        get_token(request),
+        workflow.version,
+    )
     context = {
+        "card_form_fields": card_form_fields,
         "workflow": workflow,
         "params": workflow.param_specs,
         "steps": steps,
