@@ -25,18 +25,12 @@ def pipeline(db):
     return make_workflow(PIPELINE)
 
 
-@pytest.fixture
-def client_alice(client, alice):
-    client.force_login(alice)
-    return client
-
-
 def keys() -> list[str]:
     return list(Workflow.objects.get(slug="pipeline").steps.values_list("key", flat=True))
 
 
-def test_it_shows_the_steps_in_order_with_their_graph(client_alice, pipeline):
-    page = client_alice.get("/workflows/pipeline/").content.decode()
+def test_it_shows_the_steps_in_order_with_their_graph(alice_client, pipeline):
+    page = alice_client.get("/workflows/pipeline/").content.decode()
 
     assert (
         page.index('data-key="fetch"')
@@ -47,8 +41,8 @@ def test_it_shows_the_steps_in_order_with_their_graph(client_alice, pipeline):
     assert 'hx-post="/workflows/pipeline/steps/order"' in page
 
 
-def test_it_saves_a_dragged_order_and_redraws_the_editor(client_alice, pipeline):
-    response = client_alice.post(
+def test_it_saves_a_dragged_order_and_redraws_the_editor(alice_client, pipeline):
+    response = alice_client.post(
         "/workflows/pipeline/steps/order",
         {"version": "1", "order": ["lint", "fetch", "build"]},
         **HTMX,
@@ -61,8 +55,8 @@ def test_it_saves_a_dragged_order_and_redraws_the_editor(client_alice, pipeline)
     assert keys() == ["lint", "fetch", "build"]
 
 
-def test_it_refuses_a_drag_above_a_needed_step_and_shows_the_saved_order(client_alice, pipeline):
-    response = client_alice.post(
+def test_it_refuses_a_drag_above_a_needed_step_and_shows_the_saved_order(alice_client, pipeline):
+    response = alice_client.post(
         "/workflows/pipeline/steps/order",
         {"version": "1", "order": ["build", "fetch", "lint"]},
         **HTMX,
@@ -74,11 +68,11 @@ def test_it_refuses_a_drag_above_a_needed_step_and_shows_the_saved_order(client_
     assert keys() == ["fetch", "build", "lint"]
 
 
-def test_it_refuses_a_stale_version_with_a_reload_link(client_alice, pipeline):
-    client_alice.post(
+def test_it_refuses_a_stale_version_with_a_reload_link(alice_client, pipeline):
+    alice_client.post(
         "/workflows/pipeline/steps/order", {"version": "1", "order": ["lint", "fetch", "build"]}
     )
-    response = client_alice.post(
+    response = alice_client.post(
         "/workflows/pipeline/steps/lint/move", {"version": "1", "direction": "down"}, **HTMX
     )
     page = response.content.decode()
@@ -88,8 +82,8 @@ def test_it_refuses_a_stale_version_with_a_reload_link(client_alice, pipeline):
     assert keys() == ["lint", "fetch", "build"]
 
 
-def test_it_moves_a_step_with_buttons_without_javascript(client_alice, pipeline):
-    response = client_alice.post(
+def test_it_moves_a_step_with_buttons_without_javascript(alice_client, pipeline):
+    response = alice_client.post(
         "/workflows/pipeline/steps/lint/move", {"version": "1", "direction": "up"}
     )
 
@@ -98,11 +92,11 @@ def test_it_moves_a_step_with_buttons_without_javascript(client_alice, pipeline)
     assert keys() == ["fetch", "lint", "build"]
 
 
-def test_it_opens_a_step_form_and_shows_errors_beside_the_fields(client_alice, pipeline):
-    form = client_alice.get("/workflows/pipeline/steps/build/edit", **HTMX).content.decode()
+def test_it_opens_a_step_form_and_shows_errors_beside_the_fields(alice_client, pipeline):
+    form = alice_client.get("/workflows/pipeline/steps/build/edit", **HTMX).content.decode()
     assert 'name="command"' in form and "./build.sh" in form
 
-    response = client_alice.post(
+    response = alice_client.post(
         "/workflows/pipeline/steps/build/save",
         {
             "version": "1",
@@ -124,7 +118,7 @@ def test_it_opens_a_step_form_and_shows_errors_beside_the_fields(client_alice, p
     }
 
 
-def test_it_adds_a_step_of_each_kind(client_alice, pipeline):
+def test_it_adds_a_step_of_each_kind(alice_client, pipeline):
     for kind, fields in [
         (
             "http",
@@ -137,10 +131,10 @@ def test_it_adds_a_step_of_each_kind(client_alice, pipeline):
         ),
         ("wait", {"seconds": "2.5"}),
     ]:
-        form = client_alice.get(f"/workflows/pipeline/steps/new?kind={kind}", **HTMX)
+        form = alice_client.get(f"/workflows/pipeline/steps/new?kind={kind}", **HTMX)
         assert form.status_code == 200
         version = Workflow.objects.get(slug="pipeline").version
-        response = client_alice.post(
+        response = alice_client.post(
             "/workflows/pipeline/steps/add",
             {
                 "version": str(version),
@@ -164,33 +158,33 @@ def test_it_adds_a_step_of_each_kind(client_alice, pipeline):
     assert workflow.version == 3
 
 
-def test_it_deletes_a_step_unless_another_needs_it(client_alice, pipeline):
-    refused = client_alice.post("/workflows/pipeline/steps/fetch/delete", {"version": "1"}, **HTMX)
+def test_it_deletes_a_step_unless_another_needs_it(alice_client, pipeline):
+    refused = alice_client.post("/workflows/pipeline/steps/fetch/delete", {"version": "1"}, **HTMX)
     assert "“Build” needs this step" in refused.content.decode()
 
-    client_alice.post("/workflows/pipeline/steps/lint/delete", {"version": "1"}, **HTMX)
+    alice_client.post("/workflows/pipeline/steps/lint/delete", {"version": "1"}, **HTMX)
     assert keys() == ["fetch", "build"]
 
 
-def test_it_exports_yaml_that_imports_back(client_alice, pipeline):
-    response = client_alice.get("/workflows/pipeline/export")
+def test_it_exports_yaml_that_imports_back(alice_client, pipeline):
+    response = alice_client.get("/workflows/pipeline/export")
 
     assert response["Content-Disposition"] == 'attachment; filename="pipeline.yaml"'
     assert yaml.safe_load(response.content)["steps"][0]["key"] == "fetch"
 
 
-def test_it_imports_a_file_and_reports_errors(client_alice, db, tmp_path):
+def test_it_imports_a_file_and_reports_errors(alice_client, db, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("slug: x\nsteps: [{key: a, kind: teleport}]")
     with bad.open("rb") as upload:
-        response = client_alice.post("/workflows/import", {"file": upload}, follow=True)
+        response = alice_client.post("/workflows/import", {"file": upload}, follow=True)
     assert "bad.yaml: step a.kind: must be one of shell, http, wait" in response.content.decode()
     assert not Workflow.objects.exists()
 
     good = tmp_path / "good.yaml"
     good.write_text(PIPELINE)
     with good.open("rb") as upload:
-        response = client_alice.post("/workflows/import", {"file": upload}, follow=True)
+        response = alice_client.post("/workflows/import", {"file": upload}, follow=True)
     assert response.redirect_chain[-1][0] == "/workflows/pipeline/"
     assert keys() == ["fetch", "build", "lint"]
 
@@ -214,8 +208,8 @@ def test_it_sends_anonymous_editors_to_the_login(client, pipeline):
     assert response["Location"].startswith("/accounts/login/")
 
 
-def test_it_saves_settings_and_parameters(client_alice, pipeline):
-    response = client_alice.post(
+def test_it_saves_settings_and_parameters(alice_client, pipeline):
+    response = alice_client.post(
         "/workflows/pipeline/settings",
         {
             "version": "1",
@@ -244,9 +238,9 @@ def test_it_saves_settings_and_parameters(client_alice, pipeline):
 
 
 def test_it_shows_settings_errors_beside_the_fields_and_keeps_what_was_typed(
-    client_alice, pipeline
+    alice_client, pipeline
 ):
-    response = client_alice.post(
+    response = alice_client.post(
         "/workflows/pipeline/settings",
         {
             "version": "1",
@@ -268,8 +262,8 @@ def test_it_shows_settings_errors_beside_the_fields_and_keeps_what_was_typed(
     assert Workflow.objects.get(slug="pipeline").name == "Pipeline"
 
 
-def test_it_keeps_the_settings_version_in_step_with_the_editor(client_alice, pipeline):
-    response = client_alice.post(
+def test_it_keeps_the_settings_version_in_step_with_the_editor(alice_client, pipeline):
+    response = alice_client.post(
         "/workflows/pipeline/steps/order",
         {"version": "1", "order": ["lint", "fetch", "build"]},
         **HTMX,

@@ -53,12 +53,6 @@ def hello(db):
     return make_workflow(HELLO)
 
 
-@pytest.fixture
-def alice_client(client, alice):
-    client.force_login(alice)
-    return client
-
-
 # Logging in.
 
 

@@ -47,13 +47,8 @@ def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
         definition = copy.deepcopy(locked.definition())
         definition.pop("version")
         edit(definition)
-        saved, _ = save_definition(clean_definition(_as_file(definition)), owner=owner)
+        saved, _ = save_definition(clean_definition(definition), owner=owner)
     return saved
-
-
-def _as_file(definition: dict[str, Any]) -> dict[str, Any]:
-    """A stored definition in the shape the validator reads (explicit needs)."""
-    return {**definition, "steps": [dict(step) for step in definition["steps"]]}
 
 
 def reorder(workflow: Workflow, version: int, keys: list[str]) -> Workflow:

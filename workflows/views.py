@@ -171,7 +171,7 @@ def render_workflow_detail(
         "kinds": KINDS.values(),
         "http_methods": METHODS,
         "param_types": PARAM_TYPES,
-        "settings_values": settings_values(settings or workflow.definition()),
+        "settings_values": settings_values(settings or _settings_of(workflow)),
         "settings_errors": settings_errors or {},
         "notice": notice if notice and notice.get("text") else None,
         "run_fields": [_run_field(param, values, errors) for param in workflow.param_specs],
@@ -183,6 +183,16 @@ def render_workflow_detail(
         context["runs"] = workflow.runs.select_related("triggered_by").order_by("-id")[:RECENT_RUNS]
     template = "workflows/workflow_detail.html"
     return render(request, f"{template}#{fragment}" if fragment else template, context)
+
+
+def _settings_of(workflow: Workflow) -> dict[str, Any]:
+    return {
+        "name": workflow.name,
+        "description": workflow.description,
+        "timeout": workflow.timeout,
+        "max_concurrent_runs": workflow.max_concurrent_runs,
+        "params": workflow.params,
+    }
 
 
 def _step_form(steps, editing, adding, values, errors) -> dict[str, Any]:
