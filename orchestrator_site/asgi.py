@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django; the executor starts with the server."""
+"""ASGI entry point: HTTP through Django, websockets through Channels.
+
+A websocket is checked twice before any consumer code runs: its Origin must
+be one of ALLOWED_HOSTS, and the session cookie gives the user (the
+consumers refuse anonymous ones). The executor starts with the server.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +14,22 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
 django_asgi_app = get_asgi_application()
 
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from runs.executors import get_executor  # noqa: E402
+from runs.routing import websocket_urlpatterns  # noqa: E402
 
-application = django_asgi_app
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+    }
+)
 
 if settings.ORCH_EXECUTOR_AUTOSTART:
     # Runs left behind by a stopped server are taken over now, not at the

@@ -92,10 +92,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = redis_url("REDIS_URL")
 if REDIS_URL:
+    # Pub/sub: a message to a run's group is published once and fanned out to
+    # the viewers in each server process. Nothing is kept for a viewer that is
+    # away; the consumers read the database to fill any gap.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNEL_PREFIX", "orch")},
         }
     }
 else:

@@ -17,11 +17,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from runs import live
 from runs.logs import PendingLine, write_lines
 from runs.models import (
     STEP_FAILED,
     STEP_FINAL,
-    LogLine,
     LogStream,
     Run,
     RunStatus,
@@ -66,15 +66,20 @@ def trigger(
     params: dict[str, Any] | None = None,
     trigger: str = Trigger.MANUAL,
     user=None,
+    token: str = "",
 ) -> Run:
     """Create a queued run of *workflow* and hand it to *executor* on commit.
 
     The run, its step runs and its definition snapshot are written in one
     transaction, with the workflow row locked, so a run never starts on a
     half-saved definition. Raises ParamError for bad parameter values.
+    A *token* already used for a run of this workflow (a form sent twice)
+    returns that run and starts nothing.
     """
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
+        if token and (earlier := workflow.runs.filter(request_token=token).first()):
+            return earlier
         values = resolve_values(workflow.param_specs, params or {})
         definition = workflow.definition()
         number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
@@ -87,6 +92,7 @@ def trigger(
             definition=definition,
             worker=executor.worker_id,
             heartbeat_at=timezone.now(),
+            request_token=token,
         )
         StepRun.objects.bulk_create(
             StepRun(
@@ -99,6 +105,7 @@ def trigger(
             for position, step in enumerate(definition["steps"])
         )
         transaction.on_commit(lambda: executor.submit(run.pk))
+        live.on_commit_state_changed(run.pk, workflow.pk)
     return run
 
 
@@ -135,7 +142,7 @@ def complete_attempt(
         steps = step_states(run)
         step = next(s for s in steps if s.pk == job.step_run_id)
         if lines:
-            write_lines(step.pk, list(lines))
+            write_lines(step.pk, list(lines), run_id=job.run_id)
         if (
             step.status != StepStatus.RUNNING
             or step.attempt != job.attempt
@@ -162,17 +169,18 @@ def complete_attempt(
                 attempt=step.attempt + 1,
                 heartbeat_at=now,
             )
-            LogLine.objects.create(
-                step_run_id=step.pk,
+            note = PendingLine(
                 seq=next_seq,
                 attempt=job.attempt,
-                ts=now,
+                ts=now.timestamp(),
                 stream=LogStream.SYSTEM,
                 text=(
                     f"attempt {job.attempt} of {job.retries + 1} {_status_words(result)}; "
                     f"trying again in {delay:g} s"
                 ),
             )
+            write_lines(step.pk, [note], run_id=job.run_id)
+            live.on_commit_state_changed(run.pk, run.workflow_id)
             return Progress(run.status, retry_job=job.next_attempt(next_seq + 1, delay))
         step.status = result.status
         step.error = result.error
@@ -184,6 +192,7 @@ def complete_attempt(
             error=result.error,
             finished_at=now,
         )
+        live.on_commit_state_changed(run.pk, run.workflow_id)
         return Progress(run.status, jobs=_advance_locked(run, worker, steps))
 
 
@@ -201,6 +210,7 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
         if not run.stop_requested:
             run.stop_requested = reason
             run.save(update_fields=["stop_requested"])
+            live.on_commit_state_changed(run.pk, run.workflow_id)
         _advance_locked(run, worker or run.worker)
         return True
 
@@ -227,6 +237,7 @@ def _promote(run: Run, worker: str) -> bool:
     timeout = plan_of(run).definition.get("timeout") or 0
     run.deadline = now + timedelta(seconds=timeout) if timeout else None
     run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
+    live.on_commit_state_changed(run.pk, run.workflow_id)
     return True
 
 
@@ -264,6 +275,8 @@ def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None)
         StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
     if all(step.status in STEP_FINAL for step in steps):
         _finish(run, steps, specs, now)
+    if decided or run.is_final:
+        live.on_commit_state_changed(run.pk, run.workflow_id)
     outputs = outputs_of(steps) if starting else {}
     return [job_for(run, step, outputs) for step in starting]
 

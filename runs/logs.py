@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 from django.db import transaction
 
+from runs import live
 from runs.models import LogLine, LogStream
 
 STREAMS = {
@@ -39,7 +40,8 @@ class PendingLine:
 
 
 @transaction.atomic  # all or nothing, so a failed batch can be written again
-def write_lines(step_run_id: int, lines: list[PendingLine]) -> None:
+def write_lines(step_run_id: int, lines: list[PendingLine], *, run_id: int) -> None:
+    """Store a batch of a step run's lines; the run's viewers hear of them on commit."""
     LogLine.objects.bulk_create(
         [
             LogLine(
@@ -54,6 +56,7 @@ def write_lines(step_run_id: int, lines: list[PendingLine]) -> None:
         ],
         batch_size=2000,
     )
+    live.on_commit_lines_written(run_id, step_run_id, lines)
 
 
 def clean_text(raw: bytes) -> str:

@@ -87,6 +87,8 @@ class Run(models.Model):
     # The process that drives the run ("host:pid") and when it last said so.
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # The run form's one-time token: a second submit of the form finds this run.
+    request_token = models.CharField(max_length=64, blank=True)
 
     objects = RunQuerySet.as_manager()
 
@@ -94,6 +96,11 @@ class Run(models.Model):
         ordering = ["-id"]
         constraints = [
             models.UniqueConstraint(fields=["workflow", "number"], name="run_number_unique"),
+            models.UniqueConstraint(
+                fields=["workflow", "request_token"],
+                condition=~models.Q(request_token=""),
+                name="run_request_token_unique",
+            ),
         ]
         indexes = [
             models.Index(fields=["status"], name="run_status"),

@@ -10,4 +10,6 @@ urlpatterns = [
     path("runs/", views.run_list, name="run_list"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel", views.run_cancel, name="run_cancel"),
+    path("runs/<int:run_id>/rerun", views.run_rerun, name="run_rerun"),
+    path("runs/<int:run_id>/steps/<slug:key>/log.txt", views.step_log, name="step_log"),
 ]

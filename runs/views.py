@@ -1,39 +1,49 @@
-"""The run pages: start a run, list runs, one run with its steps and logs, cancel."""
+"""The run pages: start a run, list runs, one run with its steps and logs, cancel, re-run."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs import engine
+from runs import engine, watch
+from runs.consumers import visible_runs
 from runs.executors import get_executor
-from runs.models import LogStream, Run, StopRequest, Trigger
+from runs.live import LIVE_LINES
+from runs.models import Run, StopRequest, Trigger
+from runs.watch import format_duration
 from workflows.models import Workflow
 from workflows.params import ParamError
-from workflows.views import get_workflow_for_user, render_workflow_detail
+from workflows.views import get_workflow_for_user, new_form_token, run_form_context
 
 RUN_LIST_SIZE = 50
-# The run page shows the tail of each step's log; the full log comes later.
-LOG_TAIL_LINES = 2000
+TOKEN_MAX = 64
 
 
 def get_run_for_user(request: HttpRequest, run_id: int) -> Run:
-    """The run if this user may see it, else 404.
-
-    The one place run access is decided; for now every logged-in user may
-    see every run, as with workflows.
-    """
-    return get_object_or_404(Run.objects.select_related("workflow", "triggered_by"), pk=run_id)
+    """The run if this user may see it, else 404 (the websockets use the same rule)."""
+    runs = visible_runs(request.user).select_related("workflow", "triggered_by")
+    return get_object_or_404(runs, pk=run_id)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET: the run form of a workflow. POST: start a run, then show it.
+
+    A double submit of one form (same token) starts one run: the second
+    request is sent to the run the first one started.
+    """
     workflow = get_workflow_for_user(request, slug)
+    if request.method == "GET":
+        return _run_form(request, workflow)
     given = _submitted_params(request, workflow)
     try:
         run = engine.trigger(
@@ -42,15 +52,18 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
             params=given,
             trigger=Trigger.MANUAL,
             user=request.user,
+            token=request.POST.get("token", "")[:TOKEN_MAX],
         )
     except ParamError as exc:
-        return render_workflow_detail(request, workflow, values=given, errors=exc.errors)
-    return _see_other(reverse("run_detail", args=[run.pk]))
+        return _run_form(request, workflow, values=given, errors=exc.errors)
+    return _see_other(request, reverse("run_detail", args=[run.pk]))
 
 
 @require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = list(Run.objects.select_related("workflow", "triggered_by")[:RUN_LIST_SIZE])
+    runs = list(
+        visible_runs(request.user).select_related("workflow", "triggered_by")[:RUN_LIST_SIZE]
+    )
     for run in runs:
         run.duration_text = format_duration(run.duration)
     return render(request, "runs/run_list.html", {"runs": runs})
@@ -59,25 +72,28 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    run.duration_text = format_duration(run.duration)
-    steps = list(run.steps.all())
+    steps = watch.prepare(run, list(run.steps.all()))
     for step in steps:
-        step.duration_text = format_duration(step.duration)
-        # One query per step, each an index range scan of its newest lines:
-        # cheaper than one windowed query over every line of a long log.
-        tail = list(step.log_lines.order_by("-seq")[:LOG_TAIL_LINES])
-        tail.reverse()
-        step.log_tail = tail
-        step.log_cut = len(tail) == LOG_TAIL_LINES and tail[0].seq > 1
-    context = {
-        "run": run,
-        "steps": steps,
-        "log_tail_lines": LOG_TAIL_LINES,
-        "stdout": LogStream.STDOUT,
-        "stderr": LogStream.STDERR,
-        "system": LogStream.SYSTEM,
-    }
+        step.log_html = watch.log_html(step, *watch.log_tail(step, limit=LIVE_LINES))
+    context = {"run": run, "steps": steps, "live_lines": LIVE_LINES, "form_token": new_form_token()}
     return render(request, "runs/run_detail.html", context)
+
+
+@require_GET
+def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpResponse:
+    """The whole log of one step as plain text, streamed: any size, little memory."""
+    run = get_run_for_user(request, run_id)
+    step = run.steps.filter(step_key=key).first()
+    if step is None:
+        raise Http404("No such step in this run.")
+    lines = step.log_lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
+    response = StreamingHttpResponse(
+        (f"{text}\n" for text in lines), content_type="text/plain; charset=utf-8"
+    )
+    filename = f"{run.workflow.slug}-{run.number}-{step.step_key}.log"
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @require_POST
@@ -85,27 +101,55 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
     if not engine.request_stop(run.pk, StopRequest.CANCEL):
         messages.info(request, f"Run #{run.number} had already finished.")
+    if request.htmx:
+        # The run page: its summary, now saying "Stopping…" (or how it ended).
+        run.refresh_from_db()
+        watch.prepare(run, [])
+        context = {"run": run, "form_token": new_form_token()}
+        return render(request, "runs/run_detail.html#run-summary", context)
+    run.refresh_from_db(fields=["status"])
+    if run.is_final:
+        messages.info(request, f"Run #{run.number} was cancelled.")
     else:
-        run.refresh_from_db(fields=["status"])
-        if run.is_final:
-            messages.info(request, f"Run #{run.number} was cancelled.")
-        else:
-            messages.info(request, f"Cancelling run #{run.number}: its steps are being stopped.")
-    return _see_other(reverse("run_detail", args=[run.pk]))
+        messages.info(request, f"Cancelling run #{run.number}: its steps are being stopped.")
+    return _see_other(request, reverse("run_detail", args=[run.pk]))
 
 
-def format_duration(duration: timedelta | None) -> str:
-    """3.2 s, 4 min 05 s, 2 h 03 min: short and readable; empty when not started."""
-    if duration is None:
-        return ""
-    seconds = duration.total_seconds()
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, second = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {second:02d} s"
-    hours, minute = divmod(minutes, 60)
-    return f"{hours} h {minute:02d} min"
+@require_POST
+def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
+    """A new run of the workflow as it is now, with the same parameters."""
+    original = get_run_for_user(request, run_id)
+    workflow = original.workflow
+    try:
+        run = engine.trigger(
+            workflow,
+            executor=get_executor(),
+            params=original.params,
+            trigger=Trigger.RERUN,
+            user=request.user,
+            token=request.POST.get("token", "")[:TOKEN_MAX],
+        )
+    except ParamError as exc:
+        # The workflow's parameters changed since: ask, with what is known.
+        values = {name: _as_text(value) for name, value in original.params.items()}
+        return _run_form(request, workflow, values=values, errors=exc.errors)
+    return _see_other(request, reverse("run_detail", args=[run.pk]))
+
+
+def _run_form(request: HttpRequest, workflow: Workflow, **form) -> HttpResponse:
+    context = {"workflow": workflow, **run_form_context(workflow, **form)}
+    response = render(request, "runs/run_start.html", context)
+    if request.htmx:
+        # A refused re-run from the run page: show the form as a page.
+        response["HX-Retarget"] = "body"
+        response["HX-Reswap"] = "innerHTML"
+    return response
+
+
+def _as_text(value) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    return "" if value is None else str(value)
 
 
 def _submitted_params(request: HttpRequest, workflow: Workflow) -> dict[str, str]:
@@ -123,7 +167,12 @@ def _submitted_params(request: HttpRequest, workflow: Workflow) -> dict[str, str
     return given
 
 
-def _see_other(url: str) -> HttpResponseRedirect:
+def _see_other(request: HttpRequest, url: str) -> HttpResponse:
+    if request.htmx:
+        # htmx follows a redirect itself and swaps the page in: send the browser.
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
     # 303: after a POST, the browser fetches the new page with GET.
     response = HttpResponseRedirect(url)
     response.status_code = 303

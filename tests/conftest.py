@@ -21,6 +21,8 @@ from workflows.models import Workflow
 # Short grace periods keep the suite quick; the code reads them at run time.
 settings.ORCH_KILL_GRACE = 1.0
 settings.ORCH_LOG_FLUSH_INTERVAL = 0.05
+# Tests start the executors they use; importing the ASGI application starts none.
+settings.ORCH_EXECUTOR_AUTOSTART = False
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -154,7 +154,7 @@ def test_it_keeps_the_workflow_list_to_a_few_queries(
     alice_client, hello, django_assert_max_num_queries
 ):
     queued_run(hello)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         assert alice_client.get("/workflows/").status_code == 200
 
     for number in range(15):
@@ -162,9 +162,10 @@ def test_it_keeps_the_workflow_list_to_a_few_queries(
             f"{{slug: w{number}, steps: [{{key: a, kind: wait, seconds: 1}}]}}"
         )
         queued_run(workflow)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         page = alice_client.get("/workflows/").content.decode()
-    assert page.count('class="status status-queued"') == 16
+    assert page.count('class="dot status-queued"') == 16  # each workflow's last runs
+    assert 'Running now <span class="count">16</span>' in page
 
 
 # One workflow.
@@ -220,7 +221,7 @@ def test_it_starts_a_run_and_redirects_to_its_page(alice_client, alice, executor
     page = alice_client.get(response["Location"]).content.decode()
     assert "hello Alice" in page
     assert "status-succeeded" in page
-    assert 'http-equiv="refresh"' not in page
+    assert "ws-connect" not in page  # finished: nothing live
 
 
 def test_it_takes_an_unchecked_box_as_false(alice_client, hello):
@@ -272,15 +273,15 @@ def test_it_lists_the_latest_runs_in_a_few_queries(
     alice_client, alice, hello, django_assert_max_num_queries
 ):
     engine.trigger(hello, executor=Nowhere(), user=alice)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         assert alice_client.get("/runs/").status_code == 200
 
     other = make_workflow("{slug: other, name: Other, steps: []}")
     for _ in range(60):
         queued_run(other)
-    with django_assert_max_num_queries(4):
+    with django_assert_max_num_queries(5):
         page = alice_client.get("/runs/").content.decode()
-    assert page.count('class="status status-queued"') == 50
+    assert page.count('<td id="run-status-') == 50
     assert "Other" in page
     assert f'href="/runs/{Run.objects.latest("id").pk}/"' in page
 
@@ -307,17 +308,17 @@ def test_it_shows_a_run_with_its_steps_and_escaped_logs(alice_client, alice, hel
 
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script>alert(1)</script>" not in page
-    assert '<div class="line stderr">' in page
-    assert '<div class="line system">' in page
+    assert '<div class="line stderr" data-seq="2">' in page
+    assert '<div class="line system" data-seq="3">' in page
     assert page.index("alert(1)") < page.index("oops on stderr") < page.index("exit code 3")
     assert "who=Bob" in page
     assert "by alice" in page
-    assert 'http-equiv="refresh" content="2"' in page  # still queued
+    assert f'ws-connect="/ws/runs/{run.pk}/"' in page  # still queued: live
     assert f'action="/runs/{run.pk}/cancel"' in page
 
 
 def test_it_shows_only_the_last_lines_of_a_long_log(alice_client, hello, monkeypatch):
-    monkeypatch.setattr("runs.views.LOG_TAIL_LINES", 5)
+    monkeypatch.setattr("runs.views.LIVE_LINES", 5)
     run = queued_run(hello)
     greet = steps_of(run)["greet"]
     now = timezone.now()
@@ -330,7 +331,8 @@ def test_it_shows_only_the_last_lines_of_a_long_log(alice_client, hello, monkeyp
 
     assert "line-07" not in page
     assert all(f"line-{n:02d}" in page for n in range(8, 13))
-    assert "Only the last 5 lines are shown." in page
+    assert "7 earlier lines not shown here" in page
+    assert f'href="/runs/{run.pk}/steps/greet/log.txt">full log</a>' in page
 
 
 def test_it_answers_404_for_a_run_that_does_not_exist(alice_client, db):
@@ -349,7 +351,7 @@ def test_it_cancels_a_queued_run(alice_client, hello):
     assert f"Run #{run.number} was cancelled." in page
     assert '<span class="status status-cancelled">Cancelled</span>' in page
     assert "Cancel run" not in page
-    assert 'http-equiv="refresh"' not in page
+    assert "ws-connect" not in page  # finished: nothing live
 
 
 def test_it_says_so_when_cancelling_a_finished_run(alice_client, hello):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,15 +43,20 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
     workflows = Workflow.objects.annotate(step_count=Count("steps"))
     if query:
         workflows = workflows.filter(Q(name__icontains=query) | Q(slug__icontains=query))
-    workflows = list(_with_last_run(workflows))
-    recent = _recent_statuses([w.pk for w in workflows])
-    for workflow in workflows:
-        workflow.recent_statuses = recent.get(workflow.pk, [])
-    context = {"workflows": workflows, "query": query}
+    context = {"workflows": with_runs(workflows), "query": query, "form_token": new_form_token()}
     template = "workflows/workflow_list.html"
     if request.htmx and request.htmx.target == "workflow-rows":
         template += "#rows"
     return render(request, template, context)
+
+
+def with_runs(workflows: QuerySet[Workflow]) -> list[Workflow]:
+    """The workflows, each with its latest run and the statuses of its recent runs."""
+    workflows = list(_with_last_run(workflows))
+    recent = _recent_statuses([w.pk for w in workflows])
+    for workflow in workflows:
+        workflow.recent_statuses = recent.get(workflow.pk, [])
+    return workflows
 
 
 def _recent_statuses(workflow_ids: list[int], count: int = 10) -> dict[int, list[dict]]:
@@ -154,7 +160,6 @@ def render_workflow_detail(
     for step in steps:
         step.summary = _summary(step)
         step.url = f"{prefix}{step.key}/"
-    declared = {param.name for param in workflow.param_specs}
     # The hidden fields of every card's small forms, built once, not per card.
     card_form_fields = format_html(
         '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
@@ -174,8 +179,7 @@ def render_workflow_detail(
         "settings_values": settings_values(settings or _settings_of(workflow)),
         "settings_errors": settings_errors or {},
         "notice": notice if notice and notice.get("text") else None,
-        "run_fields": [_run_field(param, values, errors) for param in workflow.param_specs],
-        "run_errors": {name: message for name, message in errors.items() if name not in declared},
+        **run_form_context(workflow, values, errors),
     }
     if editing or adding:
         context["step_form"] = _step_form(steps, editing, adding, step_values, step_errors)
@@ -246,6 +250,29 @@ def _with_last_run(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:
 def _summary(step: Step) -> str:
     kind = KINDS.get(step.kind)
     return kind.summary(step.config) if kind is not None else ""
+
+
+def run_form_context(
+    workflow: Workflow,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """What the run form needs: its fields, errors not tied to a field, a fresh token.
+
+    The token makes a double submit start one run: the second finds the
+    run the first started.
+    """
+    errors = errors or {}
+    declared = {param.name for param in workflow.param_specs}
+    return {
+        "run_fields": [_run_field(param, values, errors) for param in workflow.param_specs],
+        "run_errors": {name: message for name, message in errors.items() if name not in declared},
+        "form_token": new_form_token(),
+    }
+
+
+def new_form_token() -> str:
+    return secrets.token_urlsafe(16)
 
 
 def _run_field(

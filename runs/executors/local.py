@@ -198,7 +198,7 @@ class LocalExecutor:
                 # verdict (fail, or try again if retries allow) to the
                 # executor that takes the run over.
                 capture.log("the process running this step is stopping")
-                await self._db(write_lines, job.step_run_id, capture.take())
+                await self._db(write_lines, job.step_run_id, capture.take(), run_id=job.run_id)
                 return
             progress = await self._complete(job, result, capture)
             if progress.retry_job is None:
@@ -320,7 +320,7 @@ class LocalExecutor:
             if attempt_over.is_set() or not (lines := capture.take()):
                 continue
             try:
-                await self._db(write_lines, job.step_run_id, lines)
+                await self._db(write_lines, job.step_run_id, lines, run_id=job.run_id)
             except Exception:
                 log.exception("writing log lines of step run %s; keeping them", job.step_run_id)
                 capture.put_back(lines)

@@ -77,7 +77,7 @@ def _needs_chromium(browser_type_launch_args: dict) -> None:
     """Skip before a server is started for nothing."""
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="session", autouse=True)
 def _orm_under_playwright() -> None:
     """Let the ORM run while Playwright's event loop runs in this thread.
 
@@ -85,7 +85,8 @@ def _orm_under_playwright() -> None:
     test to the end of the process, and the ORM refuses to run under a
     running loop. Browser tests run last, so every other test keeps the
     check (it catches ORM calls made on an event loop by mistake); the
-    server gets its own environment without this.
+    server gets its own environment without this. Session-wide, so it comes
+    before the session fixtures (the test database) of a browser-only run.
     """
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 

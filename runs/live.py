@@ -1,0 +1,241 @@
+"""Live updates: tell the browsers watching a run what changed, after it is committed.
+
+The engine and the executors call ``state_changed`` and ``lines_written``
+once their transaction has committed. This module gathers what they say per
+run and sends it through the channel layer at most every ``SEND_EVERY``
+seconds per run, however fast a step prints:
+
+- to the run's group, one ``run.update`` message: the new log lines of each
+  step (rendered once here, with their sequence numbers) and whether the
+  run or its steps changed state;
+- to the dashboard group, ``dashboard.update``: which runs and workflows
+  changed state.
+
+A message holds at most ``LIVE_LINES`` lines per step, the newest; each
+step's part says which line came before its first one (``after``), so a
+consumer knows what it skipped on purpose and what it missed.
+
+The consumers (runs/consumers.py) read the run's state from the database
+when told it changed, and fill any gap from it, so a lost message costs a
+delay, never a line.
+
+Where messages are sent from: channels-redis (``REDIS_URL``) works from any
+event loop, so this process sends from a thread of its own. The in-memory
+layer only reaches consumers of this process, on the server's event loop,
+and is not thread-safe: messages are handed to that loop, which the first
+websocket connection registers. A process without one (the command line)
+has no in-memory listeners to tell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.db import transaction
+
+from runs.logview import render_line
+
+log = logging.getLogger(__name__)
+
+SEND_EVERY = 0.1  # seconds: at most ten messages a second per run
+DASHBOARD_EVERY = 0.25
+LIVE_LINES = 5000  # per step: the lines the run page keeps live
+DASHBOARD_GROUP = "dashboard"
+
+
+def run_group(run_id: int) -> str:
+    return f"run.{run_id}"
+
+
+def state_changed(run_id: int, workflow_id: int | None = None) -> None:
+    """The run or its steps changed; call after the change is committed."""
+    _publisher().state_changed(run_id, workflow_id)
+
+
+def lines_written(run_id: int, step_run_id: int, lines: Sequence) -> None:
+    """*lines* (PendingLines, in order) are committed for this step run."""
+    if lines:
+        _publisher().lines_written(run_id, step_run_id, lines)
+
+
+def on_commit_state_changed(run_id: int, workflow_id: int | None = None) -> None:
+    """Publish a state change once the current transaction commits."""
+    transaction.on_commit(partial(state_changed, run_id, workflow_id))
+
+
+def on_commit_lines_written(run_id: int, step_run_id: int, lines: Sequence) -> None:
+    if lines:
+        transaction.on_commit(partial(lines_written, run_id, step_run_id, list(lines)))
+
+
+def attach_server_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """The server's event loop, where the in-memory layer's consumers live."""
+    _publisher().attach(loop)
+
+
+@dataclass
+class _StepLines:
+    after: int  # the sequence number before the first line held
+    lines: deque = field(default_factory=lambda: deque(maxlen=LIVE_LINES))
+
+
+@dataclass
+class _RunNews:
+    steps: dict[int, _StepLines] = field(default_factory=dict)
+    state: bool = False
+    scheduled: bool = False
+    last_sent: float = 0.0
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Publisher:
+    def __init__(self, layer) -> None:
+        self.layer = layer
+        self._in_memory = isinstance(layer, InMemoryChannelLayer)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._news: dict[int, _RunNews] = {}
+        self._dashboard_runs: set[int] = set()
+        self._dashboard_workflows: set[int] = set()
+        self._dashboard_scheduled = False
+        self._dashboard_last = 0.0
+        self._tasks: set[asyncio.Task] = set()
+        if not self._in_memory:
+            self._loop = asyncio.new_event_loop()
+            threading.Thread(target=self._loop.run_forever, name="orch-live", daemon=True).start()
+
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._in_memory:
+            self._loop = loop
+
+    def state_changed(self, run_id: int, workflow_id: int | None) -> None:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                return
+            self._news.setdefault(run_id, _RunNews()).state = True
+            self._dashboard_runs.add(run_id)
+            if workflow_id is not None:
+                self._dashboard_workflows.add(workflow_id)
+            self._schedule(run_id)
+            if not self._dashboard_scheduled:
+                self._dashboard_scheduled = True
+                delay = max(0.0, self._dashboard_last + DASHBOARD_EVERY - time.monotonic())
+                self._loop.call_soon_threadsafe(self._later, delay, self._send_dashboard)
+
+    def lines_written(self, run_id: int, step_run_id: int, lines: Sequence) -> None:
+        with self._lock:
+            if self._loop is None or self._loop.is_closed():
+                return
+            news = self._news.setdefault(run_id, _RunNews())
+            held = news.steps.get(step_run_id)
+            if held is None:
+                held = news.steps[step_run_id] = _StepLines(after=lines[0].seq - 1)
+            held.lines.extend(lines[-LIVE_LINES:])
+            self._schedule(run_id)
+
+    # Inside the lock.
+
+    def _schedule(self, run_id: int) -> None:
+        news = self._news[run_id]
+        if news.scheduled:
+            return
+        news.scheduled = True
+        delay = max(0.0, news.last_sent + SEND_EVERY - time.monotonic())
+        self._loop.call_soon_threadsafe(self._later, delay, partial(self._send_run, run_id))
+
+    # On the sending loop.
+
+    def _later(self, delay: float, send) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._spawn, send)
+
+    def _spawn(self, send) -> None:
+        task = asyncio.get_running_loop().create_task(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_run(self, run_id: int) -> None:
+        news = self._news[run_id]
+        async with news.sending:  # one message of a run at a time, in order
+            with self._lock:
+                parts = [(step, held.after, list(held.lines)) for step, held in news.steps.items()]
+                state = news.state
+                news.steps, news.state = {}, False
+                news.scheduled = False
+                news.last_sent = time.monotonic()
+            logs = []
+            if parts:
+                # Rendering thousands of lines is not for the event loop.
+                loop = asyncio.get_running_loop()
+                logs = await loop.run_in_executor(None, _render_parts, parts)
+            message = {"type": "run.update", "run": run_id, "state": state, "logs": logs}
+            await self._send(run_group(run_id), message)
+        asyncio.get_running_loop().call_later(2 * SEND_EVERY, self._forget_if_idle, run_id)
+
+    def _forget_if_idle(self, run_id: int) -> None:
+        with self._lock:
+            news = self._news.get(run_id)
+            idle = news and not (news.scheduled or news.steps or news.state)
+            if idle and time.monotonic() - news.last_sent >= SEND_EVERY:
+                del self._news[run_id]
+
+    async def _send_dashboard(self) -> None:
+        with self._lock:
+            runs, self._dashboard_runs = sorted(self._dashboard_runs), set()
+            workflows, self._dashboard_workflows = sorted(self._dashboard_workflows), set()
+            self._dashboard_scheduled = False
+            self._dashboard_last = time.monotonic()
+        message = {"type": "dashboard.update", "runs": runs, "workflows": workflows}
+        await self._send(DASHBOARD_GROUP, message)
+
+    async def _send(self, group: str, message: dict) -> None:
+        try:
+            await self.layer.group_send(group, message)
+        except Exception:
+            # The consumers read the database again at their next look.
+            log.warning("could not send a live update to %s", group, exc_info=True)
+
+
+def _render_parts(parts) -> list:
+    from django.utils import timezone
+
+    zone = timezone.get_default_timezone()
+    return [
+        [
+            step_id,
+            after,
+            [
+                [line.seq, render_line(line.seq, line.ts, line.stream, line.text, zone)]
+                for line in lines
+            ],
+        ]
+        for step_id, after, lines in parts
+    ]
+
+
+_instance: Publisher | None = None
+_instance_lock = threading.Lock()
+
+
+def _publisher() -> Publisher:
+    global _instance
+    if _instance is None:
+        with _instance_lock:
+            if _instance is None:
+                _instance = Publisher(get_channel_layer())
+    return _instance
+
+
+def reset() -> None:
+    """Forget the publisher (tests that switch channel layers)."""
+    global _instance
+    with _instance_lock:
+        _instance = None

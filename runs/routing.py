@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from runs import consumers
+
+websocket_urlpatterns = [
+    path("ws/runs/<int:run_id>/", consumers.RunConsumer.as_asgi()),
+    path("ws/dashboard/", consumers.DashboardConsumer.as_asgi()),
+]

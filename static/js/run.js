@@ -1,0 +1,95 @@
+// The run page, live: say which log lines the page has on every (re)connect,
+// follow each log at the bottom unless the reader scrolled up, keep a bounded
+// number of lines per step, and grow the timeline each second.
+(function () {
+  "use strict";
+
+  const live = document.getElementById("run-live");
+  if (!live) return;
+  const keep = parseInt(live.dataset.liveLines, 10) || 5000;
+  const following = new WeakMap(); // log element -> reader is at the bottom
+
+  function logs() {
+    return live.querySelectorAll(".log[data-step]");
+  }
+
+  function atBottom(log) {
+    return log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+  }
+
+  function follows(log) {
+    return following.has(log) ? following.get(log) : true;
+  }
+
+  function watchScrolling(log) {
+    if (log.dataset.watched) return;
+    log.dataset.watched = "1";
+    log.addEventListener("scroll", () => following.set(log, atBottom(log)), { passive: true });
+  }
+
+  function trim(log) {
+    const lines = log.querySelectorAll(":scope > .line");
+    const extra = lines.length - keep;
+    if (extra <= 0) return;
+    const before = log.scrollHeight;
+    for (let i = 0; i < extra; i++) lines[i].remove();
+    let note = log.querySelector(":scope > .log-trimmed");
+    if (!note) {
+      note = document.createElement("div");
+      note.className = "log-note log-trimmed";
+      const link = document.createElement("a");
+      link.href = log.dataset.full;
+      link.textContent = "full log";
+      note.append(`Only the last ${keep.toLocaleString()} lines are kept here; earlier ones are in the `, link, ".");
+      log.prepend(note);
+    }
+    if (!follows(log)) log.scrollTop -= before - log.scrollHeight;
+  }
+
+  function settle() {
+    for (const log of logs()) {
+      watchScrolling(log);
+      trim(log);
+      if (follows(log)) log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  live.addEventListener("htmx:wsOpen", (event) => {
+    const seen = {};
+    for (const log of logs()) {
+      const lines = log.querySelectorAll(":scope > .line[data-seq]");
+      if (lines.length) seen[log.dataset.step] = parseInt(lines[lines.length - 1].dataset.seq, 10);
+    }
+    event.detail.socketWrapper.send(JSON.stringify({ seen }));
+    setState("");
+  });
+  live.addEventListener("htmx:wsClose", () => {
+    if (!live.querySelector("#run-status.status-running, #run-status.status-queued")) return;
+    setState("Connection lost; reconnecting…");
+  });
+  live.addEventListener("htmx:wsAfterMessage", settle);
+
+  function setState(text) {
+    const state = document.getElementById("live-state");
+    if (state) state.textContent = text;
+  }
+
+  // The timeline grows between the server's updates (durations: app.js).
+  function tick() {
+    const now = Date.now() / 1000;
+    const timeline = document.getElementById("run-timeline");
+    if (timeline && timeline.dataset.start && !timeline.dataset.end) {
+      const start = parseFloat(timeline.dataset.start);
+      const span = Math.max(now - start, 0.001);
+      for (const bar of timeline.querySelectorAll(".gantt-bar")) {
+        const from = parseFloat(bar.dataset.start);
+        const to = bar.dataset.end ? parseFloat(bar.dataset.end) : now;
+        bar.style.left = `${Math.max(0, ((from - start) / span) * 100)}%`;
+        bar.style.width = `${Math.max(0, ((to - from) / span) * 100)}%`;
+      }
+    }
+  }
+
+  settle();
+  setInterval(tick, 1000);
+})();

@@ -1,0 +1,262 @@
+"""The run page's websocket: who may connect, and that every line arrives once.
+
+Each test drives the real ASGI application (origin check, session auth,
+routing, consumer) with channels' WebsocketCommunicator, while a real local
+executor runs the steps and publishes through the channel layer: the
+in-memory one, and channels-redis against the machine's Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+import uuid
+
+import pytest
+from channels.layers import channel_layers
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from runs import live
+from runs.models import LogLine, Run, StepRun
+from tests.conftest import make_workflow, start_run, wait_for, wait_until_final
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SEQ = re.compile(r'<div class="line[^"]*" data-seq="(\d+)"')
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _redis_reachable() -> bool:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        return False
+    return True
+
+
+@pytest.fixture(params=["memory", "redis"])
+def layer(request, settings):
+    """The channel layer of this test: in-memory, or Redis under a prefix of its own."""
+    if request.param == "redis":
+        if not _redis_reachable():
+            pytest.skip(f"Redis is not reachable at {REDIS_URL} (set TEST_REDIS_URL)")
+        settings.CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": [REDIS_URL], "prefix": f"test-{uuid.uuid4().hex[:8]}"},
+            }
+        }
+    else:
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    channel_layers.backends.clear()
+    live.reset()
+    yield request.param
+    channel_layers.backends.clear()
+    live.reset()
+
+
+def application():
+    from orchestrator_site.asgi import application
+
+    return application
+
+
+def session_cookie(user) -> tuple[bytes, bytes]:
+    client = Client()
+    client.force_login(user)
+    return (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())
+
+
+def communicator(path: str, *headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
+    return WebsocketCommunicator(application(), path, headers=list(headers))
+
+
+async def receive_until(ws: WebsocketCommunicator, done, timeout: float = 30) -> list[str]:
+    """Messages until *done* (given all so far) says so."""
+    messages: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not done(messages):
+        left = deadline - time.monotonic()
+        assert left > 0, f"gave up after {timeout} s and {len(messages)} messages"
+        messages.append(await ws.receive_from(timeout=left))
+    return messages
+
+
+def seqs(messages: list[str]) -> list[int]:
+    return [int(seq) for message in messages for seq in SEQ.findall(message)]
+
+
+def finished(messages: list[str]) -> bool:
+    return any('id="run-status">Succeeded' in m or "status-failed" in m for m in messages)
+
+
+CHATTY = """
+slug: chatty
+steps:
+  - key: talk
+    kind: shell
+    command: for i in $(seq 1 {lines}); do echo "line $i"; sleep {pause}; done
+"""
+
+
+def finished_run() -> Run:
+    workflow = make_workflow("{slug: w, steps: []}")
+    return Run.objects.create(
+        workflow=workflow, number=1, status="succeeded", definition=workflow.definition()
+    )
+
+
+# Who may connect.
+
+
+def test_it_refuses_a_connection_without_login(layer, alice):
+    run = finished_run()
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN)
+        connected, _ = await ws.connect()
+        assert not connected
+
+    asyncio.run(scenario())
+
+
+def test_it_refuses_a_foreign_origin(layer, alice):
+    run = finished_run()
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", (b"origin", b"http://evil.example"), cookie)
+        connected, _ = await ws.connect()
+        assert not connected
+
+    asyncio.run(scenario())
+
+
+def test_it_refuses_a_run_the_user_may_not_see_before_joining_its_group(layer, alice, monkeypatch):
+    run = finished_run()
+    cookie = session_cookie(alice)
+    monkeypatch.setattr("runs.consumers.visible_runs", lambda user: Run.objects.none())
+    joined = []
+
+    async def scenario():
+        layer = channel_layers["default"]
+        real_group_add = layer.group_add
+
+        async def group_add(group, channel):
+            joined.append(group)
+            await real_group_add(group, channel)
+
+        layer.group_add = group_add
+        for path in (f"/ws/runs/{run.pk}/", "/ws/runs/999999/"):
+            ws = communicator(path, ORIGIN, cookie)
+            connected, _ = await ws.connect()
+            assert not connected
+
+    asyncio.run(scenario())
+    assert joined == []
+
+
+def test_it_refuses_the_dashboard_without_login(layer):
+    async def scenario():
+        connected, _ = await communicator("/ws/dashboard/", ORIGIN).connect()
+        assert not connected
+
+    asyncio.run(scenario())
+
+
+# What arrives.
+
+
+def test_it_sends_a_snapshot_then_every_line_once_then_the_end(layer, alice, executor):
+    workflow = make_workflow(CHATTY.format(lines=30, pause=0.03))
+    cookie = session_cookie(alice)
+    run = start_run(workflow, executor)
+    # Connect while the step is printing: part comes in the snapshot, part live.
+    wait_for(lambda: LogLine.objects.filter(step_run__run=run).count() >= 5)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        connected, _ = await ws.connect()
+        assert connected
+        await ws.send_json_to({"seen": {}})
+        messages = await receive_until(ws, finished)
+        await ws.disconnect()
+        return messages
+
+    messages = asyncio.run(scenario())
+    wait_until_final(run)
+    stored = list(
+        LogLine.objects.filter(step_run__run=run).order_by("seq").values_list("seq", flat=True)
+    )
+    assert seqs(messages) == stored
+    assert len(stored) == 30
+    assert 'id="run-summary"' in messages[0]
+    assert 'id="step-head-talk"' in messages[0]
+    assert "line 30" in "".join(messages)
+
+
+def test_a_reconnect_in_the_middle_of_a_chatty_step_leaves_no_gap_and_no_line_twice(
+    layer, alice, executor
+):
+    workflow = make_workflow(CHATTY.format(lines=400, pause=0.005))
+    cookie = session_cookie(alice)
+    run = start_run(workflow, executor)
+    step = wait_for(lambda: StepRun.objects.filter(run=run, status="running").first())
+
+    async def scenario():
+        first = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await first.connect())[0]
+        await first.send_json_to({"seen": {}})
+        before = await receive_until(first, lambda m: len(seqs(m)) >= 50)
+        await first.disconnect()
+        # The step goes on printing while the page is away.
+        await asyncio.sleep(0.3)
+        second = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await second.connect())[0]
+        await second.send_json_to({"seen": {str(step.pk): seqs(before)[-1]}})
+        after = await receive_until(second, finished)
+        await second.disconnect()
+        return before, after
+
+    before, after = asyncio.run(scenario())
+    wait_until_final(run)
+    stored = list(
+        LogLine.objects.filter(step_run=step).order_by("seq").values_list("seq", flat=True)
+    )
+    assert len(stored) == 400
+    assert seqs(before) + seqs(after) == stored
+    assert seqs(before)[-1] < 400 and seqs(after)[0] == seqs(before)[-1] + 1
+
+
+def test_it_batches_a_step_that_prints_100000_lines(layer, alice, executor):
+    workflow = make_workflow(
+        "{slug: flood, steps: [{key: flood, kind: shell, command: 'seq 1 100000; sleep 0.5'}]}"
+    )
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        run = await asyncio.to_thread(start_run, workflow, executor)
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {}})
+        started = time.monotonic()
+        messages = await receive_until(ws, finished, timeout=60)
+        elapsed = time.monotonic() - started
+        await ws.disconnect()
+        return run, messages, elapsed
+
+    run, messages, elapsed = asyncio.run(scenario())
+    step = run.steps.get()
+    assert step.log_lines.count() == 100_000
+    received = seqs(messages)
+    assert received[-1] == 100_000, "the last line reached the page"
+    assert received == sorted(set(received)), "in order, none twice"
+    # At most about ten messages a second, however fast the step prints.
+    assert len(messages) <= 12 * elapsed + 5, (len(messages), elapsed)
+    assert "not shown here" in "".join(messages) or len(received) == 100_000
