@@ -42,6 +42,7 @@ format: venv
 
 bench: venv
 	@$(VENV)/bin/python bench/engine_overhead.py
+	@$(VENV)/bin/python bench/live_updates.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

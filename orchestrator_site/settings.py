@@ -161,7 +161,7 @@ ORCH_LOG_CAP_BYTES = env_int("ORCH_LOG_CAP_BYTES", 16 * 1024 * 1024, minimum=102
 ORCH_LOG_CAP_LINES = env_int("ORCH_LOG_CAP_LINES", 1_000_000, minimum=10)
 ORCH_LOG_LINE_MAX_BYTES = 64 * 1024
 # How often buffered log lines are written (seconds).
-ORCH_LOG_FLUSH_INTERVAL = env_float("ORCH_LOG_FLUSH_INTERVAL", 0.2, minimum=0.01)
+ORCH_LOG_FLUSH_INTERVAL = env_float("ORCH_LOG_FLUSH_INTERVAL", 0.1, minimum=0.01)
 # Between SIGTERM and SIGKILL when a step is stopped (seconds).
 ORCH_KILL_GRACE = env_float("ORCH_KILL_GRACE", 5.0, minimum=0)
 # Running steps and runs record a heartbeat this often (seconds)...

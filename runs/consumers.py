@@ -14,9 +14,12 @@ sequence numbers and the consumer drops those the page already has. So a
 reconnect in the middle of a chatty step leaves the page whole, with no line
 twice. A client that says nothing gets everything after ``HELLO_WAIT``.
 
-Every ``LOOK_EVERY`` seconds a consumer of an unfinished run reads the run
-again, so a missed message (a run driven by another process on the
-in-memory layer, a Redis restart) delays the page, never leaves it stale.
+A consumer of an unfinished run that has had no message for about
+``LOOK_EVERY`` seconds reads the run again, so a missed message (a run
+driven by another process on the in-memory layer, a Redis restart) delays
+the page, never leaves it stale. The reads of many viewers are spread out
+in time, and run on a pool of threads, not the one thread Django's own
+views use.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -38,7 +43,7 @@ from runs.watch import RunWatch
 log = logging.getLogger(__name__)
 
 HELLO_WAIT = 2.0  # seconds to wait for the page to say what it has
-LOOK_EVERY = 3.0  # seconds between reads of an unfinished run, messages or not
+LOOK_EVERY = 3.0  # seconds without a message before reading an unfinished run
 DASHBOARD_LOOK_EVERY = 10.0
 
 # Close codes (4000-4999 are the application's): the page does not reconnect.
@@ -67,6 +72,7 @@ class RunConsumer(AsyncWebsocketConsumer):
         self.group = live.run_group(self.run_id)
         self.watch = RunWatch(self.run_id)
         self.ready = False  # until the snapshot is sent
+        self.last_message = 0.0
         self.lock = asyncio.Lock()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -96,14 +102,15 @@ class RunConsumer(AsyncWebsocketConsumer):
         async with self.lock:
             if not self.ready:
                 return  # the snapshot will read it from the database
+            self.last_message = time.monotonic()
             html, gap = self.watch.take_lines(message["logs"])
             if message["state"] or gap:
-                html += await database_sync_to_async(self.watch.pull)()
+                html += await _read(self.watch.pull)
             if html:
                 await self.send(text_data=html)
 
     async def _send_snapshot(self, seen: dict[int, int]) -> None:
-        html = await database_sync_to_async(self.watch.snapshot)(seen)
+        html = await _read(self.watch.snapshot, seen)
         self.ready = True
         await self.send(text_data=html)
 
@@ -113,9 +120,11 @@ class RunConsumer(AsyncWebsocketConsumer):
             if not self.ready:
                 await self._send_snapshot({})
         while not self.watch.final:
-            await asyncio.sleep(LOOK_EVERY)
+            await asyncio.sleep(LOOK_EVERY * random.uniform(0.8, 1.2))  # noqa: S311 - spread, not secret
+            if time.monotonic() - self.last_message < LOOK_EVERY:
+                continue  # messages are coming: nothing was missed
             async with self.lock:
-                html = await database_sync_to_async(self.watch.pull)()
+                html = await _read(self.watch.pull)
                 if html:
                     await self.send(text_data=html)
 
@@ -155,7 +164,7 @@ class DashboardConsumer(AsyncWebsocketConsumer):
 
     async def _refresh(self, runs: set[int] | None, workflows: set[int] | None) -> None:
         async with self.lock:
-            html = await database_sync_to_async(self.watch.update)(runs, workflows)
+            html = await _read(self.watch.update, runs, workflows)
             if html:
                 await self.send(text_data=html)
 
@@ -164,6 +173,11 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         while True:
             await self._refresh(None, None)
             await asyncio.sleep(DASHBOARD_LOOK_EVERY)
+
+
+async def _read(function, *args):
+    """Run a read of the database on a pool thread, not the one views share."""
+    return await database_sync_to_async(function, thread_sensitive=False)(*args)
 
 
 @database_sync_to_async

@@ -41,22 +41,43 @@ class PendingLine:
 
 @transaction.atomic  # all or nothing, so a failed batch can be written again
 def write_lines(step_run_id: int, lines: list[PendingLine], *, run_id: int) -> None:
-    """Store a batch of a step run's lines; the run's viewers hear of them on commit."""
-    LogLine.objects.bulk_create(
-        [
-            LogLine(
-                step_run_id=step_run_id,
-                seq=line.seq,
-                attempt=line.attempt,
-                ts=datetime.fromtimestamp(line.ts, UTC),
-                stream=line.stream,
-                text=line.text,
-            )
-            for line in lines
-        ],
-        batch_size=2000,
-    )
+    """Store a batch of a step run's lines; the run's viewers hear of them on commit.
+
+    Written with COPY on PostgreSQL and one prepared INSERT on SQLite: a
+    chatty step prints thousands of lines a second, and building each row
+    through the ORM cost several times the database's own work.
+    """
+    if not lines:
+        return
+    connection = transaction.get_connection()
+    adapt = connection.ops.adapt_datetimefield_value
+    rows = [
+        (
+            step_run_id,
+            line.seq,
+            line.attempt,
+            adapt(datetime.fromtimestamp(line.ts, UTC)),
+            line.stream,
+            line.text,
+        )
+        for line in lines
+    ]
+    table = connection.ops.quote_name(LogLine._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY: the fastest way in, about ten times an INSERT per row.
+            with cursor.cursor.copy(f"COPY {table} ({_COLUMNS}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            # Only constants and the quoted table name: the values are parameters.
+            sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES ({_VALUES})"  # noqa: S608
+            cursor.executemany(sql, rows)
     live.on_commit_lines_written(run_id, step_run_id, lines)
+
+
+_COLUMNS = "step_run_id, seq, attempt, ts, stream, text"
+_VALUES = ", ".join(["%s"] * 6)
 
 
 def clean_text(raw: bytes) -> str:
@@ -138,7 +159,8 @@ class LogCapture:
         self._late_system: list[tuple[float, str]] = []
         self.has_room = asyncio.Event()
         self.has_room.set()
-        self.wants_flush = asyncio.Event()
+        self.wants_flush = asyncio.Event()  # the pending lines should be written now
+        self.has_lines = asyncio.Event()  # some lines are pending
 
     # What a running step calls.
 
@@ -182,12 +204,15 @@ class LogCapture:
     def take(self) -> list[PendingLine]:
         lines, self.pending = self.pending, []
         self.wants_flush.clear()
+        self.has_lines.clear()
         self.has_room.set()
         return lines
 
     def put_back(self, lines: list[PendingLine]) -> None:
         """Lines that could not be written: they go out with the next batch."""
         self.pending[:0] = lines
+        if lines:
+            self.has_lines.set()
 
     def finish(self) -> None:
         """Close the attempt: write the dropped-lines marker and the kept tail."""
@@ -247,6 +272,7 @@ class LogCapture:
     def _append(self, ts: float, stream: int, text: str) -> None:
         self.pending.append(PendingLine(self.next_seq, self.attempt, ts, stream, text))
         self.next_seq += 1
+        self.has_lines.set()
 
 
 def _cut(line: bytes, line_max: int) -> bytes:

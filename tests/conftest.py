@@ -162,3 +162,48 @@ def manage_in_background(*args: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+# The pages' workflow, and runs that stay queued.
+
+HELLO = """
+slug: hello
+name: Hello
+description: Says hello.
+params:
+  - {name: who, type: string, default: world}
+  - {name: times, type: int, default: 1}
+  - {name: loud, type: bool, default: true}
+  - {name: colour, type: choice, choices: [red, green], default: green}
+steps:
+  - key: greet
+    kind: shell
+    command: echo "hello $PARAM_WHO"
+  - key: pause
+    kind: wait
+    seconds: 1
+"""
+
+
+class Nowhere:
+    """An executor that never runs anything: runs it is given stay queued."""
+
+    worker_id = "nowhere:1:test"
+
+    def submit(self, run_id: int) -> None:
+        pass
+
+
+def queued_run(workflow, **params) -> Run:
+    return engine.trigger(workflow, executor=Nowhere(), params=params)
+
+
+@pytest.fixture
+def no_executor(monkeypatch):
+    """Runs started through the pages stay queued (use it for a whole module)."""
+    monkeypatch.setattr("runs.views.get_executor", Nowhere)
+
+
+@pytest.fixture
+def hello(db):
+    return make_workflow(HELLO)

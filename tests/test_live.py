@@ -260,3 +260,28 @@ def test_it_batches_a_step_that_prints_100000_lines(layer, alice, executor):
     # At most about ten messages a second, however fast the step prints.
     assert len(messages) <= 12 * elapsed + 5, (len(messages), elapsed)
     assert "not shown here" in "".join(messages) or len(received) == 100_000
+
+
+def test_the_dashboard_shows_a_run_running_then_finished(layer, alice, executor):
+    workflow = make_workflow(
+        "{slug: nap, name: Nap, steps: [{key: a, kind: shell, command: sleep 1}]}"
+    )
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator("/ws/dashboard/?page=workflows", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        first = await ws.receive_from(timeout=10)
+        run = await asyncio.to_thread(start_run, workflow, executor)
+        cell = f'<div id="workflow-last-{workflow.pk}" hx-swap-oob="innerHTML">'
+        running = await receive_until(ws, lambda m: any("Nap #1" in x for x in m))
+        finished = await receive_until(
+            ws, lambda m: any(cell in x and "status-succeeded" in x for x in m)
+        )
+        await ws.disconnect()
+        return run, first, running, finished
+
+    run, first, running, finished = asyncio.run(scenario())
+    assert "Nothing is running" in first
+    assert f'href="/runs/{run.pk}/">Nap #1</a>' in "".join(running)
+    assert "Nothing is running" in "".join(finished)

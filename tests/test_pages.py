@@ -8,49 +8,17 @@ from django.utils import timezone
 
 from runs import engine
 from runs.models import LogLine, LogStream, Run
-from tests.conftest import make_workflow, steps_of, wait_for, wait_until_final
+from tests.conftest import (
+    HELLO,
+    Nowhere,
+    make_workflow,
+    queued_run,
+    steps_of,
+    wait_for,
+    wait_until_final,
+)
 
-HELLO = """
-slug: hello
-name: Hello
-description: Says hello.
-params:
-  - {name: who, type: string, default: world}
-  - {name: times, type: int, default: 1}
-  - {name: loud, type: bool, default: true}
-  - {name: colour, type: choice, choices: [red, green], default: green}
-steps:
-  - key: greet
-    kind: shell
-    command: echo "hello $PARAM_WHO"
-  - key: pause
-    kind: wait
-    seconds: 1
-"""
-
-
-class Nowhere:
-    """An executor that never runs anything: runs it is given stay queued."""
-
-    worker_id = "nowhere:1:test"
-
-    def submit(self, run_id: int) -> None:
-        pass
-
-
-def queued_run(workflow, **params) -> Run:
-    return engine.trigger(workflow, executor=Nowhere(), params=params)
-
-
-@pytest.fixture(autouse=True)
-def no_executor(monkeypatch):
-    """Runs started through the pages stay queued, unless a test says otherwise."""
-    monkeypatch.setattr("runs.views.get_executor", Nowhere)
-
-
-@pytest.fixture
-def hello(db):
-    return make_workflow(HELLO)
+pytestmark = pytest.mark.usefixtures("no_executor")
 
 
 # Logging in.

@@ -291,6 +291,7 @@ class LocalExecutor:
             # Not cancelled: a batch being written must not be dropped.
             attempt_over.set()
             capture.wants_flush.set()
+            capture.has_lines.set()
             await flusher
             await self._remove(workdir)
         if result.exit_code is not None and result.status != StepStatus.SUCCEEDED:
@@ -309,16 +310,22 @@ class LocalExecutor:
     async def _flush(
         self, job: engine.StepJob, capture: LogCapture, attempt_over: asyncio.Event
     ) -> None:
-        """Write the attempt's lines as they come, a batch every flush interval.
+        """Write the attempt's lines as they come, at most once per flush interval.
 
-        What is still unwritten when the attempt ends is written with its result.
+        A line after a quiet spell is written at once; a stream of lines is
+        written in batches. What is still unwritten when the attempt ends is
+        written with its result.
         """
         interval = settings.ORCH_LOG_FLUSH_INTERVAL
+        last_write = -interval
         while not attempt_over.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(capture.wants_flush.wait(), interval)
+            await capture.has_lines.wait()
+            if (wait := last_write + interval - time.monotonic()) > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(capture.wants_flush.wait(), wait)
             if attempt_over.is_set() or not (lines := capture.take()):
                 continue
+            last_write = time.monotonic()
             try:
                 await self._db(write_lines, job.step_run_id, lines, run_id=job.run_id)
             except Exception:
