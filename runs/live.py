@@ -68,12 +68,14 @@ def lines_written(run_id: int, step_run_id: int, lines: Sequence) -> None:
 
 def on_commit_state_changed(run_id: int, workflow_id: int | None = None) -> None:
     """Publish a state change once the current transaction commits."""
-    transaction.on_commit(partial(state_changed, run_id, workflow_id))
+    # Robust: a failure to tell the browsers must not fail what was committed.
+    transaction.on_commit(partial(state_changed, run_id, workflow_id), robust=True)
 
 
 def on_commit_lines_written(run_id: int, step_run_id: int, lines: Sequence) -> None:
     if lines:
-        transaction.on_commit(partial(lines_written, run_id, step_run_id, list(lines)))
+        callback = partial(lines_written, run_id, step_run_id, list(lines))
+        transaction.on_commit(callback, robust=True)
 
 
 def attach_server_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -126,9 +128,10 @@ class Publisher:
                 self._dashboard_workflows.add(workflow_id)
             self._schedule(run_id)
             if not self._dashboard_scheduled:
-                self._dashboard_scheduled = True
                 delay = max(0.0, self._dashboard_last + DASHBOARD_EVERY - time.monotonic())
-                self._loop.call_soon_threadsafe(self._later, delay, self._send_dashboard)
+                self._dashboard_scheduled = self._call_soon(
+                    self._later, delay, self._send_dashboard
+                )
 
     def lines_written(self, run_id: int, step_run_id: int, lines: Sequence) -> None:
         with self._lock:
@@ -147,9 +150,15 @@ class Publisher:
         news = self._news[run_id]
         if news.scheduled:
             return
-        news.scheduled = True
         delay = max(0.0, news.last_sent + SEND_EVERY - time.monotonic())
-        self._loop.call_soon_threadsafe(self._later, delay, partial(self._send_run, run_id))
+        news.scheduled = self._call_soon(self._later, delay, partial(self._send_run, run_id))
+
+    def _call_soon(self, *call) -> bool:
+        try:
+            self._loop.call_soon_threadsafe(*call)
+        except RuntimeError:  # the loop closed: nobody is listening here any more
+            return False
+        return True
 
     # On the sending loop.
 

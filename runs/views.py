@@ -99,8 +99,7 @@ def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpRespon
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    if not engine.request_stop(run.pk, StopRequest.CANCEL):
-        messages.info(request, f"Run #{run.number} had already finished.")
+    stopping = engine.request_stop(run.pk, StopRequest.CANCEL)
     if request.htmx:
         # The run page: its summary, now saying "Stopping…" (or how it ended).
         run.refresh_from_db()
@@ -108,7 +107,9 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         context = {"run": run, "form_token": new_form_token()}
         return render(request, "runs/run_detail.html#run-summary", context)
     run.refresh_from_db(fields=["status"])
-    if run.is_final:
+    if not stopping:
+        messages.info(request, f"Run #{run.number} had already finished.")
+    elif run.is_final:
         messages.info(request, f"Run #{run.number} was cancelled.")
     else:
         messages.info(request, f"Cancelling run #{run.number}: its steps are being stopped.")

@@ -15,6 +15,7 @@ from datetime import timedelta
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
 from runs.live import LIVE_LINES
@@ -206,4 +207,4 @@ class RunWatch:
 
 
 def _append(key: str, html: str) -> str:
-    return f'<div id="log-{key}" hx-swap-oob="beforeend">{html}</div>'
+    return f'<div id="log-{escape(key)}" hx-swap-oob="beforeend">{html}</div>'

@@ -7,7 +7,7 @@
   const live = document.getElementById("run-live");
   if (!live) return;
   const keep = parseInt(live.dataset.liveLines, 10) || 5000;
-  const following = new WeakMap(); // log element -> reader is at the bottom
+  let following = new Set(); // logs the reader was at the bottom of, before a message
 
   function logs() {
     return live.querySelectorAll(".log[data-step]");
@@ -15,16 +15,6 @@
 
   function atBottom(log) {
     return log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
-  }
-
-  function follows(log) {
-    return following.has(log) ? following.get(log) : true;
-  }
-
-  function watchScrolling(log) {
-    if (log.dataset.watched) return;
-    log.dataset.watched = "1";
-    log.addEventListener("scroll", () => following.set(log, atBottom(log)), { passive: true });
   }
 
   function trim(log) {
@@ -43,14 +33,19 @@
       note.append(`Only the last ${keep.toLocaleString()} lines are kept here; earlier ones are in the `, link, ".");
       log.prepend(note);
     }
-    if (!follows(log)) log.scrollTop -= before - log.scrollHeight;
+    if (!following.has(log)) log.scrollTop -= before - log.scrollHeight;
+  }
+
+  // Whether to follow is decided just before new lines arrive: at the
+  // bottom then, the reader is following; anywhere else, they are reading.
+  function notePositions() {
+    following = new Set([...logs()].filter(atBottom));
   }
 
   function settle() {
     for (const log of logs()) {
-      watchScrolling(log);
       trim(log);
-      if (follows(log)) log.scrollTop = log.scrollHeight;
+      if (following.has(log)) log.scrollTop = log.scrollHeight;
     }
   }
 
@@ -67,6 +62,7 @@
     if (!live.querySelector("#run-status.status-running, #run-status.status-queued")) return;
     setState("Connection lost; reconnecting…");
   });
+  live.addEventListener("htmx:wsBeforeMessage", notePositions);
   live.addEventListener("htmx:wsAfterMessage", settle);
 
   function setState(text) {
@@ -90,6 +86,7 @@
     }
   }
 
+  following = new Set(logs()); // on load, every log shows its newest line
   settle();
   setInterval(tick, 1000);
 })();

@@ -57,6 +57,59 @@ def test_it_shows_each_line_as_the_step_prints_it_then_the_end(logged_in_page: P
     still_the_same_page(page)
 
 
+def test_the_log_follows_new_lines_unless_the_reader_scrolled_up(logged_in_page: Page, server):
+    page = logged_in_page
+    make_workflow(
+        """
+        slug: chatty
+        name: Chatty
+        steps:
+          - key: talk
+            kind: shell
+            command: for i in $(seq 1 400); do echo "line $i"; sleep 0.01; done
+        """
+    )
+    press_run(page, server, "Chatty")
+    log = page.locator("#log-talk")
+    lines = log.locator(".line")
+
+    def count() -> int:
+        return lines.count()
+
+    def at_bottom() -> bool:
+        return log.evaluate("l => l.scrollTop + l.clientHeight >= l.scrollHeight - 8")
+
+    expect(lines.nth(80)).to_be_attached()
+    assert log.evaluate("l => l.scrollHeight > l.clientHeight"), "the log box overflows"
+    assert at_bottom(), "it follows the newest line"
+
+    log.evaluate("l => l.scrollTo(0, 0)")  # the reader goes up to read
+    seen = count()
+    expect(lines.nth(seen + 40)).to_be_attached()
+    assert log.evaluate("l => l.scrollTop") == 0, "new lines leave the reader where they are"
+
+    log.evaluate("l => l.scrollTo(0, l.scrollHeight)")  # back to the bottom
+    seen = count()
+    expect(lines.nth(seen + 40)).to_be_attached()
+    assert at_bottom(), "and it follows again"
+
+
+def test_the_page_keeps_the_last_5000_lines_of_a_long_log(logged_in_page: Page, server):
+    page = logged_in_page
+    make_workflow(
+        "{slug: long, name: Long, steps: [{key: out, kind: shell, command: 'seq 1 12000'}]}"
+    )
+
+    press_run(page, server, "Long")
+
+    expect(page.locator("#run-status")).to_have_text("Succeeded")
+    log = page.locator("#log-out")
+    expect(log.locator(".line[data-seq]").last).to_have_text(re.compile(r"12000$"))
+    assert log.locator(".line[data-seq]").count() <= 5000
+    full_log = log.get_by_role("link", name="full log").first
+    expect(full_log).to_have_attribute("href", re.compile(r"/steps/out/log\.txt$"))
+
+
 def test_a_failing_step_turns_red_with_its_exit_code(logged_in_page: Page, server):
     page = logged_in_page
     make_workflow(
