@@ -105,6 +105,11 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["status"], name="run_status"),
             models.Index(fields=["workflow", "status"], name="run_workflow_status"),
+            # The history's pages: newest first, by workflow, by status, by day.
+            models.Index(fields=["workflow", "-id"], name="run_workflow_newest"),
+            models.Index(fields=["status", "-id"], name="run_status_newest"),
+            models.Index(fields=["trigger", "-id"], name="run_trigger_newest"),
+            models.Index(fields=["created_at"], name="run_created_at"),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ from runs import views
 urlpatterns = [
     # Under /workflows/ for the user, but here: starting a run is a runs matter.
     path("workflows/<slug:slug>/run", views.workflow_run, name="workflow_run"),
+    path("workflows/<slug:slug>/runs/", views.workflow_runs, name="workflow_runs"),
     path("runs/", views.run_list, name="run_list"),
     path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
     path("runs/<int:run_id>/cancel", views.run_cancel, name="run_cancel"),

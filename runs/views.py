@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.http import (
     Http404,
@@ -12,9 +14,10 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs import engine, watch
+from runs import engine, history, watch
 from runs.consumers import visible_runs
 from runs.executors import get_executor
 from runs.live import LIVE_LINES
@@ -24,7 +27,6 @@ from workflows.models import Workflow
 from workflows.params import ParamError
 from workflows.views import get_workflow_for_user, new_form_token, run_form_context
 
-RUN_LIST_SIZE = 50
 TOKEN_MAX = 64
 
 
@@ -61,12 +63,39 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 def run_list(request: HttpRequest) -> HttpResponse:
-    runs = list(
-        visible_runs(request.user).select_related("workflow", "triggered_by")[:RUN_LIST_SIZE]
-    )
-    for run in runs:
+    """Every run, newest first, filtered by what the URL says."""
+    return _history(request, workflow=None)
+
+
+@require_GET
+def workflow_runs(request: HttpRequest, slug: str) -> HttpResponse:
+    """The runs of one workflow."""
+    return _history(request, workflow=get_workflow_for_user(request, slug))
+
+
+def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
+    filters = history.Filters.from_query(request.GET, workflow=workflow.slug if workflow else "")
+    runs = filters.apply(visible_runs(request.user)).select_related("workflow", "triggered_by")
+    page = history.page_of(runs, request.GET)
+    for run in page.runs:
         run.duration_text = format_duration(run.duration)
-    return render(request, "runs/run_list.html", {"runs": runs})
+    context = {
+        "workflow": workflow,
+        "filters": filters,
+        "page": page,
+        "base_url": request.path,
+        **history.choices(),
+    }
+    template = "runs/run_list.html"
+    partial = request.htmx and not request.htmx.history_restore_request
+    response = render(request, template + "#history" if partial else template, context)
+    if partial:
+        # The address bar shows the filters that are set, not every empty field.
+        cursor = {name: request.GET[name] for name in ("before", "after") if name in request.GET}
+        query = "&".join(part for part in (filters.query(), urlencode(cursor)) if part)
+        response["HX-Push-Url"] = f"{request.path}?{query}" if query else request.path
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @require_GET

@@ -51,6 +51,26 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
                 Path(name + suffix).unlink(missing_ok=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_other_connections_at_the_end(django_db_setup, django_db_blocker):
+    """Let the test database be dropped: end the connections other threads kept.
+
+    Consumers read the database on a pool of threads, whose connections
+    persist (as they should in a server); PostgreSQL refuses to drop a
+    database that still has sessions.
+    """
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+
+
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user("alice", password="alice-password-1")

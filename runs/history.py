@@ -1,0 +1,160 @@
+"""Run history: the filters of the run lists and their keyset pages.
+
+Filters come from the URL, so a filtered page can be shared and the back
+button returns to it. Pages are cut by run id (keyset pagination): newer
+and older pages, and the oldest one, each cost one index range scan however
+many runs there are, where OFFSET would read every row it skips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import QueryDict
+from django.utils import timezone
+
+from runs.models import Run, RunStatus, Trigger
+from workflows.models import Workflow
+
+PAGE_SIZE = 50
+NOBODY = "-"  # the "who" of runs nobody started by hand: schedules, the CLI
+
+
+@dataclass
+class Filters:
+    """What the user asked for; ``errors`` says which values made no sense."""
+
+    workflow: str = ""
+    status: str = ""
+    trigger: str = ""
+    who: str = ""
+    since: date | None = None
+    until: date | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_query(cls, query: QueryDict, *, workflow: str = "") -> Filters:
+        filters = cls(workflow=workflow or query.get("workflow", "").strip())
+        filters.status = _choice(query, "status", RunStatus.values, filters.errors)
+        filters.trigger = _choice(query, "trigger", Trigger.values, filters.errors)
+        filters.who = query.get("who", "").strip()
+        filters.since = _date(query, "since", filters.errors)
+        filters.until = _date(query, "until", filters.errors)
+        if filters.since and filters.until and filters.since > filters.until:
+            filters.errors["until"] = "is before the first day"
+        return filters
+
+    def apply(self, runs: QuerySet[Run]) -> QuerySet[Run]:
+        if self.workflow:
+            runs = runs.filter(workflow__slug=self.workflow)
+        if self.status:
+            runs = runs.filter(status=self.status)
+        if self.trigger:
+            runs = runs.filter(trigger=self.trigger)
+        if self.who == NOBODY:
+            runs = runs.filter(triggered_by__isnull=True)
+        elif self.who:
+            runs = runs.filter(triggered_by__username=self.who)
+        zone = timezone.get_current_timezone()
+        if self.since and "since" not in self.errors:
+            runs = runs.filter(created_at__gte=datetime.combine(self.since, time(), zone))
+        if self.until and "until" not in self.errors:
+            end = datetime.combine(self.until + timedelta(days=1), time(), zone)
+            runs = runs.filter(created_at__lt=end)
+        return runs
+
+    def query(self) -> str:
+        """The URL query of these filters (the pages add their cursor to it)."""
+        values = {
+            "workflow": self.workflow,
+            "status": self.status,
+            "trigger": self.trigger,
+            "who": self.who,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+        }
+        return urlencode({name: value for name, value in values.items() if value})
+
+    @property
+    def active(self) -> bool:
+        return any((self.status, self.trigger, self.who, self.since, self.until))
+
+
+@dataclass
+class Page:
+    runs: list[Run]
+    newer: int | None  # cursor of the newer page (``after``), if there is one
+    older: int | None  # cursor of the older page (``before``), if there is one
+    is_newest: bool
+    is_oldest: bool
+
+
+def page_of(runs: QuerySet[Run], query: QueryDict, size: int | None = None) -> Page:
+    """One page of *runs*, newest first, placed by ``before`` or ``after`` in *query*.
+
+    ``before=<id>``: the runs just older than that run; ``after=<id>``: just
+    newer (``after=0`` is the oldest page); neither: the newest runs.
+    """
+    size = size or PAGE_SIZE
+    before, after = _cursor(query, "before"), _cursor(query, "after")
+    if after is not None:
+        rows = list(runs.filter(pk__gt=after).order_by("id")[: size + 1])
+        has_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        oldest_shown = rows[-1].pk if rows else after + 1
+        has_older = runs.filter(pk__lt=oldest_shown).exists()
+    else:
+        page = runs.filter(pk__lt=before) if before is not None else runs
+        rows = list(page.order_by("-id")[: size + 1])
+        has_older = len(rows) > size
+        rows = rows[:size]
+        has_newer = before is not None and runs.filter(pk__gte=before).exists()
+    return Page(
+        runs=rows,
+        newer=rows[0].pk if rows and has_newer else None,
+        older=rows[-1].pk if rows and has_older else None,
+        is_newest=not has_newer,
+        is_oldest=not has_older,
+    )
+
+
+def choices() -> dict:
+    """What the filter form offers."""
+    return {
+        "workflows": Workflow.objects.order_by("name").values_list("slug", "name"),
+        "statuses": RunStatus.choices,
+        "triggers": Trigger.choices,
+        "users": get_user_model()
+        .objects.filter(is_active=True)
+        .order_by("username")
+        .values_list("username", flat=True),
+        "nobody": NOBODY,
+    }
+
+
+def _choice(query: QueryDict, name: str, allowed, errors: dict[str, str]) -> str:
+    value = query.get(name, "").strip()
+    if value and value not in allowed:
+        errors[name] = f"unknown value {value!r}"
+        return ""
+    return value
+
+
+def _date(query: QueryDict, name: str, errors: dict[str, str]) -> date | None:
+    value = query.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        errors[name] = "is not a date (YYYY-MM-DD)"
+        return None
+
+
+def _cursor(query: QueryDict, name: str) -> int | None:
+    value = query.get(name, "")
+    return int(value) if value.isdigit() else None
