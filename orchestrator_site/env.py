@@ -7,6 +7,8 @@ variable, instead of running with a silently wrong configuration.
 
 from __future__ import annotations
 
+import math
+
 import os
 import zoneinfo
 from pathlib import Path
@@ -57,6 +59,8 @@ def _number(name, default, kind, noun, minimum):
         number = kind(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not {noun}.") from None
+    if not math.isfinite(number):  # float("nan") and float("inf") parse
+        raise ImproperlyConfigured(f"{name}={value!r} is not {noun}.")
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={value!r} must be at least {minimum}.")
     return number

@@ -175,3 +175,10 @@ if ORCH_HEARTBEAT_TIMEOUT <= 2 * ORCH_HEARTBEAT_INTERVAL:
     )
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
+
+# Run retention, applied by `manage.py prune_runs` when given no limit of its
+# own: finished runs created more than this many days ago (decimals allowed),
+# and those beyond the newest this many runs of their workflow, are deleted.
+# 0 = no limit; both 0 (the default) = nothing is deleted.
+ORCH_KEEP_DAYS = env_float("ORCH_KEEP_DAYS", 0, minimum=0)
+ORCH_KEEP_RUNS = env_int("ORCH_KEEP_RUNS", 0, minimum=0)

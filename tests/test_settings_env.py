@@ -74,6 +74,8 @@ def test_it_defaults_to_a_sqlite_file_ready_for_concurrent_steps(monkeypatch):
             lambda: env_float("ORCH_KILL_GRACE", 1.0, minimum=0),
             "at least 0",
         ),
+        ("ORCH_KEEP_DAYS", "nan", lambda: env_float("ORCH_KEEP_DAYS", 0, minimum=0), "a number"),
+        ("ORCH_KILL_GRACE", "inf", lambda: env_float("ORCH_KILL_GRACE", 1, minimum=0), "a number"),
     ],
 )
 def test_it_refuses_a_bad_value_naming_the_variable(monkeypatch, name, value, reader, words):
