@@ -8,7 +8,6 @@ variable, instead of running with a silently wrong configuration.
 from __future__ import annotations
 
 import math
-
 import os
 import zoneinfo
 from pathlib import Path

@@ -81,32 +81,134 @@ def trigger(
         if token and (earlier := workflow.runs.filter(request_token=token).first()):
             return earlier
         values = resolve_values(workflow.param_specs, params or {})
-        definition = workflow.definition()
-        number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
-        run = Run.objects.create(
-            workflow=workflow,
-            number=number,
+        return _create_run(
+            workflow,
+            workflow.definition(),
+            values,
+            executor=executor,
             trigger=trigger,
-            triggered_by=user if user is not None and user.is_authenticated else None,
-            params=values,
-            definition=definition,
-            worker=executor.worker_id,
-            heartbeat_at=timezone.now(),
-            request_token=token,
+            user=user,
+            token=token,
         )
-        StepRun.objects.bulk_create(
-            StepRun(
-                run=run,
-                step_key=step["key"],
-                name=step["name"],
-                kind=step["kind"],
-                position=position,
-            )
-            for position, step in enumerate(definition["steps"])
+
+
+class RerunRefused(Exception):
+    """A re-run that would run nothing, or names a step the run does not have."""
+
+
+REUSABLE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
+
+
+def rerun(
+    original: Run,
+    *,
+    executor: Executor,
+    from_step: str | None = None,
+    user=None,
+    token: str = "",
+) -> Run:
+    """A new run of *original*'s snapshot that runs again only what must.
+
+    With *from_step*, that step and every step after it (those that need it,
+    directly or not) run again; without, the steps that did not succeed
+    (failed, timed out, cancelled) and every step after them. So do steps
+    that did not finish in *original*. Every other step keeps its status and
+    outputs from *original*, marked as reused, and later steps get those
+    outputs. The snapshot, not the workflow as it is now, is what runs: the
+    reused outputs came from it.
+    """
+    with transaction.atomic():
+        workflow = Workflow.objects.select_for_update().get(pk=original.workflow_id)
+        if token and (earlier := workflow.runs.filter(request_token=token).first()):
+            return earlier
+        steps = {step.step_key: step for step in original.steps.all()}
+        if from_step is not None and from_step not in steps:
+            raise RerunRefused(f"run #{original.number} has no step {from_step!r}")
+        again = {key for key, step in steps.items() if step.status not in REUSABLE}
+        if from_step is not None:
+            again.add(from_step)
+        again = _with_later_steps(original.definition, again)
+        if not again:
+            raise RerunRefused(f"every step of run #{original.number} succeeded or was skipped")
+        reused = {key: step for key, step in steps.items() if key not in again}
+        return _create_run(
+            workflow,
+            original.definition,
+            original.params,
+            executor=executor,
+            trigger=Trigger.RERUN,
+            user=user,
+            token=token,
+            rerun_of=original,
+            reused=reused,
         )
-        transaction.on_commit(lambda: executor.submit(run.pk))
-        live.on_commit_state_changed(run.pk, workflow.pk)
+
+
+def _with_later_steps(definition: dict[str, Any], keys: set[str]) -> set[str]:
+    """*keys* and every step that needs one of them, directly or not."""
+    found = set(keys)
+    for spec in definition["steps"]:  # in file order, a dependency order
+        if found.intersection(spec["needs"]):
+            found.add(spec["key"])
+    return found
+
+
+def _create_run(
+    workflow: Workflow,
+    definition: dict[str, Any],
+    params: dict[str, Any],
+    *,
+    executor: Executor,
+    trigger: str,
+    user,
+    token: str,
+    rerun_of: Run | None = None,
+    reused: dict[str, StepRun] | None = None,
+) -> Run:
+    """Inside the workflow's lock: the run and its step runs, started on commit."""
+    reused = reused or {}
+    number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
+    run = Run.objects.create(
+        workflow=workflow,
+        number=number,
+        trigger=trigger,
+        triggered_by=user if user is not None and user.is_authenticated else None,
+        params=params,
+        definition=definition,
+        worker=executor.worker_id,
+        heartbeat_at=timezone.now(),
+        request_token=token,
+        rerun_of=rerun_of,
+    )
+    StepRun.objects.bulk_create(
+        _reused(run, position, reused[step["key"]])
+        if step["key"] in reused
+        else StepRun(
+            run=run, step_key=step["key"], name=step["name"], kind=step["kind"], position=position
+        )
+        for position, step in enumerate(definition["steps"])
+    )
+    transaction.on_commit(lambda: executor.submit(run.pk))
+    live.on_commit_state_changed(run.pk, workflow.pk)
     return run
+
+
+def _reused(run: Run, position: int, earlier: StepRun) -> StepRun:
+    return StepRun(
+        run=run,
+        step_key=earlier.step_key,
+        name=earlier.name,
+        kind=earlier.kind,
+        position=position,
+        status=earlier.status,
+        attempt=earlier.attempt,
+        exit_code=earlier.exit_code,
+        outputs=earlier.outputs,
+        started_at=earlier.started_at,
+        finished_at=earlier.finished_at,
+        error=earlier.error,
+        reused_from=earlier,
+    )
 
 
 def advance(run_id: int, *, worker: str) -> Progress:

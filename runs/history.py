@@ -29,6 +29,7 @@ class Filters:
     """What the user asked for; ``errors`` says which values made no sense."""
 
     workflow: str = ""
+    workflow_in_path: bool = False  # the page is the workflow's own
     status: str = ""
     trigger: str = ""
     who: str = ""
@@ -38,7 +39,9 @@ class Filters:
 
     @classmethod
     def from_query(cls, query: QueryDict, *, workflow: str = "") -> Filters:
-        filters = cls(workflow=workflow or query.get("workflow", "").strip())
+        filters = cls(
+            workflow=workflow or query.get("workflow", "").strip(), workflow_in_path=bool(workflow)
+        )
         filters.status = _choice(query, "status", RunStatus.values, filters.errors)
         filters.trigger = _choice(query, "trigger", Trigger.values, filters.errors)
         filters.who = query.get("who", "").strip()
@@ -70,7 +73,7 @@ class Filters:
     def query(self) -> str:
         """The URL query of these filters (the pages add their cursor to it)."""
         values = {
-            "workflow": self.workflow,
+            "workflow": "" if self.workflow_in_path else self.workflow,
             "status": self.status,
             "trigger": self.trigger,
             "who": self.who,
@@ -158,3 +161,44 @@ def _date(query: QueryDict, name: str, errors: dict[str, str]) -> date | None:
 def _cursor(query: QueryDict, name: str) -> int | None:
     value = query.get(name, "")
     return int(value) if value.isdigit() else None
+
+
+@dataclass
+class LogMatch:
+    run: Run
+    step_key: str
+    seq: int
+    text: str
+
+
+LOG_SEARCH_RUNS = 50
+LOG_SEARCH_LINES = 500  # matching lines read at most, newest first
+
+
+def runs_whose_logs_contain(workflow: Workflow, text: str) -> list[LogMatch]:
+    """The newest runs of *workflow* with a log line containing *text*, each
+    with its earliest such line among those read. One query; on PostgreSQL a
+    trigram index finds the lines, on SQLite the logs are scanned."""
+    from runs.models import LogLine
+
+    lines = (
+        LogLine.objects.filter(step_run__run__workflow=workflow, text__icontains=text)
+        .select_related("step_run__run")
+        .only("seq", "text", "step_run__step_key", "step_run__run__number")
+        .order_by("-id")[:LOG_SEARCH_LINES]
+    )
+    found: dict[int, LogMatch] = {}
+    for line in lines:  # newest first: each run ends with its earliest match
+        run = line.step_run.run
+        found[run.pk] = LogMatch(run, line.step_run.step_key, line.seq, line.text)
+    return sorted(found.values(), key=lambda match: -match.run.pk)[:LOG_SEARCH_RUNS]
+
+
+def stored_logs(workflow: Workflow) -> dict[str, int]:
+    """How much log text the runs of *workflow* keep, and in how many runs."""
+    from django.db.models import Count, Sum
+
+    totals = Run.objects.filter(workflow=workflow).aggregate(
+        bytes=Sum("log_bytes"), runs=Count("id")
+    )
+    return {"bytes": totals["bytes"] or 0, "runs": totals["runs"]}

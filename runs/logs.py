@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db import transaction
+from django.db.models import F
 
 from runs import live
-from runs.models import LogLine, LogStream
+from runs.models import LogLine, LogStream, Run
 
 STREAMS = {
     "stdout": LogStream.STDOUT,
@@ -73,6 +74,8 @@ def write_lines(step_run_id: int, lines: list[PendingLine], *, run_id: int) -> N
             # Only constants and the quoted table name: the values are parameters.
             sql = f"INSERT INTO {table} ({_COLUMNS}) VALUES ({_VALUES})"  # noqa: S608
             cursor.executemany(sql, rows)
+    size = sum(len(line.text.encode()) for line in lines)
+    Run.objects.filter(pk=run_id).update(log_bytes=F("log_bytes") + size)
     live.on_commit_lines_written(run_id, step_run_id, lines)
 
 

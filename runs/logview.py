@@ -167,23 +167,70 @@ def _plain(text: str) -> str:
     return escape(_CONTROLS.sub("", _OTHER_ESCAPES.sub("", text)), quote=False)
 
 
-def render_line(seq: int, ts: datetime | float, stream: int, text: str, zone: tzinfo) -> str:
-    """The markup of one log line (the page's and the live updates' alike)."""
+def render_line(
+    seq: int,
+    ts: datetime | float,
+    stream: int,
+    text: str,
+    zone: tzinfo,
+    *,
+    numbered: bool = False,
+    highlight: re.Pattern | None = None,
+) -> str:
+    """The markup of one log line (the run page's, the live updates' and the log view's).
+
+    *numbered* adds the line number as a link to the line (the log view);
+    *highlight* marks what it matches (a search), on the text without colours.
+    """
     moment = datetime.fromtimestamp(ts, UTC) if isinstance(ts, float) else ts
     local = moment.astimezone(zone)
     css, mark = STREAM_MARKS.get(stream, ("", _NO_MARK))
+    number = ""
+    if numbered:
+        number = f'<a class="ln" href="?line={seq}#L{seq}">{seq}</a>'
+    if highlight is not None and highlight.search(text):
+        body = _highlighted(text, highlight)
+        css = f"{css} match".strip()
+    else:
+        body = ansi_to_html(text)
+    anchor = f' id="L{seq}"' if numbered else ""
     return (
-        f'<div class="line{" " + css if css else ""}" data-seq="{seq}">'
+        f'<div class="line{" " + css if css else ""}"{anchor} data-seq="{seq}">{number}'
         f'<time datetime="{moment.isoformat()}">{local:%H:%M:%S}</time>'
-        f'{mark or _NO_MARK}<span class="text">{ansi_to_html(text)}</span></div>'
+        f'{mark or _NO_MARK}<span class="text">{body}</span></div>'
     )
 
 
-def render_lines(lines) -> SafeString:
+def _highlighted(text: str, pattern: re.Pattern) -> str:
+    plain = _CONTROLS.sub("", _OTHER_ESCAPES.sub("", _SGR.sub("", text.rstrip("\r"))))
+    out: list[str] = []
+    position = 0
+    for found in pattern.finditer(plain):
+        out.append(escape(plain[position : found.start()], quote=False))
+        out.append(f"<mark>{escape(found[0], quote=False)}</mark>")
+        position = found.end()
+    out.append(escape(plain[position:], quote=False))
+    return "".join(out)
+
+
+def render_lines(
+    lines, *, numbered: bool = False, highlight: re.Pattern | None = None
+) -> SafeString:
     """Markup of LogLine rows (or PendingLines), in the order given."""
     zone = timezone.get_current_timezone()
     return mark_safe(  # noqa: S308 - every piece is escaped in render_line
-        "".join(render_line(line.seq, line.ts, line.stream, line.text, zone) for line in lines)
+        "".join(
+            render_line(
+                line.seq,
+                line.ts,
+                line.stream,
+                line.text,
+                zone,
+                numbered=numbered,
+                highlight=highlight,
+            )
+            for line in lines
+        )
     )
 
 

@@ -89,6 +89,12 @@ class Run(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     # The run form's one-time token: a second submit of the form finds this run.
     request_token = models.CharField(max_length=64, blank=True)
+    # Bytes of log text stored for this run (what prune_runs frees).
+    log_bytes = models.BigIntegerField(default=0)
+    # A re-run of another run's snapshot (from a step, or of its failed steps).
+    rerun_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
+    )
 
     objects = RunQuerySet.as_manager()
 
@@ -143,6 +149,11 @@ class StepRun(models.Model):
     error = models.TextField(blank=True)
     # One entry per earlier attempt: attempt, status, exit_code, error, times.
     attempts = models.JSONField(default=list, blank=True)
+    # Not executed in this run: its result and outputs are those of this step
+    # run of the run this one re-runs.
+    reused_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["position"]

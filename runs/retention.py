@@ -159,6 +159,11 @@ def _delete_batch(run_ids: list[int]) -> Counts:
     finished and past the limits, so the next prune deletes them.
     """
     log_lines = step_runs = 0
+    with transaction.atomic():
+        # Later re-runs keep their own copies of what they reused: only the
+        # links back to these runs go.
+        Run.objects.filter(rerun_of__in=run_ids).update(rerun_of=None)
+        StepRun.objects.filter(reused_from__run__in=run_ids).update(reused_from=None)
     for lines, whole_step_runs in _log_line_chunks(_log_spans(run_ids)):
         with transaction.atomic():
             # LogLine has no dependent rows and no delete signals, so Django

@@ -17,11 +17,12 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs import engine, history, watch
+from runs import definition_view, engine, history, watch
 from runs.consumers import visible_runs
 from runs.executors import get_executor
 from runs.live import LIVE_LINES
-from runs.models import Run, StopRequest, Trigger
+from runs.models import Run, StepRun, StopRequest, Trigger
+from runs.stats import workflow_stats
 from runs.watch import format_duration
 from workflows.models import Workflow
 from workflows.params import ParamError
@@ -34,6 +35,15 @@ def get_run_for_user(request: HttpRequest, run_id: int) -> Run:
     """The run if this user may see it, else 404 (the websockets use the same rule)."""
     runs = visible_runs(request.user).select_related("workflow", "triggered_by")
     return get_object_or_404(runs, pk=run_id)
+
+
+def get_step_for_user(request: HttpRequest, run_id: int, key: str) -> tuple[Run, StepRun]:
+    """The run and its step *key*, if this user may see the run, else 404."""
+    run = get_run_for_user(request, run_id)
+    step = run.steps.filter(step_key=key).first()
+    if step is None:
+        raise Http404("No such step in this run.")
+    return run, step
 
 
 @require_http_methods(["GET", "POST"])
@@ -79,15 +89,22 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
     page = history.page_of(runs, request.GET)
     for run in page.runs:
         run.duration_text = format_duration(run.duration)
-    context = {
-        "workflow": workflow,
-        "filters": filters,
-        "page": page,
-        "base_url": request.path,
-        **history.choices(),
-    }
-    template = "runs/run_list.html"
+    context = {"workflow": workflow, "filters": filters, "page": page, "base_url": request.path}
+    # htmx asks for the table alone when a filter or a page changes.
     partial = request.htmx and not request.htmx.history_restore_request
+    if not partial:
+        context.update(history.choices())
+        if workflow:
+            log_text = request.GET.get("log", "").strip()[:200]
+            context |= {
+                "stats": workflow_stats(workflow),
+                "stored_logs": history.stored_logs(workflow),
+                "log_text": log_text,
+                "log_matches": (
+                    history.runs_whose_logs_contain(workflow, log_text) if log_text else None
+                ),
+            }
+    template = "runs/run_list.html"
     response = render(request, template + "#history" if partial else template, context)
     if partial:
         # The address bar shows the filters that are set, not every empty field.
@@ -101,20 +118,24 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    steps = watch.prepare(run, list(run.steps.all()))
+    steps = watch.prepare(run, watch.steps_of(run))
     for step in steps:
         step.log_html = watch.log_html(step, *watch.log_tail(step, limit=LIVE_LINES))
-    context = {"run": run, "steps": steps, "live_lines": LIVE_LINES, "form_token": new_form_token()}
+    context = {
+        "run": run,
+        "steps": steps,
+        "live_lines": LIVE_LINES,
+        "form_token": new_form_token(),
+        "definition_yaml": definition_view.snapshot_yaml(run),
+        "changes": definition_view.changes_since(run, run.workflow),
+    }
     return render(request, "runs/run_detail.html", context)
 
 
 @require_GET
 def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpResponse:
     """The whole log of one step as plain text, streamed: any size, little memory."""
-    run = get_run_for_user(request, run_id)
-    step = run.steps.filter(step_key=key).first()
-    if step is None:
-        raise Http404("No such step in this run.")
+    run, step = get_step_for_user(request, run_id, key)
     lines = step.log_lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
     response = StreamingHttpResponse(
         (f"{text}\n" for text in lines), content_type="text/plain; charset=utf-8"
@@ -147,22 +168,37 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_POST
 def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
-    """A new run of the workflow as it is now, with the same parameters."""
+    """A new run: of the workflow as it is now with the same parameters, or,
+    with ``from_step`` or ``failed``, of this run's snapshot, running again
+    only that step and what follows it, or the steps that did not succeed."""
     original = get_run_for_user(request, run_id)
-    workflow = original.workflow
+    token = request.POST.get("token", "")[:TOKEN_MAX]
+    from_step = request.POST.get("from_step") or None
     try:
-        run = engine.trigger(
-            workflow,
-            executor=get_executor(),
-            params=original.params,
-            trigger=Trigger.RERUN,
-            user=request.user,
-            token=request.POST.get("token", "")[:TOKEN_MAX],
-        )
+        if from_step or "failed" in request.POST:
+            run = engine.rerun(
+                original,
+                executor=get_executor(),
+                from_step=from_step,
+                user=request.user,
+                token=token,
+            )
+        else:
+            run = engine.trigger(
+                original.workflow,
+                executor=get_executor(),
+                params=original.params,
+                trigger=Trigger.RERUN,
+                user=request.user,
+                token=token,
+            )
+    except engine.RerunRefused as exc:
+        messages.error(request, f"Nothing was started: {exc}.")
+        return _see_other(request, reverse("run_detail", args=[original.pk]))
     except ParamError as exc:
         # The workflow's parameters changed since: ask, with what is known.
         values = {name: _as_text(value) for name, value in original.params.items()}
-        return _run_form(request, workflow, values=values, errors=exc.errors)
+        return _run_form(request, original.workflow, values=values, errors=exc.errors)
     return _see_other(request, reverse("run_detail", args=[run.pk]))
 
 

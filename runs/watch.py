@@ -21,6 +21,7 @@ from django.utils.safestring import mark_safe
 from runs.live import LIVE_LINES
 from runs.logview import render_lines, skipped_note
 from runs.models import LogLine, Run, StepRun, StepStatus
+from workflows.views import new_form_token
 
 TEMPLATE = "runs/run_detail.html"
 # Steps in these states have printed nothing (yet, or ever).
@@ -43,17 +44,24 @@ def format_duration(duration: timedelta | None) -> str:
 
 def load(run_id: int) -> tuple[Run, list[StepRun]]:
     run = Run.objects.select_related("workflow", "triggered_by").get(pk=run_id)
-    return run, prepare(run, list(run.steps.all()))
+    return run, prepare(run, steps_of(run))
+
+
+def steps_of(run: Run) -> list[StepRun]:
+    """The run's steps, with the step runs that reused ones came from."""
+    return list(run.steps.select_related("reused_from__run"))
 
 
 def prepare(run: Run, steps: list[StepRun]) -> list[StepRun]:
     """Give the run and its steps what the templates show beyond their fields."""
     now = timezone.now()
     run.duration_text = format_duration(run.duration)
-    log_prefix = reverse("step_log", args=[run.pk, "-"]).removesuffix("-/log.txt")
+    # The log view (log_url) and the raw text (raw_url) of each step.
+    log_prefix = reverse("step_log_page", args=[run.pk, "-"]).removesuffix("-/log")
     for step in steps:
         step.duration_text = format_duration(step.duration)
-        step.log_url = f"{log_prefix}{step.step_key}/log.txt"
+        step.log_url = f"{log_prefix}{step.step_key}/log"
+        step.raw_url = f"{step.log_url}.txt"
     run.timeline = _timeline(run, steps, now)
     return steps
 
@@ -88,8 +96,8 @@ def _timeline(run: Run, steps: list[StepRun], now) -> dict:
     span = max((end - start).total_seconds(), 0.001)
     bars = []
     for step in steps:
-        if step.started_at is None:
-            continue
+        if step.started_at is None or step.reused_from_id:
+            continue  # a reused step ran in another run
         left = (step.started_at - start).total_seconds() / span
         right = ((step.finished_at or now) - start).total_seconds() / span
         bars.append(
@@ -147,9 +155,10 @@ class RunWatch:
         self.keys = {step.pk: step.step_key for step in steps}
         self.log_urls = {step.pk: step.log_url for step in steps}
         parts: list[str] = []
+        token = new_form_token()
         if self.shown.get("run-summary") != (state := _summary_state(run)):
             self.shown["run-summary"] = state
-            parts.append(render("run-summary", run=run))
+            parts.append(render("run-summary", run=run, form_token=token))
         steps_state = [(step.status, step.started_at, step.finished_at) for step in steps]
         timeline_state = (run.started_at, run.finished_at, *steps_state)
         if self.shown.get("run-timeline") != timeline_state:
@@ -157,9 +166,10 @@ class RunWatch:
             parts.append(render("run-timeline", run=run))
         for step in steps:
             head = f"step-head-{step.pk}"
-            if self.shown.get(head) != (state := _step_state(step)):
+            # The run's end adds "Re-run from here" to every step.
+            if self.shown.get(head) != (state := (run.is_final, *_step_state(step))):
                 self.shown[head] = state
-                parts.append(render("step-head", run=run, step=step))
+                parts.append(render("step-head", run=run, step=step, form_token=token))
             parts.append(self._new_lines(step))
         self.final = run.is_final
         return "".join(parts)

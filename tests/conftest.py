@@ -227,3 +227,19 @@ def no_executor(monkeypatch):
 @pytest.fixture
 def hello(db):
     return make_workflow(HELLO)
+
+
+def add_log(step_run: StepRun, count: int, text=lambda n: f"line {n}") -> None:
+    """*count* stdout lines numbered from 1, written straight to the database."""
+    from django.utils import timezone
+
+    from runs.models import LogLine, LogStream
+
+    now = timezone.now()
+    LogLine.objects.bulk_create(
+        (
+            LogLine(step_run=step_run, seq=n, ts=now, stream=LogStream.STDOUT, text=text(n))
+            for n in range(1, count + 1)
+        ),
+        batch_size=5000,
+    )

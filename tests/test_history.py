@@ -168,3 +168,18 @@ def test_dates_are_days_of_the_local_time_zone(alice_client, two, settings):
 
     assert numbers(alice_client.get("/runs/?since=2026-03-01&until=2026-03-01").content.decode())
     assert not numbers(alice_client.get("/runs/?since=2026-03-02").content.decode())
+
+
+def test_a_workflows_history_says_how_much_log_its_runs_keep(alice_client, two):
+    from runs.logs import PendingLine, write_lines
+    from runs.models import StepRun
+
+    a, _ = two
+    run = add_runs(a, 1, status="succeeded")[0]
+    step = StepRun.objects.create(run=run, step_key="s", name="s", kind="shell", position=0)
+    lines = [PendingLine(n, 1, 0.0, 1, "é" * 1000) for n in range(1, 1025)]  # 2 MiB
+    write_lines(step.pk, lines, run_id=run.pk)
+
+    page = alice_client.get("/workflows/a/runs/").content.decode()
+
+    assert "Stored logs: 2.0\xa0MB in 1 run " in page

@@ -283,7 +283,7 @@ def test_it_shows_only_the_last_lines_of_a_long_log(alice_client, hello, monkeyp
     assert "line-07" not in page
     assert all(f"line-{n:02d}" in page for n in range(8, 13))
     assert "7 earlier lines not shown here" in page
-    assert f'href="/runs/{run.pk}/steps/greet/log.txt">full log</a>' in page
+    assert f'href="/runs/{run.pk}/steps/greet/log">full log</a>' in page
 
 
 def test_it_answers_404_for_a_run_that_does_not_exist(alice_client, db):

@@ -1,0 +1,66 @@
+// The log view: open at the end (or at the line asked for), fetch earlier
+// lines when the reader nears the top and later ones near the bottom,
+// keeping what they look at in place; a bare #L123 address opens line 123.
+(function () {
+  "use strict";
+
+  const log = document.getElementById("log-lines");
+  if (!log) return;
+  const NEAR = 300; // pixels from an edge at which the next page is fetched
+  let loading = false;
+
+  const wanted = /^#L(\d+)$/.exec(location.hash);
+  if (wanted && !document.getElementById(`L${wanted[1]}`)) {
+    // The server places a page by ?line=; a hash alone never reaches it.
+    const query = new URLSearchParams(location.search);
+    query.set("line", wanted[1]);
+    location.replace(`?${query}${location.hash}`);
+    return;
+  }
+
+  function show() {
+    const target = wanted && document.getElementById(`L${wanted[1]}`);
+    const current = log.querySelector(".line.match.current") || target;
+    if (current) {
+      current.classList.add("current");
+      const offset = current.getBoundingClientRect().top - log.getBoundingClientRect().top;
+      log.scrollTop += offset - log.clientHeight / 3;
+    } else {
+      log.scrollTop = log.scrollHeight;
+    }
+  }
+
+  function more(direction) {
+    return log.querySelector(`.log-more[data-more="${direction}"]`);
+  }
+
+  function fetchPage(sentinel) {
+    if (loading || !sentinel) return;
+    loading = true;
+    htmx.trigger(sentinel, "load-more");
+  }
+
+  log.addEventListener("scroll", () => {
+    if (log.scrollTop < NEAR) fetchPage(more("before"));
+    else if (log.scrollHeight - log.scrollTop - log.clientHeight < NEAR) fetchPage(more("after"));
+  }, { passive: true });
+
+  // Lines added above the reader push the page down: keep what they read in place.
+  let heightBefore = 0;
+  log.addEventListener("htmx:beforeSwap", () => { heightBefore = log.scrollHeight; });
+  log.addEventListener("htmx:afterSwap", (event) => {
+    if (event.detail.elt.dataset.more === "before") {
+      log.scrollTop += log.scrollHeight - heightBefore;
+    }
+    loading = false;
+  });
+  log.addEventListener("htmx:responseError", () => { loading = false; });
+
+  // The current search match is the line the address names.
+  const line = log.dataset.line;
+  if (line) {
+    const current = document.getElementById(`L${line}`);
+    if (current) current.classList.add("current");
+  }
+  show();
+})();
