@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet, Subquery
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -83,6 +83,11 @@ class Filters:
         return urlencode({name: value for name, value in values.items() if value})
 
     @property
+    def by_time(self) -> bool:
+        """A range of days is asked for: pages go by creation time."""
+        return bool(self.since or self.until)
+
+    @property
     def active(self) -> bool:
         return any((self.status, self.trigger, self.who, self.since, self.until))
 
@@ -96,32 +101,50 @@ class Page:
     is_oldest: bool
 
 
-def page_of(runs: QuerySet[Run], query: QueryDict, size: int | None = None) -> Page:
+def page_of(
+    runs: QuerySet[Run], query: QueryDict, size: int | None = None, *, by_time: bool = False
+) -> Page:
     """One page of *runs*, newest first, placed by ``before`` or ``after`` in *query*.
 
     ``before=<id>``: the runs just older than that run; ``after=<id>``: just
     newer (``after=0`` is the oldest page); neither: the newest runs.
+    Runs are ordered by id, or with *by_time* by creation time then id: a
+    range of days is then read through the creation-time index, where the
+    id order would walk every newer run first.
     """
     size = size or PAGE_SIZE
+    order = ("created_at", "id") if by_time else ("id",)
     before, after = _cursor(query, "before"), _cursor(query, "after")
     if after is not None:
-        rows = list(runs.filter(pk__gt=after).order_by("id")[: size + 1])
+        page = runs.filter(_beyond(order, after, newer=True)) if after else runs
+        rows = list(page.order_by(*order)[: size + 1])
         has_newer = len(rows) > size
         rows = rows[:size][::-1]
-        oldest_shown = rows[-1].pk if rows else after + 1
-        has_older = runs.filter(pk__lt=oldest_shown).exists()
+        has_older = bool(rows) and runs.filter(_beyond(order, rows[-1].pk, newer=False)).exists()
+        has_older = has_older or (not rows and bool(after))
     else:
-        page = runs.filter(pk__lt=before) if before is not None else runs
-        rows = list(page.order_by("-id")[: size + 1])
+        page = runs.filter(_beyond(order, before, newer=False)) if before else runs
+        rows = list(page.order_by(*(f"-{field}" for field in order))[: size + 1])
         has_older = len(rows) > size
         rows = rows[:size]
-        has_newer = before is not None and runs.filter(pk__gte=before).exists()
+        has_newer = bool(before) and runs.filter(_beyond(order, before, newer=True)).exists()
     return Page(
         runs=rows,
         newer=rows[0].pk if rows and has_newer else None,
         older=rows[-1].pk if rows and has_older else None,
         is_newest=not has_newer,
         is_oldest=not has_older,
+    )
+
+
+def _beyond(order: tuple[str, ...], run_id: int, *, newer: bool) -> Q:
+    """The runs after (*newer*) or before the run *run_id* in *order*, itself excluded."""
+    op = "gt" if newer else "lt"
+    if order == ("id",):
+        return Q(**{f"id__{op}": run_id})
+    created = Run.objects.filter(pk=run_id).values("created_at")[:1]
+    return Q(**{f"created_at__{op}": Subquery(created)}) | Q(
+        created_at=Subquery(created), **{f"id__{op}": run_id}
     )
 
 

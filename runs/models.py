@@ -115,7 +115,9 @@ class Run(models.Model):
             models.Index(fields=["workflow", "-id"], name="run_workflow_newest"),
             models.Index(fields=["status", "-id"], name="run_status_newest"),
             models.Index(fields=["trigger", "-id"], name="run_trigger_newest"),
-            models.Index(fields=["created_at"], name="run_created_at"),
+            models.Index(fields=["created_at", "id"], name="run_created_at"),
+            # The size of a workflow's stored logs, read from the index alone.
+            models.Index(fields=["workflow"], include=["log_bytes"], name="run_workflow_log_bytes"),
         ]
 
     def __str__(self) -> str:

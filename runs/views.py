@@ -86,7 +86,7 @@ def workflow_runs(request: HttpRequest, slug: str) -> HttpResponse:
 def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
     filters = history.Filters.from_query(request.GET, workflow=workflow.slug if workflow else "")
     runs = filters.apply(visible_runs(request.user)).select_related("workflow", "triggered_by")
-    page = history.page_of(runs, request.GET)
+    page = history.page_of(runs, request.GET, by_time=filters.by_time)
     for run in page.runs:
         run.duration_text = format_duration(run.duration)
     context = {"workflow": workflow, "filters": filters, "page": page, "base_url": request.path}

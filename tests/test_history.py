@@ -183,3 +183,24 @@ def test_a_workflows_history_says_how_much_log_its_runs_keep(alice_client, two):
     page = alice_client.get("/workflows/a/runs/").content.decode()
 
     assert "Stored logs: 2.0\xa0MB in 1 run " in page
+
+
+def test_a_range_of_days_pages_by_creation_time(alice_client, two, monkeypatch):
+    monkeypatch.setattr("runs.history.PAGE_SIZE", 2)
+    runs = add_runs(two[0], 6, status="succeeded")
+    day = timezone.now().replace(hour=12) - timedelta(days=3)
+    for offset, run in enumerate(runs):  # a2 is the oldest, a5 the newest
+        created = day + timedelta(minutes=[1, 0, 2, 3, 5, 4][offset])
+        Run.objects.filter(pk=run.pk).update(created_at=created)
+    Run.objects.filter(pk=runs[5].pk).update(created_at=day - timedelta(days=2))  # out of range
+    query = f"since={day.date()}&until={day.date()}"
+
+    first = alice_client.get(f"/runs/?{query}").content.decode()
+    assert numbers(first) == ["a5", "a4"]
+    older_link = re.search(r'href="(/runs/\?[^"]*before=\d+)"', first)[1].replace("&amp;", "&")
+    older = alice_client.get(older_link).content.decode()
+    assert numbers(older) == ["a3", "a1"]
+    oldest = alice_client.get(f"/runs/?{query}&after=0").content.decode()
+    assert numbers(oldest) == ["a1", "a2"]
+    newer_link = re.search(r'href="(/runs/\?[^"]*after=\d+)"', oldest)[1].replace("&amp;", "&")
+    assert numbers(alice_client.get(newer_link).content.decode()) == ["a4", "a3"]

@@ -10,7 +10,9 @@ from django.db import migrations
 
 CREATE = [
     "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-    "CREATE INDEX IF NOT EXISTS log_line_text_trgm ON runs_logline USING gin (text gin_trgm_ops)",
+    # On UPPER(text): what Django's icontains compares on PostgreSQL.
+    "CREATE INDEX IF NOT EXISTS log_line_text_trgm ON runs_logline"
+    " USING gin (UPPER(text) gin_trgm_ops)",
 ]
 DROP = ["DROP INDEX IF EXISTS log_line_text_trgm"]
 
