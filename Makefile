@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
 	done)
 
-.PHONY: run test venv lint format bench clean
+.PHONY: run run-distributed test venv lint format bench clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +28,27 @@ run: venv
 	@$(MANAGE) create_first_login
 	@echo "Serving http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	@$(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) orchestrator_site.asgi:application
+
+# The distributed stack on one machine: PostgreSQL, Redis (channel layer and
+# Celery broker), Daphne and two Celery workers, on queues default+a and
+# default+b. Ctrl-C stops all of it.
+DIST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator
+DIST_REDIS_URL ?= redis://127.0.0.1:6379/0
+run-distributed: venv
+	@export DATABASE_URL=$(DIST_DATABASE_URL) REDIS_URL=$(DIST_REDIS_URL) \
+		CELERY_BROKER_URL=$(DIST_REDIS_URL) ORCH_EXECUTOR_AUTOSTART=true; \
+	$(VENV)/bin/python -c 'import sys, psycopg; url, _, name = sys.argv[1].rpartition("/"); \
+		c = psycopg.connect(url + "/postgres", autocommit=True); \
+		c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() \
+		or c.execute(f"CREATE DATABASE \"{name}\"")' "$$DATABASE_URL" && \
+	$(MANAGE) migrate --noinput -v 0 && \
+	$(MANAGE) import_workflows --keep-existing workflows/demo && \
+	$(MANAGE) create_first_login && \
+	trap 'kill 0' EXIT INT TERM; \
+	$(VENV)/bin/celery -A orchestrator_site worker -Q default,a -n a@%h -c 4 -l INFO & \
+	$(VENV)/bin/celery -A orchestrator_site worker -Q default,b -n b@%h -c 4 -l INFO & \
+	echo "Serving http://127.0.0.1:$(PORT)/ with workers a (queues default, a) and b (default, b); Ctrl-C stops all"; \
+	$(VENV)/bin/daphne -b 127.0.0.1 -p $(PORT) orchestrator_site.asgi:application
 
 test: venv
 	@$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -104,7 +104,25 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The distributed executor: set, every started step is a Celery task on the
+# step's queue (see docs/deployment.md); unset, steps run in this process.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "")
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# A task is acknowledged when a worker starts it, never redelivered after:
+# a step whose worker dies is failed (or retried, as its retries allow) by
+# the orchestrator's own heartbeats, so a shell step never runs twice behind
+# its back. One task reserved at a time, so a busy worker holds no others.
+CELERY_TASK_ACKS_LATE = False
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None  # a broker outage is waited out
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+if _prefix := env_str("CELERY_KEY_PREFIX", ""):
+    # Several installations (or test runs) on one Redis keep apart.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"global_keyprefix": _prefix}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -37,7 +37,7 @@ from workflows.params import resolve_values
 
 log = logging.getLogger(__name__)
 
-INTERRUPTED = "interrupted: the process running this step stopped"
+INTERRUPTED = "worker lost: the process running this step stopped"
 
 
 class Executor(Protocol):
@@ -223,7 +223,8 @@ def advance(run_id: int, *, worker: str) -> Progress:
             return Progress(run.status)
         if run.status != RunStatus.RUNNING:
             return Progress(run.status)
-        return Progress(run.status, jobs=_advance_locked(run, worker))
+        jobs = _advance_locked(run, worker)  # may end the run: read its status after
+        return Progress(run.status, jobs=jobs)
 
 
 def complete_attempt(
@@ -233,11 +234,13 @@ def complete_attempt(
     worker: str,
     next_seq: int,
     lines: list[PendingLine] = (),
+    starts_as: str | None = None,
 ) -> Progress:
     """Record how an attempt ended, then retry it or advance the run.
 
     *lines* are the attempt's last log lines, written in the same
     transaction; *next_seq* is the number the step's next log line gets.
+    Steps this starts are held by *starts_as* (default: *worker*).
     """
     with transaction.atomic():
         run = lock_run(job.run_id)
@@ -295,7 +298,8 @@ def complete_attempt(
             finished_at=now,
         )
         live.on_commit_state_changed(run.pk, run.workflow_id)
-        return Progress(run.status, jobs=_advance_locked(run, worker, steps))
+        jobs = _advance_locked(run, starts_as or worker, steps)  # may end the run
+        return Progress(run.status, jobs=jobs)
 
 
 def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str = "") -> bool:

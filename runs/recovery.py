@@ -28,6 +28,7 @@ def reap(
     worker: str,
     is_gone: Callable[[str, datetime | None], bool],
     release: Callable[[StepRun], None] = lambda step: None,
+    starts_as: str | None = None,
 ) -> list[StepJob]:
     """Take over what processes that stopped left behind.
 
@@ -35,7 +36,8 @@ def reap(
     tried again when its retries allow); *release* is called first, to end
     what may be left of its processes. A queued or running run of such a
     process passes to *worker*, which goes on with it. Returns the jobs for
-    *worker* to execute.
+    *worker* to execute; steps it starts are held by *starts_as* (default:
+    *worker*).
     """
     jobs: list[StepJob] = []
     lost_steps = [
@@ -46,7 +48,7 @@ def reap(
         if is_gone(step.worker, step.heartbeat_at)
     ]
     for lost in lost_steps:
-        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release))
+        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release, starts_as))
     orphan_runs = [
         run
         for run in Run.objects.active().only("id", "worker", "heartbeat_at")
@@ -61,11 +63,13 @@ def reap(
             run.worker = worker
             run.heartbeat_at = timezone.now()
             run.save(update_fields=["worker", "heartbeat_at"])
-        jobs.extend(advance(orphan.pk, worker=worker).jobs)
+        jobs.extend(advance(orphan.pk, worker=starts_as or worker).jobs)
     return jobs
 
 
-def _fail_lost_step(step_run_id: int, worker: str, is_gone, release) -> list[StepJob]:
+def _fail_lost_step(
+    step_run_id: int, worker: str, is_gone, release, starts_as: str | None
+) -> list[StepJob]:
     with transaction.atomic():
         step = StepRun.objects.select_related("run").get(pk=step_run_id)
         run = lock_run(step.run_id)
@@ -85,7 +89,11 @@ def _fail_lost_step(step_run_id: int, worker: str, is_gone, release) -> list[Ste
             run.heartbeat_at = timezone.now()
             run.save(update_fields=["worker", "heartbeat_at"])
     progress = complete_attempt(
-        job, StepResult(status, error=INTERRUPTED), worker=worker, next_seq=next_seq
+        job,
+        StepResult(status, error=INTERRUPTED),
+        worker=worker,
+        next_seq=next_seq,
+        starts_as=starts_as,
     )
     jobs = list(progress.jobs)
     if progress.retry_job is not None:

@@ -19,6 +19,9 @@ from django.conf import settings
 from django.utils import timezone
 
 HOST = socket.gethostname()
+# The worker of a step sent to a Celery queue and not yet taken by a worker
+# process: nobody heartbeats it, and it is not lost (see executors/celery.py).
+QUEUED = "queued"
 _live_tokens: set[str] = set()
 
 
@@ -35,6 +38,8 @@ def retire(worker_id: str) -> None:
 
 def is_gone(worker: str, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
     """True when the process that holds a run or step can no longer be running it."""
+    if worker == QUEUED:
+        return False
     now = now or timezone.now()
     host, pid, token = _parse(worker)
     if host == HOST and pid is not None:

@@ -243,3 +243,17 @@ def add_log(step_run: StepRun, count: int, text=lambda n: f"line {n}") -> None:
         ),
         batch_size=5000,
     )
+
+
+# The machine's Redis, for the channel layer and Celery tests.
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def needs_redis() -> None:
+    """Skip (a failure under CI) when the test Redis does not answer."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (set TEST_REDIS_URL)")

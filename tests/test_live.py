@@ -9,7 +9,6 @@ in-memory one, and channels-redis against the machine's Redis.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 import uuid
@@ -21,31 +20,26 @@ from django.test import Client
 
 from runs import live
 from runs.models import LogLine, Run, StepRun
-from tests.conftest import make_workflow, start_run, wait_for, wait_until_final
+from tests.conftest import (
+    REDIS_URL,
+    make_workflow,
+    needs_redis,
+    start_run,
+    wait_for,
+    wait_until_final,
+)
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SEQ = re.compile(r'<div class="line[^"]*" data-seq="(\d+)"')
 ORIGIN = (b"origin", b"http://127.0.0.1")
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _redis_reachable() -> bool:
-    import redis
-
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        return False
-    return True
-
-
 @pytest.fixture(params=["memory", "redis"])
 def layer(request, settings):
     """The channel layer of this test: in-memory, or Redis under a prefix of its own."""
     if request.param == "redis":
-        if not _redis_reachable():
-            pytest.skip(f"Redis is not reachable at {REDIS_URL} (set TEST_REDIS_URL)")
+        needs_redis()
         settings.CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -95,7 +95,7 @@ def test_it_fails_the_step_of_a_killed_cli_run_at_the_next_start(transactional_d
 
     steps = steps_of(run)
     assert steps["long"].status == "failed"
-    assert steps["long"].error == "interrupted: the process running this step stopped"
+    assert steps["long"].error == "worker lost: the process running this step stopped"
     assert steps["next"].status == "skipped"
     assert steps["report"].status == "succeeded"  # the failure handler still ran
     assert run.status == "failed"

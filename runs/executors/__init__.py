@@ -1,21 +1,32 @@
-"""The executor of this process: where started steps run."""
+"""The executor of this process: where started steps run.
+
+With ``CELERY_BROKER_URL`` set, runs go to the Celery workers (celery.py);
+otherwise steps run in this process (local.py).
+"""
 
 from __future__ import annotations
 
 import atexit
 import threading
 
+from django.conf import settings
+
 from runs.executors.local import LocalExecutor
 
-_executor: LocalExecutor | None = None
+_executor = None
 _lock = threading.Lock()
 
 
-def get_executor() -> LocalExecutor:
+def get_executor():
     """This process's executor, started on first use and stopped at exit."""
     global _executor
     with _lock:
         if _executor is None:
-            _executor = LocalExecutor().start()
-            atexit.register(_executor.stop)
+            if settings.CELERY_BROKER_URL:
+                from runs.executors.celery import CeleryExecutor
+
+                _executor = CeleryExecutor()
+            else:
+                _executor = LocalExecutor().start()
+                atexit.register(_executor.stop)
         return _executor

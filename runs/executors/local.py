@@ -44,6 +44,11 @@ DB_RETRIES = 3
 
 
 class LocalExecutor:
+    # Who holds the steps this executor starts: itself. A subclass that hands
+    # steps to other processes (the Celery worker) holds them as "queued".
+    def starts_as(self) -> str:
+        return self.worker_id
+
     def __init__(self, *, name: str = "local") -> None:
         self.worker_id = new_worker_id()
         self.name = name
@@ -75,6 +80,15 @@ class LocalExecutor:
 
     def submit(self, run_id: int) -> None:
         self._loop.call_soon_threadsafe(self._adopt_run, run_id)
+
+    def run_job(self, job: engine.StepJob) -> Future:
+        """Execute a step this process was given (all its attempts); done when it is."""
+        return self._call(self._run_job(job))
+
+    async def _run_job(self, job: engine.StepJob) -> None:
+        task = self._start_step(job)
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no run is driven here any more."""
@@ -142,12 +156,12 @@ class LocalExecutor:
         self._background(self._advance(run_id))
 
     async def _advance(self, run_id: int) -> None:
-        progress = await self._db(engine.advance, run_id, worker=self.worker_id)
+        progress = await self._db(engine.advance, run_id, worker=self.starts_as())
         self._after(run_id, progress)
 
     def _after(self, run_id: int, progress: engine.Progress) -> None:
         for job in progress.jobs:
-            self._start_step(job)
+            self._hand_out(job)
         if progress.run_status not in (RunStatus.QUEUED, RunStatus.RUNNING):
             self._forget_run(run_id)
 
@@ -167,15 +181,20 @@ class LocalExecutor:
         if not self._runs and not self._steps:
             self._idle.set()
 
-    def _start_step(self, job: engine.StepJob) -> None:
+    def _hand_out(self, job: engine.StepJob) -> None:
+        """A step this executor started: executed here (a subclass may send it away)."""
+        self._start_step(job)
+
+    def _start_step(self, job: engine.StepJob) -> asyncio.Task | None:
         if self._shutting_down:
-            return
+            return None
         self._runs.add(job.run_id)
         self._stop_events.setdefault(job.run_id, asyncio.Event())
         self._idle.clear()
         task = asyncio.create_task(self._step(job))
         self._steps[job.step_run_id] = (job.run_id, task)
         task.add_done_callback(partial(self._step_done, job.step_run_id))
+        return task
 
     def _step_done(self, step_run_id: int, task: asyncio.Task) -> None:
         self._steps.pop(step_run_id, None)
@@ -221,6 +240,7 @@ class LocalExecutor:
                     worker=self.worker_id,
                     next_seq=next_seq,
                     lines=lines,
+                    starts_as=self.starts_as(),
                 )
             except (OperationalError, InterfaceError):
                 log.warning("cannot record step run %s yet; retrying", job.step_run_id)
@@ -359,6 +379,8 @@ class LocalExecutor:
     async def _look_at_runs(self) -> None:
         states = await self._db(_run_states, list(self._runs))
         busy = self._busy_runs()
+        for gone in self._runs - states.keys() - busy:
+            self._forget_run(gone)  # deleted meanwhile
         first_waiting: dict[int, int] = {}  # workflow id -> oldest queued run here
         for run_id, (workflow_id, status, stop_requested, deadline) in states.items():
             if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
@@ -385,7 +407,11 @@ class LocalExecutor:
 
     async def _reap(self) -> None:
         jobs = await self._db(
-            recovery.reap, worker=self.worker_id, is_gone=is_gone, release=_release
+            recovery.reap,
+            worker=self.worker_id,
+            is_gone=is_gone,
+            release=_release,
+            starts_as=self.starts_as(),
         )
         adopted = await self._db(_runs_of, self.worker_id)
         for run_id in adopted - self._runs:
@@ -393,7 +419,7 @@ class LocalExecutor:
             self._stop_events.setdefault(run_id, asyncio.Event())
             self._idle.clear()
         for job in jobs:
-            self._start_step(job)
+            self._hand_out(job)
 
     # The database thread.
 

@@ -1,0 +1,178 @@
+"""The distributed executor: every started step is a Celery task on its step's queue.
+
+How a step travels:
+
+1. The engine starts it (``advance``, or the end of the step before it)
+   with the worker ``QUEUED``, and it is sent as an ``execute_step`` task to
+   the step's queue.
+2. A worker process takes the task and claims the step: one UPDATE that
+   only succeeds while the step is still running, at that attempt, and
+   queued. A second delivery of the same task finds it claimed and does
+   nothing, so a step never runs twice at once.
+3. The worker executes it with the local executor's machinery (logs,
+   timeouts, cancel, retries, heartbeats) in that process, records the
+   result, and sends the steps that can start next to their queues.
+
+Nothing here waits for Celery to redeliver: tasks are acknowledged when they
+start. A worker that dies stops heartbeating its steps, and any worker's
+reaper fails them ("worker lost") or retries them, as their retries allow.
+A task lost on the way (a broker restarted without its data) leaves its
+step queued: the reapers send queued steps again when they have waited
+``RESEND_AFTER`` seconds, and the claim makes a duplicate harmless.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from datetime import timedelta
+
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from runs import engine
+from runs.executors.local import LocalExecutor
+from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus
+from runs.snapshot import StepJob, job_for, outputs_of, step_states
+from runs.workers import QUEUED
+
+log = logging.getLogger(__name__)
+
+RESEND_AFTER = 60.0  # seconds a step may wait in its queue before it is sent again
+
+
+class CeleryExecutor:
+    """What the web server and the command line use: runs go to the workers."""
+
+    worker_id = QUEUED
+
+    def submit(self, run_id: int) -> None:
+        from runs.tasks import advance_run
+
+        advance_run.apply_async(args=[run_id], queue="default")
+
+
+def send(job: StepJob) -> None:
+    """Put a started step on its queue."""
+    from runs.tasks import execute_step
+
+    execute_step.apply_async(args=[dataclasses.asdict(job)], queue=job.queue)
+
+
+def advance_and_send(run_id: int) -> None:
+    """A worker's turn of the engine for a run: start what can start."""
+    for job in engine.advance(run_id, worker=QUEUED).jobs:
+        send(job)
+
+
+def execute(job_data: dict) -> None:
+    """Claim the step of *job_data* and execute it here, all its attempts."""
+    job = StepJob(**job_data)
+    runtime = worker_runtime()
+    if not claim(job, runtime.worker_id):
+        log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
+        return
+    runtime.run_job(job).result()
+
+
+def claim(job: StepJob, worker: str) -> bool:
+    claimed = StepRun.objects.filter(
+        pk=job.step_run_id, status=StepStatus.RUNNING, attempt=job.attempt, worker=QUEUED
+    ).update(worker=worker, heartbeat_at=timezone.now())
+    return claimed == 1
+
+
+class WorkerRuntime(LocalExecutor):
+    """The local executor inside a Celery worker process: steps it starts go to queues."""
+
+    def starts_as(self) -> str:
+        return QUEUED
+
+    def _hand_out(self, job: StepJob) -> None:
+        # Sending talks to the broker: not on the event loop.
+        self._loop.run_in_executor(None, _hand_over, job)
+
+    def _after(self, run_id: int, progress: engine.Progress) -> None:
+        super()._after(run_id, progress)
+        if progress.run_status in RUN_FINAL:
+            # A slot of its workflow is free: a run waiting for it may start.
+            self._loop.run_in_executor(None, _advance_next_waiting, run_id)
+
+    async def _reap(self) -> None:
+        await super()._reap()
+        for job in await self._db(waiting_too_long):
+            self._hand_out(job)
+
+
+def _hand_over(job: StepJob) -> None:
+    """Mark a step this process started as queued (it may hold it), then send it."""
+    StepRun.objects.filter(
+        pk=job.step_run_id, status=StepStatus.RUNNING, attempt=job.attempt
+    ).update(worker=QUEUED, heartbeat_at=timezone.now())
+    send(job)
+
+
+def _advance_next_waiting(run_id: int) -> None:
+    workflow_id = Run.objects.filter(pk=run_id).values_list("workflow_id", flat=True).first()
+    waiting = (
+        Run.objects.filter(workflow_id=workflow_id, status=RunStatus.QUEUED)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if waiting is not None:
+        advance_and_send(waiting)
+
+
+def waiting_too_long() -> list[StepJob]:
+    """Queued steps no worker has taken for RESEND_AFTER seconds, to send again,
+    and the steps of queued runs that nobody advanced for as long."""
+    now = timezone.now()
+    jobs = []
+    old_runs = Run.objects.filter(
+        status=RunStatus.QUEUED, created_at__lt=now - timedelta(seconds=RESEND_AFTER)
+    )
+    # The first waiting run of each workflow: the only one that may start.
+    for first in old_runs.values("workflow_id").annotate(first=Min("pk")).order_by():
+        jobs.extend(engine.advance(first["first"], worker=QUEUED).jobs)
+    stale = StepRun.objects.filter(
+        status=StepStatus.RUNNING,
+        worker=QUEUED,
+        heartbeat_at__lt=now - timedelta(seconds=RESEND_AFTER),
+    )
+    for step in stale.select_related("run"):
+        # Whoever marks it first sends it; the others find it fresh.
+        if not StepRun.objects.filter(
+            pk=step.pk, worker=QUEUED, heartbeat_at=step.heartbeat_at
+        ).update(heartbeat_at=now):
+            continue
+        run = step.run
+        states = step_states(run)
+        next_seq = (step.log_lines.aggregate(last=Max("seq"))["last"] or 0) + 1
+        state = next(s for s in states if s.pk == step.pk)
+        job = dataclasses.replace(job_for(run, state, outputs_of(states)), first_seq=next_seq)
+        log.warning("sending %s of run %s again: no worker took it", step.step_key, run.pk)
+        jobs.append(job)
+    return jobs
+
+
+_runtime: WorkerRuntime | None = None
+_runtime_lock = threading.Lock()
+
+
+def worker_runtime() -> WorkerRuntime:
+    """This worker process's runtime, started on its first step."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = WorkerRuntime(name="celery").start()
+        return _runtime
+
+
+def stop_worker_runtime() -> None:
+    global _runtime
+    with _runtime_lock:
+        if _runtime is not None:
+            _runtime.stop()
+            _runtime = None

@@ -1,0 +1,290 @@
+"""The distributed executor with real Celery worker processes on the machine's Redis.
+
+Two workers run as users start them: ``a`` takes the queues default and a,
+``b`` the queues default and b. Their heartbeats are fast here (1 s, lost
+after 4 s) so that losing a worker is seen in seconds, not the default 30.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from orchestrator_site.celery import app
+from runs.executors.celery import CeleryExecutor
+from runs.workers import stop_leftover_processes
+from tests.conftest import (
+    REDIS_URL,
+    make_workflow,
+    manage_env,
+    needs_redis,
+    start_run,
+    steps_of,
+    wait_for,
+    wait_until_final,
+)
+
+WORKER_START_TIMEOUT = 30.0
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Worker:
+    def __init__(self, name: str, queues: str, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
+                *("-Q", queues, "-n", f"{name}@%h", "-c", "2", "--loglevel", "INFO"),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: kill -9 takes all its processes
+        )
+
+    def pids(self) -> set[int]:
+        """The worker's processes: its main process and its pool's children."""
+        found = {self.process.pid}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getpgid(int(entry.name)) == self.process.pid:
+                        found.add(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
+            if " ready." in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9 of the worker, its pool and everything in its group."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+workers_prefix = [""]  # the channel-layer prefix the workers publish under
+
+
+@pytest.fixture(scope="module")
+def workers(django_db_setup, tmp_path_factory):
+    needs_redis()
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    env = manage_env(
+        CELERY_BROKER_URL=REDIS_URL,
+        CELERY_KEY_PREFIX=prefix,
+        REDIS_URL=REDIS_URL,
+        CHANNEL_PREFIX=prefix,
+        ORCH_HEARTBEAT_INTERVAL="1",
+        ORCH_HEARTBEAT_TIMEOUT="4",
+    )
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    logs = tmp_path_factory.mktemp("celery")
+    started = {
+        "a": Worker("a", "default,a", env, logs / "a.log"),
+        "b": Worker("b", "default,b", env, logs / "b.log"),
+    }
+    workers_prefix[0] = prefix
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url = REDIS_URL
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    try:
+        for worker in started.values():
+            worker.wait_ready()
+        yield started
+    finally:
+        for worker in started.values():
+            worker.stop()
+        app.conf.broker_url, app.conf.broker_transport_options = old
+
+
+@pytest.fixture
+def celery_executor(workers):
+    return CeleryExecutor()
+
+
+def worker_of(step, workers: dict[str, Worker]) -> str:
+    pid = int(step.worker.split(":")[1])
+    return next(name for name, worker in workers.items() if pid in worker.pids())
+
+
+def test_a_workflow_runs_on_the_workers_with_its_rules(celery_executor, tmp_path):
+    trace = tmp_path / "trace"
+    workflow = make_workflow(
+        f"""
+        slug: spread
+        steps:
+          - {{key: start, kind: shell, command: 'echo "n=7" >> "$ORCH_OUTPUT"'}}
+          - {{key: left, kind: shell, needs: [start], command: 'echo "x=$((STEPS_START_N * 2))" >> "$ORCH_OUTPUT"'}}
+          - {{key: right, kind: shell, needs: [start], command: 'exit 3', continue_on_failure: true}}
+          - {{key: join, kind: shell, needs: [left, right], command: 'echo join >> {trace}; echo "got $STEPS_LEFT_X"'}}
+          - {{key: flaky, kind: shell, needs: [join], retries: 1, retry_delay: 0.1,
+              command: 'test "$ORCH_ATTEMPT" = 2'}}
+          - {{key: cleanup, kind: shell, needs: [flaky], run_if: failure, command: 'true'}}
+        """
+    )
+
+    run = wait_until_final(start_run(workflow, celery_executor), timeout=60)
+
+    steps = steps_of(run)
+    assert run.status == "succeeded", run.error
+    assert steps["left"].outputs == {"x": "14"}
+    assert (steps["right"].status, steps["right"].exit_code) == ("failed", 3)
+    assert steps["flaky"].status == "succeeded" and steps["flaky"].attempt == 2
+    assert steps["cleanup"].status == "skipped"
+    assert trace.read_text() == "join\n"
+
+
+def test_a_step_routed_to_queue_b_runs_on_the_worker_of_queue_b(celery_executor, workers):
+    workflow = make_workflow(
+        "{slug: routed, steps: [{key: here, kind: shell, queue: b, command: 'true'},"
+        " {key: there, kind: shell, queue: a, command: 'true'}]}"
+    )
+
+    run = wait_until_final(start_run(workflow, celery_executor), timeout=60)
+
+    assert run.status == "succeeded"
+    steps = steps_of(run)
+    assert worker_of(steps["here"], workers) == "b"
+    assert worker_of(steps["there"], workers) == "a"
+
+
+def test_parallel_steps_ending_at_once_start_the_join_once(celery_executor, tmp_path):
+    trace = tmp_path / "trace"
+    go = tmp_path / "go"
+    wait = f"while [ ! -e {go} ]; do sleep 0.01; done"
+    branches = "\n".join(
+        f"          - {{key: b{i}, kind: shell, needs: [], queue: {'ab'[i % 2]}, command: '{wait}'}}"
+        for i in range(4)
+    )
+    workflow = make_workflow(
+        f"""
+        slug: together
+        steps:
+{branches}
+          - {{key: join, kind: shell, needs: [b0, b1, b2, b3], command: 'echo once >> {trace}'}}
+        """
+    )
+    run = start_run(workflow, celery_executor)
+    wait_for(lambda: run.steps.filter(status="running").exclude(worker="queued").count() == 4)
+
+    go.touch()  # all four end at the same instant, on two workers
+
+    run = wait_until_final(run, timeout=60)
+    assert run.status == "succeeded"
+    assert trace.read_text() == "once\n"
+
+
+def test_a_killed_worker_is_lost_and_the_other_one_goes_on(celery_executor, workers):
+    workflow = make_workflow(
+        "{slug: long, steps: [{key: nap, kind: shell, command: 'sleep 60'},"
+        " {key: after, kind: shell, run_if: always, command: 'true'}]}"
+    )
+    run = start_run(workflow, celery_executor)
+    nap = wait_for(
+        lambda: run.steps.filter(step_key="nap", status="running").exclude(worker="queued").first()
+    )
+    victim = worker_of(nap, workers)
+    killed_at = time.monotonic()
+
+    workers[victim].kill()
+
+    run = wait_until_final(run, timeout=30)
+    steps = steps_of(run)
+    assert steps["nap"].status == "failed"
+    assert steps["nap"].error.startswith("worker lost")
+    assert time.monotonic() - killed_at < 30
+    assert steps["after"].status == "succeeded"  # the run went on, on the other worker
+    survivor = "b" if victim == "a" else "a"
+    assert worker_of(steps["after"], workers) == survivor
+    # A new run now succeeds on the remaining worker alone.
+    quick = make_workflow("{slug: quick, steps: [{key: a, kind: shell, command: 'true'}]}")
+    assert wait_until_final(start_run(quick, celery_executor), timeout=30).status == "succeeded"
+    # Its step's process did not outlive it: the other worker stopped it.
+    assert stop_leftover_processes(run.pk, "nap") == 0
+
+
+def test_lines_a_worker_prints_reach_a_websocket_through_redis(
+    celery_executor, alice, settings, monkeypatch
+):
+    from channels.layers import channel_layers
+
+    from runs import live
+    from tests.test_live import ORIGIN, communicator, finished, receive_until, seqs, session_cookie
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": workers_prefix[0]},
+        }
+    }
+    channel_layers.backends.clear()
+    live.reset()
+    # Only the worker's messages can bring the lines: no reading of the database.
+    monkeypatch.setattr("runs.consumers.LOOK_EVERY", 3600)
+    workflow = make_workflow(
+        "{slug: talk, steps: [{key: talk, kind: shell,"
+        " command: 'sleep 1; for i in $(seq 1 20); do echo line $i; sleep 0.05; done'}]}"
+    )
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        run = await asyncio.to_thread(start_run, workflow, celery_executor)
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {}})
+        messages = await receive_until(ws, finished, timeout=30)
+        await ws.disconnect()
+        return messages
+
+    try:
+        messages = asyncio.run(scenario())
+    finally:
+        channel_layers.backends.clear()
+        live.reset()
+    assert seqs(messages) == list(range(1, 21))
+    assert "line 20" in "".join(messages)
+
+
+def test_a_run_waiting_for_a_slot_starts_when_the_one_before_ends(celery_executor):
+    workflow = make_workflow(
+        "{slug: one-at-a-time, max_concurrent_runs: 1,"
+        " steps: [{key: a, kind: shell, command: 'sleep 0.5'}]}"
+    )
+
+    first, second = (start_run(workflow, celery_executor) for _ in range(2))
+
+    second = wait_until_final(second, timeout=30)
+    first = wait_until_final(first)
+    assert (first.status, second.status) == ("succeeded", "succeeded")
+    assert second.started_at >= first.finished_at
