@@ -325,12 +325,17 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
 
 
 def _promote(run: Run, worker: str) -> bool:
-    workflow = Workflow.objects.select_for_update().get(pk=run.workflow_id)
     if run.stop_requested:
         return True  # let _advance_locked end it
-    limit = workflow.max_concurrent_runs
+    workflows = Workflow.objects.filter(pk=run.workflow_id)
+    # The workflow row is locked only when a limit is counted against it:
+    # otherwise every start would queue behind every trigger of the workflow.
+    if workflows.values_list("max_concurrent_runs", flat=True).get():
+        limit = workflows.select_for_update().values_list("max_concurrent_runs", flat=True).get()
+    else:
+        limit = 0
     if limit:
-        siblings = Run.objects.filter(workflow=workflow)
+        siblings = Run.objects.filter(workflow_id=run.workflow_id)
         if siblings.filter(status=RunStatus.QUEUED, pk__lt=run.pk).exists():
             return False  # first in, first out
         if siblings.filter(status=RunStatus.RUNNING).count() >= limit:

@@ -88,12 +88,51 @@ def bob(django_user_model):
     return django_user_model.objects.create_user("bob", password="bob-password-1")
 
 
+# The engine's rule tests run on both executors: what the local one does,
+# the distributed one must do too.
+ON_BOTH_EXECUTORS = {
+    "test_engine_data",
+    "test_engine_order",
+    "test_engine_queueing",
+    "test_engine_retries",
+    "test_engine_run_if",
+    "test_engine_stopping",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if module in ON_BOTH_EXECUTORS and "executor" in metafunc.fixturenames:
+        metafunc.parametrize("executor", ["local", "celery"], indirect=True)
+
+
 @pytest.fixture
-def executor(transactional_db):
-    """A local executor of its own for one test; its steps die with it."""
+def executor(request, transactional_db):
+    """An executor for one test: a local one of its own (its steps die with
+    it), or, parametrized "celery", the distributed one and its workers."""
+    if getattr(request, "param", "local") == "celery":
+        from runs.executors.celery import CeleryExecutor
+
+        request.getfixturevalue("celery_workers")
+        yield CeleryExecutor()
+        return
     executor = LocalExecutor(name="test").start(recover=False)
     yield executor
     executor.stop()
+
+
+@pytest.fixture(scope="module")
+def celery_workers(django_db_setup, tmp_path_factory):
+    """Celery workers for the tests of one module, started when first needed.
+
+    Not for the whole session: their reapers watch every run in the test
+    database, and the recovery tests leave runs of dead processes on
+    purpose for their own executor to take over.
+    """
+    from tests.celery_workers import running_workers
+
+    with running_workers(tmp_path_factory.mktemp("celery")) as workers:
+        yield workers
 
 
 def make_workflow(source: str | dict[str, Any]) -> Workflow:

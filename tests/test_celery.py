@@ -1,32 +1,23 @@
 """The distributed executor with real Celery worker processes on the machine's Redis.
 
-Two workers run as users start them: ``a`` takes the queues default and a,
-``b`` the queues default and b. Their heartbeats are fast here (1 s, lost
-after 4 s) so that losing a worker is seen in seconds, not the default 30.
+The engine's rule tests also run on this executor (see tests/conftest.py);
+this module has what is particular to it: routing, claims, lost workers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-from orchestrator_site.celery import app
 from runs.executors.celery import CeleryExecutor
 from runs.workers import stop_leftover_processes
+from tests.celery_workers import Workers
 from tests.conftest import (
     REDIS_URL,
+    log_text,
     make_workflow,
-    manage_env,
-    needs_redis,
     start_run,
     steps_of,
     wait_for,
@@ -38,94 +29,9 @@ WORKER_START_TIMEOUT = 30.0
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-class Worker:
-    def __init__(self, name: str, queues: str, env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.log = log
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
-                *("-Q", queues, "-n", f"{name}@%h", "-c", "2", "--loglevel", "INFO"),
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: kill -9 takes all its processes
-        )
-
-    def pids(self) -> set[int]:
-        """The worker's processes: its main process and its pool's children."""
-        found = {self.process.pid}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.getpgid(int(entry.name)) == self.process.pid:
-                        found.add(int(entry.name))
-                except OSError:
-                    continue
-        return found
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
-            if " ready." in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """kill -9 of the worker, its pool and everything in its group."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-workers_prefix = [""]  # the channel-layer prefix the workers publish under
-
-
-@pytest.fixture(scope="module")
-def workers(django_db_setup, tmp_path_factory):
-    needs_redis()
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    env = manage_env(
-        CELERY_BROKER_URL=REDIS_URL,
-        CELERY_KEY_PREFIX=prefix,
-        REDIS_URL=REDIS_URL,
-        CHANNEL_PREFIX=prefix,
-        ORCH_HEARTBEAT_INTERVAL="1",
-        ORCH_HEARTBEAT_TIMEOUT="4",
-    )
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    logs = tmp_path_factory.mktemp("celery")
-    started = {
-        "a": Worker("a", "default,a", env, logs / "a.log"),
-        "b": Worker("b", "default,b", env, logs / "b.log"),
-    }
-    workers_prefix[0] = prefix
-    old = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.broker_url = REDIS_URL
-    app.conf.broker_transport_options = {"global_keyprefix": prefix}
-    try:
-        for worker in started.values():
-            worker.wait_ready()
-        yield started
-    finally:
-        for worker in started.values():
-            worker.stop()
-        app.conf.broker_url, app.conf.broker_transport_options = old
+@pytest.fixture
+def workers(celery_workers):
+    return celery_workers
 
 
 @pytest.fixture
@@ -133,7 +39,7 @@ def celery_executor(workers):
     return CeleryExecutor()
 
 
-def worker_of(step, workers: dict[str, Worker]) -> str:
+def worker_of(step, workers: Workers) -> str:
     pid = int(step.worker.split(":")[1])
     return next(name for name, worker in workers.items() if pid in worker.pids())
 
@@ -205,37 +111,35 @@ def test_parallel_steps_ending_at_once_start_the_join_once(celery_executor, tmp_
     assert trace.read_text() == "once\n"
 
 
-def test_a_killed_worker_is_lost_and_the_other_one_goes_on(celery_executor, workers):
+def test_a_killed_worker_is_lost_and_the_other_ones_go_on(celery_executor, workers):
+    victim = workers.start("c", "c")  # a worker of its own, to kill
     workflow = make_workflow(
-        "{slug: long, steps: [{key: nap, kind: shell, command: 'sleep 60'},"
+        "{slug: long, steps: [{key: nap, kind: shell, queue: c, command: 'sleep 60'},"
         " {key: after, kind: shell, run_if: always, command: 'true'}]}"
     )
     run = start_run(workflow, celery_executor)
     nap = wait_for(
         lambda: run.steps.filter(step_key="nap", status="running").exclude(worker="queued").first()
     )
-    victim = worker_of(nap, workers)
+    assert worker_of(nap, workers) == "c"
     killed_at = time.monotonic()
 
-    workers[victim].kill()
+    victim.kill()
+    del workers["c"]
 
     run = wait_until_final(run, timeout=30)
     steps = steps_of(run)
     assert steps["nap"].status == "failed"
     assert steps["nap"].error.startswith("worker lost")
     assert time.monotonic() - killed_at < 30
-    assert steps["after"].status == "succeeded"  # the run went on, on the other worker
-    survivor = "b" if victim == "a" else "a"
-    assert worker_of(steps["after"], workers) == survivor
-    # A new run now succeeds on the remaining worker alone.
-    quick = make_workflow("{slug: quick, steps: [{key: a, kind: shell, command: 'true'}]}")
-    assert wait_until_final(start_run(quick, celery_executor), timeout=30).status == "succeeded"
-    # Its step's process did not outlive it: the other worker stopped it.
+    assert steps["after"].status == "succeeded"  # the run went on, on another worker
+    assert worker_of(steps["after"], workers) in {"a", "b"}
+    # Its step's process did not outlive it: another worker stopped it.
     assert stop_leftover_processes(run.pk, "nap") == 0
 
 
 def test_lines_a_worker_prints_reach_a_websocket_through_redis(
-    celery_executor, alice, settings, monkeypatch
+    celery_executor, workers, alice, settings, monkeypatch
 ):
     from channels.layers import channel_layers
 
@@ -245,7 +149,7 @@ def test_lines_a_worker_prints_reach_a_websocket_through_redis(
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": workers_prefix[0]},
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": workers.prefix},
         }
     }
     channel_layers.backends.clear()
@@ -288,3 +192,27 @@ def test_a_run_waiting_for_a_slot_starts_when_the_one_before_ends(celery_executo
     first = wait_until_final(first)
     assert (first.status, second.status) == ("succeeded", "succeeded")
     assert second.started_at >= first.finished_at
+
+
+def test_a_step_of_a_killed_worker_is_retried_elsewhere_when_its_retries_allow(
+    celery_executor, workers
+):
+    for name in ("d1", "d2"):  # two workers of queue d
+        workers.start(name, "d")
+    workflow = make_workflow(
+        "{slug: retried, steps: [{key: nap, kind: shell, queue: d, retries: 1, retry_delay: 0.1,"
+        ' command: \'if [ "$ORCH_ATTEMPT" = 1 ]; then sleep 60; fi; echo "done on attempt $ORCH_ATTEMPT"\'}]}'
+    )
+    run = start_run(workflow, celery_executor)
+    first = wait_for(lambda: run.steps.filter(status="running").exclude(worker="queued").first())
+    victim = worker_of(first, workers)
+
+    workers.pop(victim).kill()
+
+    run = wait_until_final(run, timeout=30)
+    nap = steps_of(run)["nap"]
+    assert run.status == "succeeded"
+    assert nap.attempt == 2
+    assert nap.attempts[0]["error"].startswith("worker lost")
+    assert worker_of(nap, workers) == ({"d1", "d2"} - {victim}).pop()
+    assert "done on attempt 2" in log_text(nap)

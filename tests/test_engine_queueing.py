@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+from runs.executors.local import LocalExecutor
 from tests.conftest import make_workflow, start_run, wait_until_final
 
 
@@ -30,7 +31,7 @@ def test_it_runs_up_to_the_limit_at_the_same_time(executor):
         """
         slug: pairs
         max_concurrent_runs: 2
-        steps: [{key: work, kind: shell, command: "sleep 0.6"}]
+        steps: [{key: work, kind: shell, command: "sleep 1.5"}]
         """
     )
     runs = [wait_until_final(run) for run in [start_run(workflow, executor) for _ in range(3)]]
@@ -61,4 +62,7 @@ def test_it_does_not_hold_a_run_behind_a_stuck_queued_run_without_a_limit(execut
 
     assert run.status == "succeeded"
     stuck.refresh_from_db()
-    assert stuck.status == "queued"
+    if isinstance(executor, LocalExecutor):
+        # Nobody drives it here; the distributed workers start a waiting run
+        # of a workflow once one of its runs ends, whoever queued it.
+        assert stuck.status == "queued"

@@ -28,6 +28,7 @@ import logging
 import threading
 from datetime import timedelta
 
+from django.db import close_old_connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
@@ -62,6 +63,7 @@ def send(job: StepJob) -> None:
 
 def advance_and_send(run_id: int) -> None:
     """A worker's turn of the engine for a run: start what can start."""
+    close_old_connections()
     for job in engine.advance(run_id, worker=QUEUED).jobs:
         send(job)
 
@@ -70,6 +72,7 @@ def execute(job_data: dict) -> None:
     """Claim the step of *job_data* and execute it here, all its attempts."""
     job = StepJob(**job_data)
     runtime = worker_runtime()
+    close_old_connections()  # the connection is kept across tasks, while it works
     if not claim(job, runtime.worker_id):
         log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
         return
@@ -90,8 +93,9 @@ class WorkerRuntime(LocalExecutor):
         return QUEUED
 
     def _hand_out(self, job: StepJob) -> None:
-        # Sending talks to the broker: not on the event loop.
-        self._loop.run_in_executor(None, _hand_over, job)
+        # Steps this process starts are started as queued: send them. Sending
+        # talks to the broker: not on the event loop.
+        self._loop.run_in_executor(None, send, job)
 
     def _after(self, run_id: int, progress: engine.Progress) -> None:
         super()._after(run_id, progress)
@@ -99,14 +103,18 @@ class WorkerRuntime(LocalExecutor):
             # A slot of its workflow is free: a run waiting for it may start.
             self._loop.run_in_executor(None, _advance_next_waiting, run_id)
 
+    def _hand_out_reaped(self, job: StepJob) -> None:
+        # A lost step tried again is held by this process: queue it first.
+        self._loop.run_in_executor(None, _send_queued, job)
+
     async def _reap(self) -> None:
         await super()._reap()
         for job in await self._db(waiting_too_long):
             self._hand_out(job)
 
 
-def _hand_over(job: StepJob) -> None:
-    """Mark a step this process started as queued (it may hold it), then send it."""
+def _send_queued(job: StepJob) -> None:
+    """Mark a step this process holds as queued, then send it."""
     StepRun.objects.filter(
         pk=job.step_run_id, status=StepStatus.RUNNING, attempt=job.attempt
     ).update(worker=QUEUED, heartbeat_at=timezone.now())
@@ -114,7 +122,13 @@ def _hand_over(job: StepJob) -> None:
 
 
 def _advance_next_waiting(run_id: int) -> None:
-    workflow_id = Run.objects.filter(pk=run_id).values_list("workflow_id", flat=True).first()
+    workflow_id, limit = (
+        Run.objects.filter(pk=run_id)
+        .values_list("workflow_id", "workflow__max_concurrent_runs")
+        .first()
+    ) or (None, 0)
+    if not limit:
+        return  # without a limit, runs never wait for each other
     waiting = (
         Run.objects.filter(workflow_id=workflow_id, status=RunStatus.QUEUED)
         .order_by("pk")

@@ -419,7 +419,11 @@ class LocalExecutor:
             self._stop_events.setdefault(run_id, asyncio.Event())
             self._idle.clear()
         for job in jobs:
-            self._hand_out(job)
+            self._hand_out_reaped(job)
+
+    def _hand_out_reaped(self, job: engine.StepJob) -> None:
+        """A step the reaper started or retried: held by this executor."""
+        self._hand_out(job)
 
     # The database thread.
 

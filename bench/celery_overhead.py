@@ -1,0 +1,394 @@
+"""Overhead of the distributed executor (Celery on Redis), beside bare Celery.
+
+On a fresh PostgreSQL database (created on --postgres, dropped afterwards)
+and the Redis at --redis (keys under a prefix of this invocation, deleted
+afterwards), it starts two Celery workers as users do
+(``celery -A orchestrator_site worker -Q default -c N``) and prints:
+
+- per-step overhead of a 10-step linear workflow of `true` steps on the
+  workers: (run wall time, started_at -> finished_at, - time to spawn the
+  same 10 processes directly) / 10, the same definition as
+  bench/engine_overhead.py; and how each step's time splits between its
+  trip to a worker (started -> claimed) and its execution and record
+  (claimed -> finished), from the step runs' timestamps;
+- throughput: runs of a one-step `true` workflow triggered as fast as
+  `engine.trigger` goes, first trigger to last run final, runs per second;
+- for comparison, bare Celery on the same broker and workers: the round
+  trip of a trivial task (sent, run, its reply popped from a Redis list),
+  and trivial tasks per second.
+
+The bare tasks are defined in this module; the workers load it with
+``--include bench.celery_overhead``.
+
+Usage: python bench/celery_overhead.py [--repeat N] [--runs N] [--concurrency N]
+       [--postgres postgres://user@host:5432] [--redis redis://host:6379/0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from celery import shared_task
+
+ROOT = Path(__file__).resolve().parent.parent
+STEPS = 10
+WORKERS = 2
+WORKER_START_TIMEOUT = 60.0
+BARE_ROUND_TRIPS = 200
+BARE_TASKS = 1000
+GOAL_STEP_MS = 8.0
+GOAL_RUNS_PER_S = 250.0
+MS = 1000
+
+
+# The bare tasks, run by the workers: each pushes the time it ran to a list.
+
+_redis_client = None
+
+
+def _redis():
+    global _redis_client
+    if _redis_client is None:
+        import redis
+        from django.conf import settings
+
+        _redis_client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    return _redis_client
+
+
+@shared_task(name="bench.reply", ignore_result=True)
+def reply(key: str) -> None:
+    _redis().rpush(key, repr(time.time()))
+
+
+# The orchestrator's side.
+
+
+def linear_yaml() -> str:
+    steps = "\n".join(f"  - {{key: s{i}, kind: shell, command: 'true'}}" for i in range(STEPS))
+    return f"slug: bench-celery-linear\nsteps:\n{steps}\n"
+
+
+def one_step_yaml() -> str:
+    return "slug: bench-celery-one\nsteps:\n  - {key: only, kind: shell, command: 'true'}\n"
+
+
+def spawn_directly() -> float:
+    """Seconds to run `bash -c true` STEPS times, one after the other."""
+    began = time.perf_counter()
+    for _ in range(STEPS):
+        subprocess.run(["bash", "-c", "true"], check=True)
+    return time.perf_counter() - began
+
+
+@contextlib.contextmanager
+def fresh_database(server: str):
+    import psycopg
+
+    admin_url = f"{server.rstrip('/')}/postgres"
+    name = f"orch_celbench_{os.getpid()}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{server.rstrip('/')}/{name}"
+    finally:
+        with contextlib.suppress(Exception):
+            from django.db import connections
+
+            connections.close_all()
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+class Worker:
+    """A Celery worker in its own process group, as users start one."""
+
+    def __init__(self, name: str, concurrency: int, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
+                *("-Q", "default", "-n", f"{name}@%h", "-c", str(concurrency)),
+                *("--loglevel", "INFO", "--include", "bench.celery_overhead"),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.tail()}")
+            if " ready." in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {self.name} not ready:\n{self.tail()}")
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def wait_final(run_ids: list[int], timeout: float, every: float) -> None:
+    from runs.models import RUN_FINAL, Run
+
+    deadline = time.monotonic() + timeout
+    while True:
+        done = Run.objects.filter(pk__in=run_ids, status__in=RUN_FINAL).count()
+        if done == len(run_ids):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {done} of {len(run_ids)} runs final after {timeout:g} s")
+        time.sleep(every)
+
+
+def run_linear(workflow, executor) -> dict:
+    """One run of the linear workflow: its wall time and its steps' timestamps."""
+    from runs import engine
+    from runs.models import Run
+
+    run = engine.trigger(workflow, executor=executor)
+    wait_final([run.pk], timeout=60, every=0.005)
+    run = Run.objects.get(pk=run.pk)
+    assert run.status == "succeeded", (run.status, run.error)
+    steps = list(
+        run.steps.order_by("position").values_list("started_at", "heartbeat_at", "finished_at")
+    )
+    return {
+        "wall": (run.finished_at - run.started_at).total_seconds(),
+        # started -> claimed: commit, hand-over, broker, a worker's child, the claim;
+        # claimed -> finished: work directory, the process, recording the end.
+        "trip": [(claimed - started).total_seconds() for started, claimed, _ in steps],
+        "execution": [(finished - claimed).total_seconds() for _, claimed, finished in steps],
+    }
+
+
+def throughput(workflow, executor, runs: int) -> dict:
+    from django.db.models import Max
+
+    from runs import engine
+    from runs.models import Run
+
+    began = time.time()
+    ids = [engine.trigger(workflow, executor=executor).pk for _ in range(runs)]
+    triggered = time.time() - began
+    wait_final(ids, timeout=max(120, runs / 5), every=0.05)
+    finished = Run.objects.filter(pk__in=ids).aggregate(last=Max("finished_at"))["last"]
+    rows = list(
+        Run.objects.filter(pk__in=ids).values_list(
+            "status", "created_at", "started_at", "finished_at"
+        )
+    )
+    assert {status for status, *_ in rows} == {"succeeded"}, rows[:3]
+    elapsed = finished.timestamp() - began
+    return {
+        "elapsed": elapsed,
+        "triggered": triggered,
+        "rate": runs / elapsed,
+        # created -> started: waiting in the queue for a worker's advance;
+        # started -> finished: the step's trip to a worker, its execution and record.
+        "waiting": [(started - created).total_seconds() for _, created, started, _ in rows],
+        "running": [(end - started).total_seconds() for _, _, started, end in rows],
+    }
+
+
+def bare_round_trips(key: str, count: int) -> list[float]:
+    client = _redis()
+    trips = []
+    for _ in range(count):
+        began = time.perf_counter()
+        reply.apply_async(args=[key], queue="default")
+        if client.blpop([key], timeout=10) is None:
+            raise RuntimeError("no reply from the workers in 10 s")
+        trips.append(time.perf_counter() - began)
+    return trips
+
+
+def bare_throughput(key: str, count: int) -> dict:
+    client = _redis()
+    client.delete(key)
+    began = time.time()
+    for _ in range(count):
+        reply.apply_async(args=[key], queue="default")
+    sent = time.time() - began
+    deadline = time.monotonic() + 120
+    while client.llen(key) < count:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {client.llen(key)} of {count} bare tasks ran in 120 s")
+        time.sleep(0.002)
+    last = max(float(stamp) for stamp in client.lrange(key, 0, -1))
+    client.delete(key)
+    return {"elapsed": last - began, "sent": sent, "rate": count / (last - began)}
+
+
+def delete_keys(prefix: str) -> int:
+    client = _redis()
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    return len(keys)
+
+
+def median_ms(values: list[float]) -> float:
+    return statistics.median(values) * MS
+
+
+def goal(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=7, help="runs of the linear workflow")
+    parser.add_argument("--runs", type=int, default=1000, help="one-step runs for throughput")
+    parser.add_argument(
+        "--concurrency", type=int, default=2, help="-c of each of the 2 workers (default 2)"
+    )
+    parser.add_argument("--postgres", metavar="URL", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", metavar="URL", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+
+    prefix = f"celbench-{uuid.uuid4().hex[:8]}:"
+    workers: list[Worker] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="orch-celbench-") as tmp,
+        fresh_database(args.postgres) as url,
+    ):
+        env = {
+            "ORCH_VAR_DIR": tmp,
+            "ORCH_EXECUTOR_AUTOSTART": "false",
+            "DATABASE_URL": url,
+            "CELERY_BROKER_URL": args.redis,
+            "CELERY_KEY_PREFIX": prefix,
+        }
+        os.environ.update(env)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+        sys.path.insert(0, str(ROOT))
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from orchestrator_site.celery import app  # the app the tasks are sent with
+        from runs.executors.celery import CeleryExecutor
+        from workflows.models import Workflow
+
+        call_command("migrate", verbosity=0)
+        Path(tmp, "linear.yaml").write_text(linear_yaml())
+        Path(tmp, "one.yaml").write_text(one_step_yaml())
+        call_command(
+            "import_workflows", f"{tmp}/linear.yaml", f"{tmp}/one.yaml", stdout=io.StringIO()
+        )
+        linear = Workflow.objects.get(slug="bench-celery-linear")
+        one = Workflow.objects.get(slug="bench-celery-one")
+        executor = CeleryExecutor()
+        try:
+            worker_env = {**os.environ, **env}
+            worker_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+            deadline = time.monotonic() + WORKER_START_TIMEOUT
+            for n in range(1, WORKERS + 1):
+                workers.append(
+                    Worker(f"w{n}", args.concurrency, worker_env, Path(tmp, f"w{n}.log"))
+                )
+            for worker in workers:
+                worker.wait_ready(deadline)
+
+            # Warm-up: every worker child imports, connects and runs once.
+            bare_round_trips(f"{prefix}bench:warm", 20)
+            for _ in range(2):
+                run_linear(linear, executor)
+            throughput(one, executor, 20)
+
+            trips = bare_round_trips(f"{prefix}bench:rtt", BARE_ROUND_TRIPS)
+            bare = bare_throughput(f"{prefix}bench:many", BARE_TASKS)
+
+            spawns, runs = [], []
+            for _ in range(args.repeat):
+                spawns.append(spawn_directly())
+                runs.append(run_linear(linear, executor))
+            flow = throughput(one, executor, args.runs)
+        finally:
+            for worker in workers:
+                worker.stop()
+            with contextlib.suppress(Exception):
+                app.pool.force_close_all()
+            deleted = delete_keys(prefix)
+
+    walls = [run["wall"] for run in runs]
+    overheads = [(run["wall"] - spawn) / STEPS for run, spawn in zip(runs, spawns, strict=True)]
+    step_trips = [trip for run in runs for trip in run["trip"]]
+    executions = [execution for run in runs for execution in run["execution"]]
+    step_ms = statistics.median(overheads) * MS
+
+    print(
+        f"database: PostgreSQL (fresh, dropped); broker: Redis {args.redis} "
+        f"(prefix {prefix!r}, {deleted} keys deleted)"
+    )
+    print(
+        f"workers: {WORKERS} x -c {args.concurrency} (prefork, --loglevel INFO) on queue default; "
+        f"python {sys.version.split()[0]}; {os.cpu_count()} cores"
+    )
+    print("bare Celery, trivial task replying through a Redis list, same broker and workers:")
+    print(
+        f"  round trip (send -> run -> reply popped): median {median_ms(trips):6.2f} ms"
+        f"  (p90 {statistics.quantiles(trips, n=10)[-1] * MS:.2f} ms, {BARE_ROUND_TRIPS} calls)"
+    )
+    print(
+        f"  throughput: {BARE_TASKS} tasks in {bare['elapsed']:.2f} s = {bare['rate']:.0f} tasks/s"
+        f"  (sending took {bare['sent']:.2f} s)"
+    )
+    print(f"runs: {args.repeat} of a {STEPS}-step linear workflow of `true` steps")
+    print(f"  spawning {STEPS} processes directly:  median {median_ms(spawns):6.1f} ms")
+    print(f"  run wall time (started -> finished): median {median_ms(walls):6.1f} ms")
+    print(
+        f"  overhead per step on Celery:         median {step_ms:6.2f} ms"
+        f"  (best {min(overheads) * MS:.2f} ms)  goal under {GOAL_STEP_MS:g} ms: "
+        f"{goal(step_ms < GOAL_STEP_MS)}"
+    )
+    print(
+        f"  each step: started -> claimed by a worker median {median_ms(step_trips):.2f} ms, "
+        f"claimed -> finished median {median_ms(executions):.2f} ms"
+    )
+    print(f"throughput: {args.runs} runs of a one-step `true` workflow, triggered in-process")
+    print(
+        f"  first trigger -> last run final: {flow['elapsed']:.2f} s = {flow['rate']:.0f} runs/s"
+        f"  (triggering took {flow['triggered']:.2f} s)  goal {GOAL_RUNS_PER_S:g} runs/s: "
+        f"{goal(flow['rate'] >= GOAL_RUNS_PER_S)}"
+    )
+    print(
+        f"  each run: created -> started median {median_ms(flow['waiting']):.1f} ms, "
+        f"started -> finished median {median_ms(flow['running']):.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Real Celery worker processes for the tests, started as users start them.
+
+Two workers: ``a`` on the queues default and a, ``b`` on default and b.
+They reap every second (a killed worker's steps fail at once: its processes
+are gone from this host); heartbeats go stale after the usual 30 s, as for
+the test process's own local executors, whose runs they must not take over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+
+from orchestrator_site.celery import app
+from tests.conftest import REDIS_URL, manage_env, needs_redis
+
+WORKER_START_TIMEOUT = 30.0
+# This test process's Redis keys and channel names, apart from any other's.
+PREFIX = f"test-{uuid.uuid4().hex[:8]}:"
+
+
+class Worker:
+    def __init__(self, name: str, queues: str, env: dict[str, str], log: Path) -> None:
+        self.name = name
+        self.log = log
+        self.process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
+                *("-Q", queues, "-n", f"{name}@%h", "-c", "2", "--loglevel", "INFO"),
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: kill -9 takes all its processes
+        )
+
+    def pids(self) -> set[int]:
+        """The worker's processes: its main process and its pool's children."""
+        found = {self.process.pid}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.getpgid(int(entry.name)) == self.process.pid:
+                        found.add(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + WORKER_START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
+            if " ready." in self.log.read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9 of the worker, its pool and everything in its group."""
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+workers_prefix = [""]  # the channel-layer prefix the workers publish under
+
+
+class Workers(dict):
+    """The running workers by name, with what it takes to start one more."""
+
+    def __init__(self, env: dict[str, str], prefix: str, logs: Path) -> None:
+        super().__init__()
+        self.env, self.prefix, self.logs = env, prefix, logs
+
+    def start(self, name: str, queues: str) -> Worker:
+        worker = self[name] = Worker(name, queues, self.env, self.logs / f"{name}.log")
+        worker.wait_ready()
+        return worker
+
+
+@contextlib.contextmanager
+def running_workers(logs: Path) -> Iterator[Workers]:
+    """Workers a and b, and this process's Celery app sending to them.
+
+    One set at a time in a test process. Every set of a test process uses
+    the same key prefix: Celery keeps the connection pool it made first.
+    """
+    needs_redis()
+    prefix = PREFIX
+    broker = REDIS_URL
+    env = manage_env(
+        CELERY_BROKER_URL=broker,
+        CELERY_KEY_PREFIX=prefix,
+        REDIS_URL=REDIS_URL,
+        CHANNEL_PREFIX=prefix,
+        ORCH_HEARTBEAT_INTERVAL="1",
+        ORCH_HEARTBEAT_TIMEOUT=str(settings.ORCH_HEARTBEAT_TIMEOUT),
+    )
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    started = Workers(env, prefix, logs)
+    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    app.conf.broker_url = broker
+    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    try:
+        started.start("a", "default,a")
+        started.start("b", "default,b")
+        yield started
+    finally:
+        for worker in started.values():
+            worker.stop()
+        app.conf.broker_url, app.conf.broker_transport_options = old
