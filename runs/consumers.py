@@ -58,7 +58,33 @@ def visible_runs(user):
     return Run.objects.all()
 
 
-class RunConsumer(AsyncWebsocketConsumer):
+class WatchingConsumer(AsyncWebsocketConsumer):
+    """Joins one group once allowed in, and looks at the database now and then."""
+
+    group = ""
+    looker: asyncio.Task | None = None
+
+    async def _join(self, group: str) -> None:
+        live.attach_server_loop(asyncio.get_running_loop())
+        self.group = group
+        self.lock = asyncio.Lock()
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+        self.looker = asyncio.create_task(self._look_now_and_then())
+
+    async def disconnect(self, code: int) -> None:
+        if self.looker is not None:
+            self.looker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.looker
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def _look_now_and_then(self) -> None:
+        raise NotImplementedError
+
+
+class RunConsumer(WatchingConsumer):
     async def connect(self) -> None:
         user = self.scope["user"]
         if not user.is_authenticated:
@@ -68,24 +94,10 @@ class RunConsumer(AsyncWebsocketConsumer):
         if not await _may_see(user, self.run_id):
             await self.close(code=NOT_ALLOWED)
             return
-        live.attach_server_loop(asyncio.get_running_loop())
-        self.group = live.run_group(self.run_id)
         self.watch = RunWatch(self.run_id)
         self.ready = False  # until the snapshot is sent
         self.last_message = 0.0
-        self.lock = asyncio.Lock()
-        await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.accept()
-        self.looker = asyncio.create_task(self._look_now_and_then())
-
-    async def disconnect(self, code: int) -> None:
-        looker = getattr(self, "looker", None)
-        if looker is not None:
-            looker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await looker
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        await self._join(live.run_group(self.run_id))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -129,7 +141,7 @@ class RunConsumer(AsyncWebsocketConsumer):
                     await self.send(text_data=html)
 
 
-class DashboardConsumer(AsyncWebsocketConsumer):
+class DashboardConsumer(WatchingConsumer):
     """The workflows list and the runs list: rows and "running now" kept current."""
 
     async def connect(self) -> None:
@@ -140,21 +152,9 @@ class DashboardConsumer(AsyncWebsocketConsumer):
         if not user.is_active:
             await self.close(code=NOT_ALLOWED)
             return
-        live.attach_server_loop(asyncio.get_running_loop())
         query = parse_qs(self.scope.get("query_string", b"").decode())
         self.watch = DashboardWatch(page=query.get("page", [""])[0])
-        self.lock = asyncio.Lock()
-        await self.channel_layer.group_add(live.DASHBOARD_GROUP, self.channel_name)
-        await self.accept()
-        self.looker = asyncio.create_task(self._look_now_and_then())
-
-    async def disconnect(self, code: int) -> None:
-        looker = getattr(self, "looker", None)
-        if looker is not None:
-            looker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await looker
-            await self.channel_layer.group_discard(live.DASHBOARD_GROUP, self.channel_name)
+        await self._join(live.DASHBOARD_GROUP)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """The page says nothing the dashboard needs; anything it sends is ignored."""
