@@ -64,8 +64,13 @@ def send(job: StepJob) -> None:
 def advance_and_send(run_id: int) -> None:
     """A worker's turn of the engine for a run: start what can start."""
     close_old_connections()
-    for job in engine.advance(run_id, worker=QUEUED).jobs:
+    progress = engine.advance(run_id, worker=QUEUED)
+    for job in progress.jobs:
         send(job)
+    if progress.run_status != RunStatus.QUEUED:
+        # Runs are advanced on several workers at once: a newer run may have
+        # found this one still queued and waited behind it. Now it may start.
+        _advance_next_waiting(run_id)
 
 
 def execute(job_data: dict) -> None:
