@@ -7,11 +7,15 @@ this module has what is particular to it: routing, claims, lost workers.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import pytest
+from django.conf import settings
 
 from runs.executors.celery import CeleryExecutor
+from runs.models import Run
 from runs.workers import stop_leftover_processes
 from tests.celery_workers import Workers
 from tests.conftest import (
@@ -216,3 +220,24 @@ def test_a_step_of_a_killed_worker_is_retried_elsewhere_when_its_retries_allow(
     assert nap.attempts[0]["error"].startswith("worker lost")
     assert worker_of(nap, workers) == ({"d1", "d2"} - {victim}).pop()
     assert "done on attempt 2" in log_text(nap)
+
+
+def test_run_workflow_on_the_command_line_sends_the_run_to_the_workers(workers):
+    make_workflow(
+        "{slug: cli, steps: [{key: hello, kind: shell, queue: b, command: 'echo hi from $ORCH_STEP_KEY'}]}"
+    )
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "run_workflow", "cli", "--follow", "--json"],
+        cwd=settings.BASE_DIR,
+        env=workers.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "hi from hello" in done.stderr  # --follow prints the lines
+    run = Run.objects.get()
+    assert run.trigger == "cli" and run.status == "succeeded"
+    assert worker_of(steps_of(run)["hello"], workers) == "b"

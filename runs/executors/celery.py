@@ -32,6 +32,7 @@ from django.db import close_old_connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from orchestrator_site.celery import app  # noqa: F401 - the tasks are sent through it
 from runs import engine
 from runs.executors.local import LocalExecutor
 from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus

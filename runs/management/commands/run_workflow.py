@@ -5,6 +5,7 @@ import signal
 import sys
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from runs import engine
@@ -53,10 +54,16 @@ class Command(BaseCommand):
         except ParamError as exc:
             raise CommandError(f"bad parameters: {exc}", returncode=2) from None
 
-        executor = LocalExecutor(name="cli").start()
-        # A plain SIGTERM would end the process without stopping the steps,
-        # which run in process groups of their own.
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        if settings.CELERY_BROKER_URL:
+            # The workers run the steps; this process starts the run and follows it.
+            from runs.executors.celery import CeleryExecutor
+
+            executor = CeleryExecutor()
+        else:
+            executor = LocalExecutor(name="cli").start()
+            # A plain SIGTERM would end the process without stopping the
+            # steps, which run in process groups of their own.
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
         try:
             try:
                 run = engine.trigger(
@@ -66,10 +73,12 @@ class Command(BaseCommand):
                 raise CommandError(f"bad parameters: {exc}", returncode=2) from None
             out = self.stderr if json else self.stdout
             run = self._wait(run, out if follow else None)
-            # Runs taken over from a stopped process are finished before leaving.
-            executor.wait_idle()
+            if isinstance(executor, LocalExecutor):
+                # Runs taken over from a stopped process are finished before leaving.
+                executor.wait_idle()
         finally:
-            executor.stop()
+            if isinstance(executor, LocalExecutor):
+                executor.stop()
 
         if json:
             self.stdout.write(_json_dump(run_as_dict(run)))
