@@ -114,13 +114,15 @@ def fresh_database(server: str):
 class Worker:
     """A Celery worker in its own process group, as users start one."""
 
-    def __init__(self, name: str, concurrency: int, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, concurrency: int, pool: str, env: dict[str, str], log: Path
+    ) -> None:
         self.name = name
         self.log = log
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
-                *("-Q", "default", "-n", f"{name}@%h", "-c", str(concurrency)),
+                *("-Q", "default", "-n", f"{name}@%h", "-c", str(concurrency), "-P", pool),
                 *("--loglevel", "INFO", "--include", "bench.celery_overhead"),
                 "--without-mingle",
                 "--without-gossip",
@@ -250,6 +252,37 @@ def bare_throughput(key: str, count: int) -> dict:
     return {"elapsed": last - began, "sent": sent, "rate": count / (last - began)}
 
 
+def cpu_by_program(workers: list[Worker], database: str) -> dict[str, float]:
+    """CPU seconds used so far by this benchmark's processes, from /proc: this
+    process (the triggers), the workers (with the step processes they ran),
+    the PostgreSQL backends of its database, Redis; and everything else."""
+    tick = os.sysconf("SC_CLK_TCK")
+    groups = {worker.process.pid for worker in workers}
+    totals: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        fields = stat.rpartition(")")[2].split()
+        seconds = sum(int(value) for value in fields[11:15]) / tick
+        if int(entry.name) == os.getpid():
+            name = "triggers (this process)"
+        elif int(fields[2]) in groups:
+            name = "workers"
+        elif cmdline.startswith(b"postgres: ") and f" {database} ".encode() in cmdline:
+            name = "postgres"
+        elif cmdline.startswith(b"redis-server"):
+            name = "redis"
+        else:
+            name = "other programs"
+        totals[name] = totals.get(name, 0.0) + seconds
+    return totals
+
+
 def delete_keys(prefix: str) -> int:
     client = _redis()
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
@@ -273,6 +306,7 @@ def main() -> None:
     parser.add_argument(
         "--concurrency", type=int, default=2, help="-c of each of the 2 workers (default 2)"
     )
+    parser.add_argument("--pool", default="prefork", help="-P of the workers (default prefork)")
     parser.add_argument("--postgres", metavar="URL", default="postgres://postgres@127.0.0.1:5432")
     parser.add_argument("--redis", metavar="URL", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
@@ -317,7 +351,7 @@ def main() -> None:
             deadline = time.monotonic() + WORKER_START_TIMEOUT
             for n in range(1, WORKERS + 1):
                 workers.append(
-                    Worker(f"w{n}", args.concurrency, worker_env, Path(tmp, f"w{n}.log"))
+                    Worker(f"w{n}", args.concurrency, args.pool, worker_env, Path(tmp, f"w{n}.log"))
                 )
             for worker in workers:
                 worker.wait_ready(deadline)
@@ -335,7 +369,13 @@ def main() -> None:
             for _ in range(args.repeat):
                 spawns.append(spawn_directly())
                 runs.append(run_linear(linear, executor))
+            database = url.rpartition("/")[2]
+            before = cpu_by_program(workers, database)
             flow = throughput(one, executor, args.runs)
+            cpu = {
+                name: seconds - before.get(name, 0.0)
+                for name, seconds in cpu_by_program(workers, database).items()
+            }
         finally:
             for worker in workers:
                 worker.stop()
@@ -354,7 +394,7 @@ def main() -> None:
         f"(prefix {prefix!r}, {deleted} keys deleted)"
     )
     print(
-        f"workers: {WORKERS} x -c {args.concurrency} (prefork, --loglevel INFO) on queue default; "
+        f"workers: {WORKERS} x -c {args.concurrency} (-P {args.pool}, --loglevel INFO) on queue default; "
         f"python {sys.version.split()[0]}; {os.cpu_count()} cores"
     )
     print("bare Celery, trivial task replying through a Redis list, same broker and workers:")
@@ -383,6 +423,13 @@ def main() -> None:
         f"  first trigger -> last run final: {flow['elapsed']:.2f} s = {flow['rate']:.0f} runs/s"
         f"  (triggering took {flow['triggered']:.2f} s)  goal {GOAL_RUNS_PER_S:g} runs/s: "
         f"{goal(flow['rate'] >= GOAL_RUNS_PER_S)}"
+    )
+    busy = sorted(
+        ((seconds, name) for name, seconds in cpu.items() if seconds > 0.05), reverse=True
+    )
+    print(
+        f"  CPU per run: {sum(cpu.values()) / args.runs * MS:.1f} ms: "
+        + ", ".join(f"{name} {seconds / args.runs * MS:.1f}" for seconds, name in busy)
     )
     print(
         f"  each run: created -> started median {median_ms(flow['waiting']):.1f} ms, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from django.db import transaction
 from django.db.models import Max
@@ -30,7 +30,18 @@ from runs.models import (
     StopRequest,
     Trigger,
 )
-from runs.snapshot import StepJob, StepState, job_for, lock_run, outputs_of, plan_of, step_states
+from runs.snapshot import (
+    Plan,
+    StepJob,
+    StepState,
+    job_for,
+    lock_run,
+    outputs_of,
+    parse_plan,
+    plan_of,
+    remember_plan,
+    step_states,
+)
 from workflows.kinds.base import StepResult
 from workflows.models import RunIf, Workflow
 from workflows.params import resolve_values
@@ -47,6 +58,22 @@ class Executor(Protocol):
         """Drive this run from now on (called after the trigger commits)."""
 
 
+@runtime_checkable
+class Dispatcher(Protocol):
+    """An executor whose runs start in their trigger's own transaction.
+
+    The trigger promotes the run (when its workflow has a free slot) and
+    starts its first steps as held by ``worker_id``; after commit,
+    ``dispatch`` gets what that decided. The distributed executor sends the
+    steps straight to their queues: no turn of the engine on a worker first.
+    """
+
+    worker_id: str
+
+    def dispatch(self, progress: Progress) -> None:
+        """Send the steps the trigger started (called after it commits)."""
+
+
 @dataclass
 class Progress:
     """What a turn of the engine decided."""
@@ -57,12 +84,15 @@ class Progress:
     retry_job: StepJob | None = None
     # The result came from a process that no longer holds the step.
     discarded: bool = False
+    # The run's workflow has max_concurrent_runs: when the run ends, a run
+    # waiting for its slot may start.
+    limited: bool = False
 
 
 def trigger(
     workflow: Workflow,
     *,
-    executor: Executor,
+    executor: Executor | Dispatcher,
     params: dict[str, Any] | None = None,
     trigger: str = Trigger.MANUAL,
     user=None,
@@ -102,7 +132,7 @@ REUSABLE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 def rerun(
     original: Run,
     *,
-    executor: Executor,
+    executor: Executor | Dispatcher,
     from_step: str | None = None,
     user=None,
     token: str = "",
@@ -158,17 +188,23 @@ def _create_run(
     definition: dict[str, Any],
     params: dict[str, Any],
     *,
-    executor: Executor,
+    executor: Executor | Dispatcher,
     trigger: str,
     user,
     token: str,
     rerun_of: Run | None = None,
     reused: dict[str, StepRun] | None = None,
 ) -> Run:
-    """Inside the workflow's lock: the run and its step runs, started on commit."""
+    """Inside the workflow's lock: the run and its step runs, started on commit.
+
+    For a Dispatcher the run starts here (if its workflow has a free slot):
+    it is written as running, with its first steps started, and the jobs of
+    those steps go to ``dispatch`` after commit.
+    """
     reused = reused or {}
     number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
-    run = Run.objects.create(
+    now = timezone.now()
+    run = Run(
         workflow=workflow,
         number=number,
         trigger=trigger,
@@ -176,20 +212,43 @@ def _create_run(
         params=params,
         definition=definition,
         worker=executor.worker_id,
-        heartbeat_at=timezone.now(),
+        heartbeat_at=now,
         request_token=token,
         rerun_of=rerun_of,
     )
-    StepRun.objects.bulk_create(
-        _reused(run, position, reused[step["key"]])
-        if step["key"] in reused
+    steps = [
+        _reused(run, position, reused[spec["key"]])
+        if spec["key"] in reused
         else StepRun(
-            run=run, step_key=step["key"], name=step["name"], kind=step["kind"], position=position
+            run=run, step_key=spec["key"], name=spec["name"], kind=spec["kind"], position=position
         )
-        for position, step in enumerate(definition["steps"])
-    )
-    transaction.on_commit(lambda: executor.submit(run.pk))
+        for position, spec in enumerate(definition["steps"])
+    ]
+    dispatching = isinstance(executor, Dispatcher)
+    plan = parse_plan(definition, params)
+    starting: list[StepState] = []
+    states = [StepState.of(step) for step in steps]
+    if dispatching and _has_slot(workflow.pk, workflow.max_concurrent_runs):
+        _mark_running(run, executor.worker_id, definition.get("timeout") or 0, now)
+        _, starting = _decide(run, states, plan, executor.worker_id)
+        for step, state in zip(steps, states, strict=True):
+            if state.status != step.status:
+                fields = _decided_fields(state.status, executor.worker_id, now)
+                for name, value in {"status": state.status, **fields}.items():
+                    setattr(step, name, value)
+    run.save(force_insert=True)
+    remember_plan(run, plan)
+    for state, step in zip(states, StepRun.objects.bulk_create(steps), strict=True):
+        state.pk = step.pk
     live.on_commit_state_changed(run.pk, workflow.pk)
+    if not dispatching:
+        transaction.on_commit(lambda: executor.submit(run.pk))
+        return run
+    if run.status == RunStatus.RUNNING and all(state.is_final for state in states):
+        _finish(run, states, plan.specs, now)  # nothing could run
+    outputs = outputs_of(states) if starting else {}
+    progress = Progress(run.status, jobs=[job_for(run, state, outputs) for state in starting])
+    transaction.on_commit(lambda: executor.dispatch(progress), robust=True)
     return run
 
 
@@ -224,7 +283,7 @@ def advance(run_id: int, *, worker: str) -> Progress:
         if run.status != RunStatus.RUNNING:
             return Progress(run.status)
         jobs = _advance_locked(run, worker)  # may end the run: read its status after
-        return Progress(run.status, jobs=jobs)
+        return Progress(run.status, jobs=jobs, limited=bool(run.workflow_limit))
 
 
 def complete_attempt(
@@ -299,7 +358,7 @@ def complete_attempt(
         )
         live.on_commit_state_changed(run.pk, run.workflow_id)
         jobs = _advance_locked(run, starts_as or worker, steps)  # may end the run
-        return Progress(run.status, jobs=jobs)
+        return Progress(run.status, jobs=jobs, limited=bool(run.workflow_limit))
 
 
 def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str = "") -> bool:
@@ -325,40 +384,74 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
 
 
 def _promote(run: Run, worker: str) -> bool:
+    """Start a queued run if its workflow has a free slot."""
     if run.stop_requested:
         return True  # let _advance_locked end it
-    workflows = Workflow.objects.filter(pk=run.workflow_id)
-    # The workflow row is locked only when a limit is counted against it:
-    # otherwise every start would queue behind every trigger of the workflow.
-    if workflows.values_list("max_concurrent_runs", flat=True).get():
-        limit = workflows.select_for_update().values_list("max_concurrent_runs", flat=True).get()
-    else:
-        limit = 0
-    if limit:
-        siblings = Run.objects.filter(workflow_id=run.workflow_id)
-        if siblings.filter(status=RunStatus.QUEUED, pk__lt=run.pk).exists():
-            return False  # first in, first out
-        if siblings.filter(status=RunStatus.RUNNING).count() >= limit:
-            return False
-    now = timezone.now()
-    run.status = RunStatus.RUNNING
-    run.started_at = now
-    run.worker = worker
-    run.heartbeat_at = now
-    timeout = plan_of(run).definition.get("timeout") or 0
-    run.deadline = now + timedelta(seconds=timeout) if timeout else None
+    if not _has_slot(run.workflow_id, _locked_limit(run.workflow_id), before=run.pk):
+        return False
+    _mark_running(run, worker, plan_of(run).definition.get("timeout") or 0, timezone.now())
     run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
     live.on_commit_state_changed(run.pk, run.workflow_id)
     return True
 
 
+def _has_slot(workflow_id: int, limit: int, *, before: int | None = None) -> bool:
+    """Whether a run may start under the workflow's limit: first in, first out."""
+    if not limit:
+        return True
+    siblings = Run.objects.filter(workflow_id=workflow_id)
+    waiting = siblings.filter(status=RunStatus.QUEUED)
+    if before is not None:
+        waiting = waiting.filter(pk__lt=before)
+    if waiting.exists():
+        return False
+    return siblings.filter(status=RunStatus.RUNNING).count() < limit
+
+
+def _mark_running(run: Run, worker: str, timeout: float, now) -> None:
+    run.status = RunStatus.RUNNING
+    run.started_at = now
+    run.worker = worker
+    run.heartbeat_at = now
+    run.deadline = now + timedelta(seconds=timeout) if timeout else None
+
+
+def _locked_limit(workflow_id: int) -> int:
+    """The workflow's max_concurrent_runs; its row stays locked when it has one.
+
+    Only then: otherwise every start would queue behind every trigger of it.
+    """
+    limit = Workflow.objects.filter(pk=workflow_id).values_list("max_concurrent_runs", flat=True)
+    return limit.get() and limit.select_for_update().get()
+
+
 def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None) -> list[StepJob]:
     if steps is None:
         steps = step_states(run)
-    by_key = {step.step_key: step for step in steps}
     plan = plan_of(run)
-    specs, ancestors = plan.specs, plan.ancestors
+    decided, starting = _decide(run, steps, plan, worker)
     now = timezone.now()
+    # One UPDATE per outcome, whatever the number of steps.
+    for status, ids in decided.items():
+        fields = _decided_fields(status, worker, now)
+        StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
+    if all(step.status in STEP_FINAL for step in steps):
+        _finish(run, steps, plan.specs, now)
+    if decided or run.is_final:
+        live.on_commit_state_changed(run.pk, run.workflow_id)
+    outputs = outputs_of(steps) if starting else {}
+    return [job_for(run, step, outputs) for step in starting]
+
+
+def _decide(
+    run: Run, steps: list[StepState], plan: Plan, worker: str
+) -> tuple[dict[str, list[int]], list[StepState]]:
+    """Which pending steps start, are skipped or cancelled now (set on *steps*).
+
+    Returns the step ids by their new status, and the steps that start.
+    """
+    by_key = {step.step_key: step for step in steps}
+    specs, ancestors = plan.specs, plan.ancestors
     decided: dict[str, list[int]] = {}
     starting: list[StepState] = []
     for step in steps:  # in position order, which is a topological order
@@ -377,19 +470,13 @@ def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None)
         else:
             step.status = StepStatus.SKIPPED
         decided.setdefault(step.status, []).append(step.pk)
-    # One UPDATE per outcome, whatever the number of steps.
-    for status, ids in decided.items():
-        if status == StepStatus.RUNNING:
-            fields = {"attempt": 1, "started_at": now, "worker": worker, "heartbeat_at": now}
-        else:
-            fields = {"finished_at": now}
-        StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
-    if all(step.status in STEP_FINAL for step in steps):
-        _finish(run, steps, specs, now)
-    if decided or run.is_final:
-        live.on_commit_state_changed(run.pk, run.workflow_id)
-    outputs = outputs_of(steps) if starting else {}
-    return [job_for(run, step, outputs) for step in starting]
+    return decided, starting
+
+
+def _decided_fields(status: str, worker: str, now) -> dict[str, Any]:
+    if status == StepStatus.RUNNING:
+        return {"attempt": 1, "started_at": now, "worker": worker, "heartbeat_at": now}
+    return {"finished_at": now}
 
 
 def _should_run(spec, by_key, specs, ancestors: set[str]) -> bool:

@@ -7,10 +7,13 @@ what a wide fan-out can afford at every turn.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
+
+from django.db.models import F
 
 from runs.models import STEP_FINAL, Run, StepRun
 
@@ -50,9 +53,65 @@ class Plan:
     ancestors: dict[str, set[str]]
 
 
-@lru_cache(maxsize=512)
-def _loadplan_of(run_id: int, created_at: datetime) -> Plan:
-    definition, params = Run.objects.values_list("definition", "params").get(pk=run_id)
+_PLANS_KEPT = 512
+# run id -> (its created_at, its plan); created_at keeps a reused id (SQLite
+# reuses the highest one after a rollback) from finding another run's plan.
+_plans: OrderedDict[int, tuple[datetime, Plan]] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def plan_of(run: Run) -> Plan:
+    """The run's parsed snapshot, read from the database once per process."""
+    if (plan := _kept(run)) is not None:
+        return plan
+    definition, params = Run.objects.values_list("definition", "params").get(pk=run.pk)
+    return _keep(run, parse_plan(definition, params))
+
+
+def remember_plan(run: Run, plan: Plan | None = None) -> Plan:
+    """Keep the plan of a run just read or created, from the snapshot in hand."""
+    return _keep(run, plan or parse_plan(run.definition, run.params))
+
+
+def lock_run(run_id: int) -> Run:
+    """The run, locked until the transaction ends, and its plan at hand.
+
+    The snapshot columns are read with it only the first time this process
+    meets the run. ``run.workflow_limit`` is its workflow's
+    max_concurrent_runs (the workflow row is not locked).
+    """
+    with _plans_lock:
+        known = run_id in _plans
+    runs = Run.objects.select_for_update(of=("self",)).annotate(
+        workflow_limit=F("workflow__max_concurrent_runs")
+    )
+    if known:
+        return runs.defer("definition", "params").get(pk=run_id)
+    run = runs.get(pk=run_id)
+    remember_plan(run)
+    return run
+
+
+def _kept(run: Run) -> Plan | None:
+    with _plans_lock:
+        created_at, plan = _plans.get(run.pk, (None, None))
+        if plan is None or created_at != run.created_at:
+            return None
+        _plans.move_to_end(run.pk)
+        return plan
+
+
+def _keep(run: Run, plan: Plan) -> Plan:
+    with _plans_lock:
+        _plans[run.pk] = (run.created_at, plan)
+        _plans.move_to_end(run.pk)
+        while len(_plans) > _PLANS_KEPT:
+            _plans.popitem(last=False)
+    return plan
+
+
+def parse_plan(definition: dict[str, Any], params: dict[str, Any]) -> Plan:
+    """Parse a snapshot."""
     ancestors: dict[str, set[str]] = {}
     for spec in definition["steps"]:
         found = set(spec["needs"])
@@ -61,17 +120,6 @@ def _loadplan_of(run_id: int, created_at: datetime) -> Plan:
         ancestors[spec["key"]] = found
     specs = {spec["key"]: spec for spec in definition["steps"]}
     return Plan(definition, params, specs, ancestors)
-
-
-def plan_of(run: Run) -> Plan:
-    # The snapshot never changes after the trigger; created_at keeps a
-    # reused id from finding another run's plan.
-    return _loadplan_of(run.pk, run.created_at)
-
-
-def lock_run(run_id: int) -> Run:
-    """The run, locked until the transaction ends (snapshot fields left out)."""
-    return Run.objects.select_for_update().defer("definition", "params").get(pk=run_id)
 
 
 @dataclass(slots=True)
@@ -89,6 +137,12 @@ class StepState:
     @property
     def is_final(self) -> bool:
         return self.status in STEP_FINAL
+
+    @classmethod
+    def of(cls, step: StepRun) -> StepState:
+        return cls(
+            step.pk, step.step_key, step.status, step.attempt, step.worker, step.error, step.outputs
+        )
 
 
 def step_states(run: Run) -> list[StepState]:

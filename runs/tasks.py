@@ -8,11 +8,6 @@ from celery.signals import worker_process_init, worker_process_shutdown
 from runs.executors import celery as distributed
 
 
-@shared_task(name="runs.advance_run")
-def advance_run(run_id: int) -> None:
-    distributed.advance_and_send(run_id)
-
-
 @shared_task(name="runs.execute_step")
 def execute_step(job: dict) -> None:
     distributed.execute(job)

@@ -78,15 +78,25 @@ def test_a_workflow_runs_on_the_workers_with_its_rules(celery_executor, tmp_path
 def test_a_step_routed_to_queue_b_runs_on_the_worker_of_queue_b(celery_executor, workers):
     workflow = make_workflow(
         "{slug: routed, steps: [{key: here, kind: shell, queue: b, command: 'true'},"
-        " {key: there, kind: shell, queue: a, command: 'true'}]}"
+        " {key: there, kind: shell, queue: a, command: 'true'},"
+        # A chain crossing queues: a worker executes the next step of a chain
+        # itself only when it consumes that step's queue.
+        " {key: then_b, kind: shell, queue: b, needs: [there], command: 'true'},"
+        " {key: then_a, kind: shell, queue: a, needs: [then_b], command: 'true'},"
+        " {key: last_b, kind: shell, queue: b, needs: [then_a], command: 'true'}]}"
     )
 
     run = wait_until_final(start_run(workflow, celery_executor), timeout=60)
 
     assert run.status == "succeeded"
     steps = steps_of(run)
-    assert worker_of(steps["here"], workers) == "b"
-    assert worker_of(steps["there"], workers) == "a"
+    assert {key: worker_of(step, workers) for key, step in steps.items()} == {
+        "here": "b",
+        "there": "a",
+        "then_b": "b",
+        "then_a": "a",
+        "last_b": "b",
+    }
 
 
 def test_parallel_steps_ending_at_once_start_the_join_once(celery_executor, tmp_path):

@@ -11,7 +11,12 @@ How a step travels:
    nothing, so a step never runs twice at once.
 3. The worker executes it with the local executor's machinery (logs,
    timeouts, cancel, retries, heartbeats) in that process, records the
-   result, and sends the steps that can start next to their queues.
+   result, and sends the steps that can start next to their queues; the
+   first of them whose queue this worker consumes it claims and executes
+   itself, in the same task, without a trip through the broker.
+
+A run's first steps are started by its trigger, in the trigger's own
+transaction (engine.Dispatcher), and sent from there.
 
 Nothing here waits for Celery to redeliver: tasks are acknowledged when they
 start. A worker that dies stops heartbeating its steps, and any worker's
@@ -28,13 +33,12 @@ import logging
 import threading
 from datetime import timedelta
 
-from django.db import close_old_connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from orchestrator_site.celery import app  # noqa: F401 - the tasks are sent through it
+from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
-from runs.executors.local import LocalExecutor
+from runs.executors.local import LocalExecutor, with_db_retries
 from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus
 from runs.snapshot import StepJob, job_for, outputs_of, step_states
 from runs.workers import QUEUED
@@ -45,14 +49,17 @@ RESEND_AFTER = 60.0  # seconds a step may wait in its queue before it is sent ag
 
 
 class CeleryExecutor:
-    """What the web server and the command line use: runs go to the workers."""
+    """What the web server and the command line use: runs go to the workers.
+
+    The trigger itself starts a run's first steps (see engine.Dispatcher);
+    this sends them to their queues once it has committed.
+    """
 
     worker_id = QUEUED
 
-    def submit(self, run_id: int) -> None:
-        from runs.tasks import advance_run
-
-        advance_run.apply_async(args=[run_id], queue="default")
+    def dispatch(self, progress: engine.Progress) -> None:
+        for job in progress.jobs:
+            send(job)
 
 
 def send(job: StepJob) -> None:
@@ -64,8 +71,7 @@ def send(job: StepJob) -> None:
 
 def advance_and_send(run_id: int) -> None:
     """A worker's turn of the engine for a run: start what can start."""
-    close_old_connections()
-    progress = engine.advance(run_id, worker=QUEUED)
+    progress = with_db_retries(engine.advance, run_id, worker=QUEUED)
     for job in progress.jobs:
         send(job)
     if progress.run_status != RunStatus.QUEUED:
@@ -75,14 +81,18 @@ def advance_and_send(run_id: int) -> None:
 
 
 def execute(job_data: dict) -> None:
-    """Claim the step of *job_data* and execute it here, all its attempts."""
-    job = StepJob(**job_data)
+    """Claim the step of *job_data* and execute it here, all its attempts.
+
+    Then, while a step it started can run on this worker, that one too: a
+    linear chain of steps does not wait for the broker between its steps.
+    """
+    job: StepJob | None = StepJob(**job_data)
     runtime = worker_runtime()
-    close_old_connections()  # the connection is kept across tasks, while it works
-    if not claim(job, runtime.worker_id):
-        log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
-        return
-    runtime.run_job(job).result()
+    while job is not None:
+        if not with_db_retries(claim, job, runtime.worker_id):
+            log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
+            return
+        job = runtime.run_job(job).result()
 
 
 def claim(job: StepJob, worker: str) -> bool:
@@ -93,10 +103,37 @@ def claim(job: StepJob, worker: str) -> bool:
 
 
 class WorkerRuntime(LocalExecutor):
-    """The local executor inside a Celery worker process: steps it starts go to queues."""
+    """The local executor inside a Celery worker process: steps it starts go to queues.
+
+    Except one: a step executed as a task that starts a step of a queue this
+    worker consumes executes that one next, in the same task (see execute).
+    """
+
+    def __init__(self, *, name: str = "celery") -> None:
+        super().__init__(name=name)
+        self._queues = frozenset(app.amqp.queues.consume_from)
+        # step run id of a step executed as a task -> the step that follows it there
+        self._next_jobs: dict[int, StepJob | None] = {}
 
     def starts_as(self) -> str:
         return QUEUED
+
+    async def _run_job(self, job: StepJob) -> StepJob | None:
+        self._next_jobs[job.step_run_id] = None
+        try:
+            await super()._run_job(job)
+        finally:
+            next_job = self._next_jobs.pop(job.step_run_id, None)
+        return next_job
+
+    def _after_step(self, job: StepJob, progress: engine.Progress) -> None:
+        if job.step_run_id in self._next_jobs and not self._shutting_down:
+            here = [started for started in progress.jobs if started.queue in self._queues]
+            if here:
+                self._next_jobs[job.step_run_id] = here[0]
+                others = [started for started in progress.jobs if started is not here[0]]
+                progress = dataclasses.replace(progress, jobs=others)
+        self._after(job.run_id, progress)
 
     def _hand_out(self, job: StepJob) -> None:
         # Steps this process starts are started as queued: send them. Sending
@@ -105,7 +142,7 @@ class WorkerRuntime(LocalExecutor):
 
     def _after(self, run_id: int, progress: engine.Progress) -> None:
         super()._after(run_id, progress)
-        if progress.run_status in RUN_FINAL:
+        if progress.run_status in RUN_FINAL and progress.limited:
             # A slot of its workflow is free: a run waiting for it may start.
             self._loop.run_in_executor(None, _advance_next_waiting, run_id)
 
@@ -186,7 +223,7 @@ def worker_runtime() -> WorkerRuntime:
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = WorkerRuntime(name="celery").start()
+            _runtime = WorkerRuntime().start()
         return _runtime
 
 

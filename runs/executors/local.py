@@ -24,7 +24,6 @@ from django.conf import settings
 from django.db import (
     InterfaceError,
     OperationalError,
-    close_old_connections,
     connection,
 )
 from django.utils import timezone
@@ -82,13 +81,18 @@ class LocalExecutor:
         self._loop.call_soon_threadsafe(self._adopt_run, run_id)
 
     def run_job(self, job: engine.StepJob) -> Future:
-        """Execute a step this process was given (all its attempts); done when it is."""
+        """Execute a step this process was given (all its attempts); done when it is.
+
+        The future's result is a step to execute next in the same way, or
+        None (see the Celery worker's runtime).
+        """
         return self._call(self._run_job(job))
 
-    async def _run_job(self, job: engine.StepJob) -> None:
+    async def _run_job(self, job: engine.StepJob) -> engine.StepJob | None:
         task = self._start_step(job)
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        return None
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Block until no run is driven here any more."""
@@ -223,6 +227,10 @@ class LocalExecutor:
             if progress.retry_job is None:
                 break
             job = progress.retry_job
+        self._after_step(job, progress)
+
+    def _after_step(self, job: engine.StepJob, progress: engine.Progress) -> None:
+        """The turn that recorded the last attempt of *job*."""
         self._after(job.run_id, progress)
 
     async def _complete(
@@ -433,7 +441,7 @@ class LocalExecutor:
         Shielded: once asked for, the call happens even if the caller is
         cancelled, so no write is silently dropped.
         """
-        call = partial(_with_retries, function, *args, **kwargs)
+        call = partial(with_db_retries, function, *args, **kwargs)
         return await asyncio.shield(self._loop.run_in_executor(self._db_pool, call))
 
 
@@ -488,10 +496,14 @@ class RunningStep:
         self.end_stream = capture.end_stream
 
 
-def _with_retries(function, *args, **kwargs):
-    """Run an ORM call; reconnect and try again when the connection broke."""
+def with_db_retries(function, *args, **kwargs):
+    """Run an ORM call; reconnect and try again when the connection broke.
+
+    Unlike close_old_connections, no health-check query before every call:
+    a broken connection is found by the call itself, which is then retried.
+    """
     for attempt in range(1, DB_RETRIES + 1):
-        close_old_connections()
+        _drop_obsolete_connection()
         try:
             return function(*args, **kwargs)
         except (OperationalError, InterfaceError):
@@ -501,6 +513,15 @@ def _with_retries(function, *args, **kwargs):
             connection.close()
             time.sleep(0.2 * attempt)
     raise AssertionError("unreachable")
+
+
+def _drop_obsolete_connection() -> None:
+    """Close this thread's connection once it has failed or reached CONN_MAX_AGE."""
+    if connection.connection is None or connection.in_atomic_block:
+        return
+    expired = connection.close_at is not None and time.monotonic() >= connection.close_at
+    if expired or connection.errors_occurred or not connection.get_autocommit():
+        connection.close()
 
 
 def _release(step: StepRun) -> None:
