@@ -42,6 +42,7 @@ from runs.snapshot import (
     remember_plan,
     step_states,
 )
+from runs.workers import QUEUED
 from workflows.kinds.base import StepResult
 from workflows.models import RunIf, Workflow
 from workflows.params import resolve_values
@@ -364,9 +365,10 @@ def complete_attempt(
 def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str = "") -> bool:
     """Ask for a run to stop (a cancel or the run timeout).
 
-    Pending steps are cancelled at once; the process running the run's steps
-    sees the request, stops them, and the run then ends. Returns False when
-    the run had already finished.
+    Pending steps are cancelled at once, and so are steps sent to a queue
+    that no worker has taken yet; the processes executing the run's other
+    steps see the request, stop them, and the run then ends. Returns False
+    when the run had already finished.
     """
     with transaction.atomic():
         run = lock_run(run_id)
@@ -376,8 +378,19 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
             run.stop_requested = reason
             run.save(update_fields=["stop_requested"])
             live.on_commit_state_changed(run.pk, run.workflow_id)
+        result = stopped_result(run.stop_requested)
+        StepRun.objects.filter(run_id=run.pk, status=StepStatus.RUNNING, worker=QUEUED).update(
+            status=result.status, error=result.error, finished_at=timezone.now()
+        )
         _advance_locked(run, worker or run.worker)
         return True
+
+
+def stopped_result(reason: str) -> StepResult:
+    """How a step stopped by its run's stop request ends."""
+    if reason == StopRequest.TIMEOUT:
+        return StepResult(StepStatus.TIMED_OUT, error="the run timed out")
+    return StepResult(StepStatus.CANCELLED, error="cancelled")
 
 
 # Inside the lock.

@@ -14,8 +14,9 @@ import time
 import pytest
 from django.conf import settings
 
+from runs import engine
 from runs.executors.celery import CeleryExecutor
-from runs.models import Run
+from runs.models import Run, StopRequest
 from runs.workers import stop_leftover_processes
 from tests.celery_workers import Workers
 from tests.conftest import (
@@ -251,3 +252,30 @@ def test_run_workflow_on_the_command_line_sends_the_run_to_the_workers(workers):
     run = Run.objects.get()
     assert run.trigger == "cli" and run.status == "succeeded"
     assert worker_of(steps_of(run)["hello"], workers) == "b"
+
+
+def test_a_run_whose_step_waits_in_a_queue_still_times_out(celery_executor):
+    # No worker consumes queue "nobody": the step waits there, executed nowhere.
+    workflow = make_workflow(
+        "{slug: stranded, timeout: 1, steps: [{key: wait, kind: shell, queue: nobody,"
+        " command: 'true'}, {key: after, kind: shell, needs: [wait], run_if: always, command: 'true'}]}"
+    )
+
+    run = wait_until_final(start_run(workflow, celery_executor), timeout=20)
+
+    steps = steps_of(run)
+    assert (run.status, run.error) == ("failed", "the run timed out after 1 s")
+    assert (steps["wait"].status, steps["wait"].error) == ("timed_out", "the run timed out")
+    assert steps["after"].status == "cancelled"
+
+
+def test_cancelling_a_run_whose_step_waits_in_a_queue_ends_it_at_once(celery_executor):
+    workflow = make_workflow(
+        "{slug: stranded, steps: [{key: wait, kind: shell, queue: nobody, command: 'true'}]}"
+    )
+    run = start_run(workflow, celery_executor)
+
+    assert engine.request_stop(run.pk, StopRequest.CANCEL)
+
+    run.refresh_from_db()
+    assert (run.status, steps_of(run)["wait"].status) == ("cancelled", "cancelled")

@@ -39,7 +39,7 @@ from django.utils import timezone
 from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
 from runs.executors.local import LocalExecutor, with_db_retries
-from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus
+from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
 from runs.snapshot import StepJob, job_for, outputs_of, step_states
 from runs.workers import QUEUED
 
@@ -152,6 +152,7 @@ class WorkerRuntime(LocalExecutor):
 
     async def _reap(self) -> None:
         await super()._reap()
+        await self._db(stop_overdue_runs)
         for job in await self._db(waiting_too_long):
             self._hand_out(job)
 
@@ -180,6 +181,20 @@ def _advance_next_waiting(run_id: int) -> None:
     )
     if waiting is not None:
         advance_and_send(waiting)
+
+
+def stop_overdue_runs() -> None:
+    """Time out runs past their deadline, also while none of their steps executes.
+
+    The worker executing a step of a run watches its deadline closely; this
+    covers a run whose steps wait in a queue, or for a worker to free up.
+    """
+    overdue = Run.objects.filter(
+        status=RunStatus.RUNNING, stop_requested=StopRequest.NONE, deadline__lte=timezone.now()
+    )
+    for run_id in overdue.values_list("pk", flat=True):
+        log.info("run %s is past its deadline: timing it out", run_id)
+        engine.request_stop(run_id, StopRequest.TIMEOUT, worker=QUEUED)
 
 
 def waiting_too_long() -> list[StepJob]:

@@ -269,10 +269,8 @@ class LocalExecutor:
 
     def _stop_result(self, run_id: int) -> StepResult:
         reason = self._stop_reason(run_id)
-        if reason == StopRequest.TIMEOUT:
-            return StepResult(StepStatus.TIMED_OUT, error="the run timed out")
-        if reason == StopRequest.CANCEL:
-            return StepResult(StepStatus.CANCELLED, error="cancelled")
+        if reason in (StopRequest.TIMEOUT, StopRequest.CANCEL):
+            return engine.stopped_result(reason)
         return StepResult(StepStatus.FAILED, error=engine.INTERRUPTED)
 
     async def _attempt(self, job: engine.StepJob) -> tuple[LogCapture, StepResult, str]:
