@@ -102,6 +102,9 @@ def test_a_step_running_while_the_broker_is_down_finishes_and_the_next_starts_af
         after = run.steps.get(step_key="after")
         assert (after.status, after.worker) == ("running", "queued")
         assert trace.read_text() == "talk\n"
+        # A run started meanwhile is saved, queued, for the workers to start.
+        waiting = start_run(make_workflow("{slug: later, steps: []}"), CeleryExecutor())
+        assert waiting.status == "queued"
         private_redis.start()
 
         # Started once the workers are connected again (they retry every
