@@ -394,7 +394,8 @@ def main() -> None:
         f"(prefix {prefix!r}, {deleted} keys deleted)"
     )
     print(
-        f"workers: {WORKERS} x -c {args.concurrency} (-P {args.pool}, --loglevel INFO) on queue default; "
+        f"workers: {WORKERS} x -c {args.concurrency} (-P {args.pool}, --loglevel INFO) "
+        f"on queue default; "
         f"python {sys.version.split()[0]}; {os.cpu_count()} cores"
     )
     print("bare Celery, trivial task replying through a Redis list, same broker and workers:")

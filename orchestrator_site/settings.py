@@ -194,6 +194,9 @@ if ORCH_HEARTBEAT_TIMEOUT <= 2 * ORCH_HEARTBEAT_INTERVAL:
         f"ORCH_HEARTBEAT_TIMEOUT={ORCH_HEARTBEAT_TIMEOUT:g} must be more than twice "
         f"ORCH_HEARTBEAT_INTERVAL={ORCH_HEARTBEAT_INTERVAL:g}, or live steps look lost."
     )
+# A step sent to a Celery queue and taken by no worker for this long (its
+# task lost with a broker restarted empty) is sent again (seconds).
+ORCH_RESEND_AFTER = env_float("ORCH_RESEND_AFTER", 60.0, minimum=1)
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
 

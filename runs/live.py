@@ -110,6 +110,7 @@ class Publisher:
         self._dashboard_scheduled = False
         self._dashboard_last = 0.0
         self._tasks: set[asyncio.Task] = set()
+        self._failing = False  # the last send failed
         if not self._in_memory:
             self._loop = asyncio.new_event_loop()
             threading.Thread(target=self._loop.run_forever, name="orch-live", daemon=True).start()
@@ -209,8 +210,17 @@ class Publisher:
         try:
             await self.layer.group_send(group, message)
         except Exception:
-            # The consumers read the database again at their next look.
-            log.warning("could not send a live update to %s", group, exc_info=True)
+            # The consumers read the database again at their next look. One
+            # warning while Redis is away, not one per message.
+            if not self._failing:
+                log.warning(
+                    "cannot send live updates; pages catch up from the database", exc_info=True
+                )
+            self._failing = True
+        else:
+            if self._failing:
+                log.info("live updates are sent again")
+            self._failing = False
 
 
 def _render_parts(parts) -> list:

@@ -100,33 +100,59 @@ class Workers(dict):
 
 
 @contextlib.contextmanager
-def running_workers(logs: Path) -> Iterator[Workers]:
-    """Workers a and b, and this process's Celery app sending to them.
+def running_workers(
+    logs: Path,
+    *,
+    broker: str | None = None,
+    queues: dict[str, str] | None = None,
+    **env: str,
+) -> Iterator[Workers]:
+    """Workers (by default a and b), and this process's Celery app sending to them.
 
-    One set at a time in a test process. Every set of a test process uses
-    the same key prefix: Celery keeps the connection pool it made first.
+    One set at a time in a test process. *broker* (default: the machine's
+    Redis) is their broker and channel layer; *env* adds to their
+    environment (``DATABASE_URL`` through a proxy, shorter timeouts).
     """
-    needs_redis()
+    if broker is None:
+        needs_redis()
     prefix = PREFIX
-    broker = REDIS_URL
+    broker = broker or REDIS_URL
     env = manage_env(
-        CELERY_BROKER_URL=broker,
-        CELERY_KEY_PREFIX=prefix,
-        REDIS_URL=REDIS_URL,
-        CHANNEL_PREFIX=prefix,
-        ORCH_HEARTBEAT_INTERVAL="1",
-        ORCH_HEARTBEAT_TIMEOUT=str(settings.ORCH_HEARTBEAT_TIMEOUT),
+        **{
+            "CELERY_BROKER_URL": broker,
+            "CELERY_KEY_PREFIX": prefix,
+            "REDIS_URL": broker,
+            "CHANNEL_PREFIX": prefix,
+            "ORCH_HEARTBEAT_INTERVAL": "1",
+            "ORCH_HEARTBEAT_TIMEOUT": str(settings.ORCH_HEARTBEAT_TIMEOUT),
+            **env,
+        }
     )
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     started = Workers(env, prefix, logs)
     old = (app.conf.broker_url, app.conf.broker_transport_options)
-    app.conf.broker_url = broker
-    app.conf.broker_transport_options = {"global_keyprefix": prefix}
+    _send_to(broker, {"global_keyprefix": prefix})
     try:
-        started.start("a", "default,a")
-        started.start("b", "default,b")
+        for name, its_queues in (queues or {"a": "default,a", "b": "default,b"}).items():
+            started.start(name, its_queues)
         yield started
     finally:
         for worker in started.values():
             worker.stop()
-        app.conf.broker_url, app.conf.broker_transport_options = old
+        _send_to(*old)
+
+
+def _send_to(broker: str, transport_options: dict) -> None:
+    """Point this process's Celery app at another broker.
+
+    The app keeps the connection pool (and the producer pool over it) that
+    it made first, for the broker of that moment; forget both, as Celery
+    does in a forked child, so the next send makes them for this broker.
+    kombu keeps its pools by broker address and options: going back finds
+    the earlier ones.
+    """
+    app.conf.broker_url = broker
+    app.conf.broker_transport_options = transport_options
+    app._pool = None
+    if (amqp := app.__dict__.get("amqp")) is not None:
+        amqp._producer_pool = None

@@ -23,7 +23,10 @@ start. A worker that dies stops heartbeating its steps, and any worker's
 reaper fails them ("worker lost") or retries them, as their retries allow.
 A task lost on the way (a broker restarted without its data) leaves its
 step queued: the reapers send queued steps again when they have waited
-``RESEND_AFTER`` seconds, and the claim makes a duplicate harmless.
+``ORCH_RESEND_AFTER`` seconds, and the claim makes a duplicate harmless.
+A step that cannot be sent at all (the broker is down) stays queued too,
+marked due at once: the reapers try again at every heartbeat, so it starts
+as soon as the broker is back.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ import logging
 import threading
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Max, Min
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
 
 from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
@@ -44,8 +49,6 @@ from runs.snapshot import StepJob, job_for, outputs_of, step_states
 from runs.workers import QUEUED
 
 log = logging.getLogger(__name__)
-
-RESEND_AFTER = 60.0  # seconds a step may wait in its queue before it is sent again
 
 
 class CeleryExecutor:
@@ -63,10 +66,18 @@ class CeleryExecutor:
 
 
 def send(job: StepJob) -> None:
-    """Put a started step on its queue."""
+    """Put a started step on its queue; while the broker is down, leave it due."""
     from runs.tasks import execute_step
 
-    execute_step.apply_async(args=[dataclasses.asdict(job)], queue=job.queue)
+    try:
+        execute_step.apply_async(args=[dataclasses.asdict(job)], queue=job.queue)
+    except BrokerError:
+        log.warning("cannot reach the broker; %s of run %s waits", job.step_key, job.run_id)
+        # Still queued, as if it had waited its time: the next reap sends it.
+        long_ago = timezone.now() - timedelta(seconds=settings.ORCH_RESEND_AFTER + 1)
+        StepRun.objects.filter(
+            pk=job.step_run_id, status=StepStatus.RUNNING, attempt=job.attempt, worker=QUEUED
+        ).update(heartbeat_at=long_ago)
 
 
 def advance_and_send(run_id: int) -> None:
@@ -198,20 +209,19 @@ def stop_overdue_runs() -> None:
 
 
 def waiting_too_long() -> list[StepJob]:
-    """Queued steps no worker has taken for RESEND_AFTER seconds, to send again,
-    and the steps of queued runs that nobody advanced for as long."""
+    """Queued steps no worker has taken for ORCH_RESEND_AFTER seconds, to send
+    again, and the steps of queued runs that nobody advanced for as long."""
     now = timezone.now()
+    resend_after = timedelta(seconds=settings.ORCH_RESEND_AFTER)
     jobs = []
-    old_runs = Run.objects.filter(
-        status=RunStatus.QUEUED, created_at__lt=now - timedelta(seconds=RESEND_AFTER)
-    )
+    old_runs = Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - resend_after)
     # The first waiting run of each workflow: the only one that may start.
     for first in old_runs.values("workflow_id").annotate(first=Min("pk")).order_by():
         jobs.extend(engine.advance(first["first"], worker=QUEUED).jobs)
     stale = StepRun.objects.filter(
         status=StepStatus.RUNNING,
         worker=QUEUED,
-        heartbeat_at__lt=now - timedelta(seconds=RESEND_AFTER),
+        heartbeat_at__lt=now - resend_after,
     )
     for step in stale.select_related("run"):
         # Whoever marks it first sends it; the others find it fresh.

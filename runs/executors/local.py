@@ -16,6 +16,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Executor, Future
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class LocalExecutor:
         self._idle = asyncio.Event()
         self._shutting_down = False
         self._supervisor: asyncio.Task | None = None
+        # When the database last came back after calls to it failed.
+        self._database_lost = False
+        self._database_back_at: datetime | None = None
 
     # Public, thread-safe.
 
@@ -253,7 +257,8 @@ class LocalExecutor:
             except (OperationalError, InterfaceError):
                 log.warning("cannot record step run %s yet; retrying", job.step_run_id)
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, 30)
+                # Every few seconds: recorded soon after the database is back.
+                pause = min(pause * 2, 5)
 
     def _capture(self, job: engine.StepJob) -> LogCapture:
         return LogCapture(
@@ -415,7 +420,7 @@ class LocalExecutor:
         jobs = await self._db(
             recovery.reap,
             worker=self.worker_id,
-            is_gone=is_gone,
+            is_gone=self._is_gone,
             release=_release,
             starts_as=self.starts_as(),
         )
@@ -426,6 +431,19 @@ class LocalExecutor:
             self._idle.clear()
         for job in jobs:
             self._hand_out_reaped(job)
+
+    def _is_gone(self, worker: str, heartbeat_at: datetime | None) -> bool:
+        """Whether *worker* stopped (see runs/workers.py), after a database outage too.
+
+        While the database was away nobody could heartbeat: a live process's
+        heartbeat is as old as the outage. Heartbeats count from when this
+        process found the database again, so live steps are not taken for
+        lost; their processes heartbeat again within an interval.
+        """
+        back = self._database_back_at
+        if heartbeat_at is not None and back is not None and heartbeat_at < back:
+            heartbeat_at = back
+        return is_gone(worker, heartbeat_at)
 
     def _hand_out_reaped(self, job: engine.StepJob) -> None:
         """A step the reaper started or retried: held by this executor."""
@@ -440,7 +458,16 @@ class LocalExecutor:
         cancelled, so no write is silently dropped.
         """
         call = partial(with_db_retries, function, *args, **kwargs)
-        return await asyncio.shield(self._loop.run_in_executor(self._db_pool, call))
+        try:
+            result = await asyncio.shield(self._loop.run_in_executor(self._db_pool, call))
+        except (OperationalError, InterfaceError):
+            self._database_lost = True
+            raise
+        if self._database_lost:
+            log.info("the database is back")
+            self._database_lost = False
+            self._database_back_at = timezone.now()
+        return result
 
 
 class DaemonThread(Executor):
