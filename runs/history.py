@@ -13,11 +13,11 @@ from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet, Subquery
+from django.db.models import Count, Q, QuerySet, Subquery, Sum
 from django.http import QueryDict
 from django.utils import timezone
 
-from runs.models import Run, RunStatus, Trigger
+from runs.models import LogLine, Run, RunStatus, Trigger
 from workflows.models import Workflow
 
 PAGE_SIZE = 50
@@ -202,8 +202,6 @@ def runs_whose_logs_contain(workflow: Workflow, text: str) -> list[LogMatch]:
     """The newest runs of *workflow* with a log line containing *text*, each
     with its earliest such line among those read. One query; on PostgreSQL a
     trigram index finds the lines, on SQLite the logs are scanned."""
-    from runs.models import LogLine
-
     lines = (
         LogLine.objects.filter(step_run__run__workflow=workflow, text__icontains=text)
         .select_related("step_run__run")
@@ -219,8 +217,6 @@ def runs_whose_logs_contain(workflow: Workflow, text: str) -> list[LogMatch]:
 
 def stored_logs(workflow: Workflow) -> dict[str, int]:
     """How much log text the runs of *workflow* keep, and in how many runs."""
-    from django.db.models import Count, Sum
-
     totals = Run.objects.filter(workflow=workflow).aggregate(
         bytes=Sum("log_bytes"), runs=Count("id")
     )

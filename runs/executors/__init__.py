@@ -11,13 +11,14 @@ import threading
 
 from django.conf import settings
 
+from runs.engine import Dispatcher, Executor
 from runs.executors.local import LocalExecutor
 
 _executor = None
 _lock = threading.Lock()
 
 
-def get_executor():
+def get_executor() -> Executor | Dispatcher:
     """This process's executor, started on first use and stopped at exit."""
     global _executor
     with _lock:

@@ -31,6 +31,8 @@
     }
   });
 
+  // As runs/watch.py's format_duration: 3.2 s, 4 min 05 s, 2 h 03 min.
+  // Shared with the other scripts (they load after this one).
   function formatDuration(seconds) {
     if (seconds < 60) return `${seconds.toFixed(1)} s`;
     const whole = Math.floor(seconds);
@@ -38,6 +40,8 @@
     if (minutes < 60) return `${minutes} min ${String(whole % 60).padStart(2, "0")} s`;
     return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
   }
+
+  window.orchestrator = { formatDuration };
 
   setInterval(() => {
     const now = Date.now() / 1000;

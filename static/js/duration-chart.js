@@ -54,14 +54,7 @@
     }
   });
 
-  // As runs/watch.py's format_duration: 3.2 s, 4 min 05 s, 2 h 03 min.
-  function formatDuration(seconds) {
-    if (seconds < 60) return seconds.toFixed(1) + " s";
-    const whole = Math.floor(seconds);
-    const minutes = Math.floor(whole / 60);
-    if (minutes < 60) return minutes + " min " + String(whole % 60).padStart(2, "0") + " s";
-    return Math.floor(minutes / 60) + " h " + String(minutes % 60).padStart(2, "0") + " min";
-  }
+  const formatDuration = window.orchestrator.formatDuration;
 
   // Axis ticks fall on round steps, so they read shorter: 30 s, 2 min, 1 h.
   function tickLabel(seconds) {
