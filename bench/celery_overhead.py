@@ -72,6 +72,13 @@ def reply(key: str) -> None:
     _redis().rpush(key, repr(time.time()))
 
 
+@shared_task(name="bench.spawn_and_reply", ignore_result=True)
+def spawn_and_reply(key: str) -> None:
+    """A trivial task that also runs `bash -c true`, as a one-step run does."""
+    subprocess.run(["bash", "-c", "true"], check=True)
+    _redis().rpush(key, repr(time.time()))
+
+
 # The orchestrator's side.
 
 
@@ -235,12 +242,12 @@ def bare_round_trips(key: str, count: int) -> list[float]:
     return trips
 
 
-def bare_throughput(key: str, count: int) -> dict:
+def bare_throughput(key: str, count: int, task=reply) -> dict:
     client = _redis()
     client.delete(key)
     began = time.time()
     for _ in range(count):
-        reply.apply_async(args=[key], queue="default")
+        task.apply_async(args=[key], queue="default")
     sent = time.time() - began
     deadline = time.monotonic() + 120
     while client.llen(key) < count:
@@ -364,6 +371,7 @@ def main() -> None:
 
             trips = bare_round_trips(f"{prefix}bench:rtt", BARE_ROUND_TRIPS)
             bare = bare_throughput(f"{prefix}bench:many", BARE_TASKS)
+            spawning = bare_throughput(f"{prefix}bench:spawn", BARE_TASKS, spawn_and_reply)
 
             spawns, runs = [], []
             for _ in range(args.repeat):
@@ -406,6 +414,10 @@ def main() -> None:
     print(
         f"  throughput: {BARE_TASKS} tasks in {bare['elapsed']:.2f} s = {bare['rate']:.0f} tasks/s"
         f"  (sending took {bare['sent']:.2f} s)"
+    )
+    print(
+        f"  the same task running `bash -c true` too: {spawning['rate']:.0f} tasks/s"
+        "  (the ceiling of a process per run on these workers, before any database work)"
     )
     print(f"runs: {args.repeat} of a {STEPS}-step linear workflow of `true` steps")
     print(f"  spawning {STEPS} processes directly:  median {median_ms(spawns):6.1f} ms")
