@@ -194,6 +194,9 @@ if ORCH_HEARTBEAT_TIMEOUT <= 2 * ORCH_HEARTBEAT_INTERVAL:
         f"ORCH_HEARTBEAT_TIMEOUT={ORCH_HEARTBEAT_TIMEOUT:g} must be more than twice "
         f"ORCH_HEARTBEAT_INTERVAL={ORCH_HEARTBEAT_INTERVAL:g}, or live steps look lost."
     )
+# A Celery worker told to stop (SIGTERM) lets its running steps finish for
+# this long, then stops them and fails them (seconds).
+ORCH_WORKER_GRACE = env_float("ORCH_WORKER_GRACE", 30.0, minimum=0)
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
 

@@ -206,9 +206,12 @@ class LocalExecutor:
         """All attempts of one step run, then the next turn of its run."""
         while True:
             if job.delay and await self._stopped(job.run_id, timeout=job.delay):
-                # Stopped while waiting to try again: no new attempt.
+                # Stopped while waiting to try again: no new attempt here.
+                stopped_by = self._stop_reason(job.run_id)
+                if self._hand_over(job, stopped_by):
+                    return
                 capture = self._capture(job)
-                result, stopped_by = self._stop_result(job.run_id), self._stop_reason(job.run_id)
+                result = self._stop_result(job.run_id)
             else:
                 capture, result, stopped_by = await self._attempt(job)
             capture.finish()
@@ -223,7 +226,16 @@ class LocalExecutor:
             if progress.retry_job is None:
                 break
             job = progress.retry_job
+            if self._hand_over(job, stopped_by):
+                return
         self._after(job.run_id, progress)
+
+    def _hand_over(self, job: engine.StepJob, stopped_by: str) -> bool:
+        """Give a step's next attempt to another process; False: it is made here.
+
+        A subclass that stops taking steps hands them over (the Celery worker).
+        """
+        return False
 
     async def _complete(
         self, job: engine.StepJob, result: StepResult, capture: LogCapture
