@@ -63,6 +63,7 @@ def test_a_step_that_ends_within_the_grace_succeeds_and_the_run_goes_on_elsewher
     steps = steps_of(run)
     assert run.status == "succeeded", run.error
     assert (steps["slow"].status, steps["slow"].outputs) == ("succeeded", {"n": "1"})
+    assert "the worker is stopping: the step has 30 s to finish" in log_text(steps["slow"])
     # The step after it went to the worker that stays, not the stopping one.
     assert worker_of(steps["next"], workers) == ({"p1", "p2"} - {stopping}).pop()
     assert has_exited(workers[stopping]) == 0
@@ -92,7 +93,10 @@ def test_a_step_still_running_when_the_grace_runs_out_is_stopped_and_failed(
     ended_after = time.monotonic() - stopped_at
     assert (overstay.status, overstay.error) == ("failed", GRACE_OVER)
     assert 2 <= ended_after < 2 + 6  # the grace, then SIGTERM (and SIGKILL 1 s later)
-    assert f"{GRACE_OVER}: stopping the step" in log_text(overstay)
+    assert log_text(overstay, "system") == [
+        "the worker is stopping: the step has 2 s to finish",
+        f"{GRACE_OVER}: stopping the step",
+    ]
     # Its process is gone: nothing of it was left to kill.
     assert stop_leftover_processes(run.pk, "overstay") == 0
     run = wait_until_final(run)

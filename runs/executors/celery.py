@@ -180,6 +180,8 @@ class WorkerRuntime(LocalExecutor):
         running = [task for _, task in self._steps.values()]
         if running:
             log.info("worker stopping: %s step(s) have %g s to finish", len(running), grace)
+            for capture in self._captures.values():
+                capture.log(f"the worker is stopping: the step has {grace:g} s to finish")
             await asyncio.wait(running, timeout=max(0.0, began + grace - time.monotonic()))
         for run_id in self._busy_runs():
             event = self._stop_events[run_id]

@@ -66,6 +66,8 @@ class LocalExecutor:
         self._stop_reasons: dict[int, str] = {}
         # step run id -> (run id, its task)
         self._steps: dict[int, tuple[int, asyncio.Task]] = {}
+        # step run id -> the log of its attempt under way
+        self._captures: dict[int, LogCapture] = {}
         self._tasks: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
         self._shutting_down = False
@@ -294,6 +296,7 @@ class LocalExecutor:
         flusher = asyncio.create_task(self._flush(job, capture, attempt_over))
         execution = asyncio.create_task(get_kind(job.kind).execute(context))
         stop = asyncio.create_task(self._stop_events[job.run_id].wait())
+        self._captures[job.step_run_id] = capture
         try:
             done, _ = await asyncio.wait(
                 {execution, stop},
@@ -319,6 +322,7 @@ class LocalExecutor:
                 execution.cancel()
                 await asyncio.gather(execution, return_exceptions=True)
         finally:
+            self._captures.pop(job.step_run_id, None)
             stop.cancel()
             # Not cancelled: a batch being written must not be dropped.
             attempt_over.set()
