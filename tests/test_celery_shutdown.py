@@ -6,6 +6,7 @@ runs the step, as ``kill <pid>`` or a service manager would.
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -129,3 +130,28 @@ def test_a_step_stopped_at_the_end_of_the_grace_is_retried_by_another_worker(
     assert worker_of(overstay, workers) == ({"r1", "r2"} - {stopping}).pop()
     assert "done on attempt 2" in log_text(overstay)
     assert has_exited(workers[stopping]) == 0
+
+
+def test_a_cold_shutdown_during_the_grace_leaves_the_step_to_the_other_workers(
+    celery_executor, workers: Workers
+):
+    workers.start_many(["q1", "q2"], "q")  # the default grace: 30 s
+    workflow = make_workflow(
+        "{slug: impatient, steps: ["
+        " {key: overstay, kind: shell, queue: q, command: 'sleep 60'},"
+        " {key: after, kind: shell, queue: q, run_if: always, command: 'true'}]}"
+    )
+    run = start_run(workflow, celery_executor)
+    stopping = worker_of(running_somewhere(run, "overstay"), workers)
+    workers[stopping].terminate()
+    wait_for(lambda: "Warm shutdown" in workers[stopping].log.read_text(errors="replace"))
+
+    workers[stopping].process.send_signal(signal.SIGQUIT)
+
+    has_exited(workers[stopping], timeout=10)
+    run = wait_until_final(run)
+    steps = steps_of(run)
+    assert steps["overstay"].status == "failed"
+    assert steps["overstay"].error.startswith("worker lost")
+    assert steps["after"].status == "succeeded"
+    assert stop_leftover_processes(run.pk, "overstay") == 0
