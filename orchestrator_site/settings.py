@@ -197,6 +197,9 @@ if ORCH_HEARTBEAT_TIMEOUT <= 2 * ORCH_HEARTBEAT_INTERVAL:
 # A step sent to a Celery queue and taken by no worker for this long (its
 # task lost with a broker restarted empty) is sent again (seconds).
 ORCH_RESEND_AFTER = env_float("ORCH_RESEND_AFTER", 60.0, minimum=1)
+# A Celery worker told to stop (SIGTERM) lets its running steps finish for
+# this long, then stops them and fails them (seconds).
+ORCH_WORKER_GRACE = env_float("ORCH_WORKER_GRACE", 30.0, minimum=0)
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
 

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from celery import shared_task
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+    worker_shutting_down,
+)
 
 from runs.executors import celery as distributed
 
@@ -22,3 +27,19 @@ def _start_steps_runtime(**_) -> None:
 @worker_process_shutdown.connect
 def _stop_steps(**_) -> None:
     distributed.stop_worker_runtime()
+
+
+@worker_init.connect
+def _prepare_for_shutdown(**_) -> None:
+    # In the main process, before the pool processes are started from it.
+    distributed.prepare_for_shutdown()
+
+
+@worker_shutting_down.connect
+def _start_grace(how: str = "", **_) -> None:
+    # Sent in the main process on SIGTERM or a first Ctrl-C ("Warm": no new
+    # tasks, the running ones are waited for) and on SIGQUIT or a second
+    # Ctrl-C ("Cold": the pool processes are ended at once, their steps left
+    # to the other workers as lost).
+    if how == "Warm":
+        distributed.begin_shutdown()

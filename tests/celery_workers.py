@@ -74,6 +74,11 @@ class Worker:
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait()
 
+    def terminate(self) -> None:
+        """SIGTERM to the worker's main process, as ``kill <pid>`` or systemd
+        (``KillMode=mixed``) stop a worker: its warm shutdown."""
+        self.process.send_signal(signal.SIGTERM)
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -93,10 +98,20 @@ class Workers(dict):
         super().__init__()
         self.env, self.prefix, self.logs = env, prefix, logs
 
-    def start(self, name: str, queues: str) -> Worker:
-        worker = self[name] = Worker(name, queues, self.env, self.logs / f"{name}.log")
-        worker.wait_ready()
-        return worker
+    def start(self, name: str, queues: str, **env: str) -> Worker:
+        """Start worker *name* on *queues*, with *env* added to the workers' environment."""
+        return self.start_many([name], queues, **env)[0]
+
+    def start_many(self, names: list[str], queues: str, **env: str) -> list[Worker]:
+        """Start workers side by side (faster than one after the other)."""
+        started = []
+        for name in names:
+            log = self.logs / f"{name}.log"
+            started.append(Worker(name, queues, {**self.env, **env}, log))
+            self[name] = started[-1]
+        for worker in started:
+            worker.wait_ready()
+        return started
 
 
 @contextlib.contextmanager

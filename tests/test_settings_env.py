@@ -100,3 +100,17 @@ def test_it_stops_the_start_with_a_message_on_a_bad_value():
 
     assert result.returncode != 0
     assert "DATABASE_URL='oracle://nope': unknown scheme 'oracle'" in result.stderr
+
+
+def test_a_worker_does_not_start_with_a_grace_that_is_not_a_number():
+    result = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"],
+        cwd=settings.BASE_DIR,
+        env={"PATH": "/usr/bin:/bin", "ORCH_WORKER_GRACE": "soon"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode != 0
+    assert "ORCH_WORKER_GRACE='soon' is not a number." in result.stderr

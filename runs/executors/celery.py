@@ -18,6 +18,12 @@ How a step travels:
 A run's first steps are started by its trigger, in the trigger's own
 transaction (engine.Dispatcher), and sent from there.
 
+A worker told to stop (SIGTERM, Celery's warm shutdown) takes no new
+tasks and gives its running steps ``ORCH_WORKER_GRACE`` seconds to end as
+usual. Then it stops the ones still running, fails them with a reason that
+says so (or queues their next attempt for another worker, as their retries
+allow), and the run goes on elsewhere; see ``WorkerRuntime``.
+
 Nothing here waits for Celery to redeliver: tasks are acknowledged when they
 start. A worker that dies stops heartbeating its steps, and any worker's
 reaper fails them ("worker lost") or retries them, as their retries allow.
@@ -31,9 +37,12 @@ as soon as the broker is back.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import multiprocessing
 import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -43,12 +52,15 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
-from runs.executors.local import LocalExecutor, with_db_retries
+from runs.executors.local import SUPERVISE_EVERY, LocalExecutor, with_db_retries
 from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
 from runs.snapshot import StepJob, job_for, outputs_of, step_states
 from runs.workers import QUEUED
+from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)
+
+GRACE_OVER = "grace over"  # a stop reason of a stopping worker's own
 
 
 class CeleryExecutor:
@@ -100,6 +112,12 @@ def execute(job_data: dict) -> None:
     job: StepJob | None = StepJob(**job_data)
     runtime = worker_runtime()
     while job is not None:
+        if shutdown_began():
+            # This worker is stopping, and the task was already acknowledged
+            # (or the step is one it went on with): back to its queue, for
+            # another worker (the step is not claimed).
+            send(job)
+            return
         if not with_db_retries(claim, job, runtime.worker_id):
             log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
             return
@@ -116,8 +134,15 @@ def claim(job: StepJob, worker: str) -> bool:
 class WorkerRuntime(LocalExecutor):
     """The local executor inside a Celery worker process: steps it starts go to queues.
 
-    Except one: a step executed as a task that starts a step of a queue this
-    worker consumes executes that one next, in the same task (see execute).
+    A step executed as a task that starts a step of a queue this worker
+    consumes executes that one next, in the same task (see execute).
+
+    When its worker is told to stop, it is *leaving*: it takes no new step,
+    lets the running ones end as usual for ``ORCH_WORKER_GRACE`` seconds,
+    then stops those still running and records them failed (their processes
+    are killed as on a timeout). A step's next attempt, due then or during
+    the grace, goes to its queue for another worker. The worker's pool
+    process exits once its step is recorded.
     """
 
     def __init__(self, *, name: str = "celery") -> None:
@@ -125,6 +150,11 @@ class WorkerRuntime(LocalExecutor):
         self._queues = frozenset(app.amqp.queues.consume_from)
         # step run id of a step executed as a task -> the step that follows it there
         self._next_jobs: dict[int, StepJob | None] = {}
+        self._leaving = False
+        # Work handed to other threads (sends to the broker) that must be
+        # done before this process exits.
+        self._handing_out: set[asyncio.Future] = set()
+        self._watcher: asyncio.Task | None = None
 
     def starts_as(self) -> str:
         return QUEUED
@@ -138,7 +168,7 @@ class WorkerRuntime(LocalExecutor):
         return next_job
 
     def _after_step(self, job: StepJob, progress: engine.Progress) -> None:
-        if job.step_run_id in self._next_jobs and not self._shutting_down:
+        if job.step_run_id in self._next_jobs and not self._leaving:
             here = [started for started in progress.jobs if started.queue in self._queues]
             if here:
                 self._next_jobs[job.step_run_id] = here[0]
@@ -146,26 +176,82 @@ class WorkerRuntime(LocalExecutor):
                 progress = dataclasses.replace(progress, jobs=others)
         self._after(job.run_id, progress)
 
+    def _in_thread(self, function, *args) -> None:
+        # Sending talks to the broker: not on the event loop.
+        future = self._loop.run_in_executor(None, function, *args)
+        self._handing_out.add(future)
+        future.add_done_callback(self._handing_out.discard)
+
     def _hand_out(self, job: StepJob) -> None:
-        # Steps this process starts are started as queued: send them. Sending
-        # talks to the broker: not on the event loop.
-        self._loop.run_in_executor(None, send, job)
+        # Steps this process starts are started as queued: send them.
+        self._in_thread(send, job)
 
     def _after(self, run_id: int, progress: engine.Progress) -> None:
         super()._after(run_id, progress)
         if progress.run_status in RUN_FINAL and progress.limited:
             # A slot of its workflow is free: a run waiting for it may start.
-            self._loop.run_in_executor(None, _advance_next_waiting, run_id)
+            self._in_thread(_advance_next_waiting, run_id)
 
     def _hand_out_reaped(self, job: StepJob) -> None:
         # A lost step tried again is held by this process: queue it first.
-        self._loop.run_in_executor(None, _send_queued, job)
+        self._in_thread(_send_queued, job)
+
+    def _hand_over(self, job: StepJob, stopped_by: str) -> bool:
+        # A leaving worker makes no new attempt: another worker of the queue
+        # does. A cancel, a run timeout or a cold shutdown ends it as anywhere.
+        if not self._leaving or stopped_by not in ("", GRACE_OVER):
+            return False
+        self._hand_out_reaped(job)
+        return True
 
     async def _reap(self) -> None:
+        if self._leaving:
+            return  # the workers that stay take over what others left
         await super()._reap()
         await self._db(stop_overdue_runs)
         for job in await self._db(waiting_too_long):
             self._hand_out(job)
+
+    # Leaving.
+
+    async def _start(self, recover: bool) -> None:
+        await super()._start(recover)
+        self._watcher = asyncio.create_task(self._watch_for_shutdown())
+
+    async def _watch_for_shutdown(self) -> None:
+        while not (began := shutdown_began()):
+            await asyncio.sleep(SUPERVISE_EVERY)
+        self._leaving = True
+        grace = settings.ORCH_WORKER_GRACE
+        running = [task for _, task in self._steps.values()]
+        if running:
+            log.info("worker stopping: %s step(s) have %g s to finish", len(running), grace)
+            for capture in self._captures.values():
+                capture.log(f"the worker is stopping: the step has {grace:g} s to finish")
+            await asyncio.wait(running, timeout=max(0.0, began + grace - time.monotonic()))
+        for run_id in self._busy_runs():
+            event = self._stop_events[run_id]
+            if not event.is_set():  # a cancel or a run timeout has its own reason
+                self._stop_reasons[run_id] = GRACE_OVER
+                event.set()
+
+    def _stop_result(self, run_id: int) -> StepResult:
+        if self._stop_reason(run_id) == GRACE_OVER:
+            return StepResult(
+                StepStatus.FAILED,
+                error=(
+                    "worker stopped: the step did not finish within the worker's "
+                    f"{settings.ORCH_WORKER_GRACE:g} s shutdown grace period"
+                ),
+            )
+        return super()._stop_result(run_id)
+
+    async def _shutdown(self) -> None:
+        if self._watcher:
+            self._watcher.cancel()
+        await super()._shutdown()
+        if self._handing_out:
+            await asyncio.wait(list(self._handing_out))
 
 
 def _send_queued(job: StepJob) -> None:
@@ -237,6 +323,32 @@ def waiting_too_long() -> list[StepJob]:
         log.warning("sending %s of run %s again: no worker took it", step.step_key, run.pk)
         jobs.append(job)
     return jobs
+
+
+# When this worker was told to stop (time.monotonic(), 0 = not yet), in
+# memory its pool processes share: set by the main process, which gets the
+# signal, seen by the pool processes, which run the steps. No signal is
+# sent to them: their main thread is busy waiting for the step.
+_shutdown_began = None
+
+
+def prepare_for_shutdown() -> None:
+    """In the worker's main process, before it starts its pool processes."""
+    global _shutdown_began
+    if _shutdown_began is None:
+        _shutdown_began = multiprocessing.RawValue("d", 0.0)
+
+
+def begin_shutdown() -> None:
+    """In the worker's main process: it was told to stop; the grace starts."""
+    prepare_for_shutdown()
+    if not _shutdown_began.value:  # a second SIGTERM does not extend it
+        _shutdown_began.value = time.monotonic()
+
+
+def shutdown_began() -> float:
+    """When this worker was told to stop (a monotonic time), or 0."""
+    return _shutdown_began.value if _shutdown_began is not None else 0.0
 
 
 _runtime: WorkerRuntime | None = None

@@ -66,6 +66,8 @@ class LocalExecutor:
         self._stop_reasons: dict[int, str] = {}
         # step run id -> (run id, its task)
         self._steps: dict[int, tuple[int, asyncio.Task]] = {}
+        # step run id -> the log of its attempt under way
+        self._captures: dict[int, LogCapture] = {}
         self._tasks: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
         self._shutting_down = False
@@ -214,9 +216,12 @@ class LocalExecutor:
         """All attempts of one step run, then the next turn of its run."""
         while True:
             if job.delay and await self._stopped(job.run_id, timeout=job.delay):
-                # Stopped while waiting to try again: no new attempt.
+                # Stopped while waiting to try again: no new attempt here.
+                stopped_by = self._stop_reason(job.run_id)
+                if self._hand_over(job, stopped_by):
+                    return
                 capture = self._capture(job)
-                result, stopped_by = self._stop_result(job.run_id), self._stop_reason(job.run_id)
+                result = self._stop_result(job.run_id)
             else:
                 capture, result, stopped_by = await self._attempt(job)
             capture.finish()
@@ -231,11 +236,20 @@ class LocalExecutor:
             if progress.retry_job is None:
                 break
             job = progress.retry_job
+            if self._hand_over(job, stopped_by):
+                return
         self._after_step(job, progress)
 
     def _after_step(self, job: engine.StepJob, progress: engine.Progress) -> None:
         """The turn that recorded the last attempt of *job*."""
         self._after(job.run_id, progress)
+
+    def _hand_over(self, job: engine.StepJob, stopped_by: str) -> bool:
+        """Give a step's next attempt to another process; False: it is made here.
+
+        A subclass that stops taking steps hands them over (the Celery worker).
+        """
+        return False
 
     async def _complete(
         self, job: engine.StepJob, result: StepResult, capture: LogCapture
@@ -293,6 +307,7 @@ class LocalExecutor:
         flusher = asyncio.create_task(self._flush(job, capture, attempt_over))
         execution = asyncio.create_task(get_kind(job.kind).execute(context))
         stop = asyncio.create_task(self._stop_events[job.run_id].wait())
+        self._captures[job.step_run_id] = capture
         try:
             done, _ = await asyncio.wait(
                 {execution, stop},
@@ -318,6 +333,7 @@ class LocalExecutor:
                 execution.cancel()
                 await asyncio.gather(execution, return_exceptions=True)
         finally:
+            self._captures.pop(job.step_run_id, None)
             stop.cancel()
             # Not cancelled: a batch being written must not be dropped.
             attempt_over.set()
