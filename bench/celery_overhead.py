@@ -223,9 +223,11 @@ def throughput(workflow, executor, runs: int) -> dict:
         "elapsed": elapsed,
         "triggered": triggered,
         "rate": runs / elapsed,
-        # created -> started: waiting in the queue for a worker's advance;
+        # created -> started: none, the trigger starts the run (no limit holds it);
         # started -> finished: the step's trip to a worker, its execution and record.
-        "waiting": [(started - created).total_seconds() for _, created, started, _ in rows],
+        "waiting": [
+            max(0.0, (started - created).total_seconds()) for _, created, started, _ in rows
+        ],
         "running": [(end - started).total_seconds() for _, _, started, end in rows],
     }
 

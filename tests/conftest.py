@@ -127,6 +127,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture
+def workers(celery_workers):
+    """The real Celery workers of this test process (tests/celery_workers.py)."""
+    return celery_workers
+
+
+@pytest.fixture
+def celery_executor(workers):
+    """What the dashboard uses when the workers execute the steps."""
+    from runs.executors.celery import CeleryExecutor
+
+    return CeleryExecutor()
+
+
+@pytest.fixture
 def executor(request, transactional_db):
     """An executor for one test: a local one of its own (its steps die with
     it), or, parametrized "celery", the distributed one and its workers."""

@@ -15,8 +15,7 @@ import pytest
 from django.conf import settings
 
 from runs import engine
-from runs.executors.celery import CeleryExecutor
-from runs.models import Run, StopRequest
+from runs.models import Run, StepRun, StopRequest
 from runs.workers import stop_leftover_processes
 from tests.celery_workers import Workers
 from tests.conftest import (
@@ -34,14 +33,12 @@ WORKER_START_TIMEOUT = 30.0
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def workers(celery_workers):
-    return celery_workers
-
-
-@pytest.fixture
-def celery_executor(workers):
-    return CeleryExecutor()
+def running_somewhere(run: Run, key: str) -> StepRun:
+    """The step once a worker has claimed it and runs it."""
+    return wait_for(
+        lambda: run.steps.filter(step_key=key, status="running").exclude(worker="queued").first(),
+        message=f"{key} to run on a worker",
+    )
 
 
 def worker_of(step, workers: Workers) -> str:
@@ -133,9 +130,7 @@ def test_a_killed_worker_is_lost_and_the_other_ones_go_on(celery_executor, worke
         " {key: after, kind: shell, run_if: always, command: 'true'}]}"
     )
     run = start_run(workflow, celery_executor)
-    nap = wait_for(
-        lambda: run.steps.filter(step_key="nap", status="running").exclude(worker="queued").first()
-    )
+    nap = running_somewhere(run, "nap")
     assert worker_of(nap, workers) == "c"
     killed_at = time.monotonic()
 
@@ -151,6 +146,11 @@ def test_a_killed_worker_is_lost_and_the_other_ones_go_on(celery_executor, worke
     assert worker_of(steps["after"], workers) in {"a", "b"}
     # Its step's process did not outlive it: another worker stopped it.
     assert stop_leftover_processes(run.pk, "nap") == 0
+    # The next run succeeds on the workers that remain.
+    following = make_workflow("{slug: following, steps: [{key: go, kind: shell, command: 'true'}]}")
+    following_run = wait_until_final(start_run(following, celery_executor), timeout=30)
+    assert following_run.status == "succeeded"
+    assert worker_of(steps_of(following_run)["go"], workers) in {"a", "b"}
 
 
 def test_lines_a_worker_prints_reach_a_websocket_through_redis(
@@ -219,7 +219,7 @@ def test_a_step_of_a_killed_worker_is_retried_elsewhere_when_its_retries_allow(
         ' command: \'if [ "$ORCH_ATTEMPT" = 1 ]; then sleep 60; fi; echo "done on attempt $ORCH_ATTEMPT"\'}]}'
     )
     run = start_run(workflow, celery_executor)
-    first = wait_for(lambda: run.steps.filter(status="running").exclude(worker="queued").first())
+    first = running_somewhere(run, "nap")
     victim = worker_of(first, workers)
 
     workers.pop(victim).kill()

@@ -11,34 +11,14 @@ import time
 
 import pytest
 
-from runs.executors.celery import CeleryExecutor
-from runs.models import Run, StepRun
 from runs.workers import stop_leftover_processes
 from tests.celery_workers import Worker, Workers
 from tests.conftest import log_text, make_workflow, start_run, steps_of, wait_for, wait_until_final
-from tests.test_celery import worker_of
+from tests.test_celery import running_somewhere, worker_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 GRACE_OVER = "worker stopped: the step did not finish within the worker's 2 s shutdown grace period"
-
-
-@pytest.fixture
-def workers(celery_workers):
-    return celery_workers
-
-
-@pytest.fixture
-def celery_executor(workers):
-    return CeleryExecutor()
-
-
-def running_somewhere(run: Run, key: str) -> StepRun:
-    """The step once a worker has claimed it and runs it."""
-    return wait_for(
-        lambda: run.steps.filter(step_key=key, status="running").exclude(worker="queued").first(),
-        message=f"{key} to run on a worker",
-    )
 
 
 def has_exited(worker: Worker, timeout: float = 30) -> int:
