@@ -253,7 +253,8 @@ def test_it_batches_a_step_that_prints_100000_lines(layer, alice, executor):
     assert received == sorted(set(received)), "in order, none twice"
     # At most about ten messages a second, however fast the step prints.
     assert len(messages) <= 12 * elapsed + 5, (len(messages), elapsed)
-    assert "not shown here" in "".join(messages) or len(received) == 100_000
+    if len(received) < 100_000:  # lines skipped on purpose are never skipped silently
+        assert "not shown here" in "".join(messages)
 
 
 def test_the_dashboard_shows_a_run_running_then_finished(layer, alice, executor):
