@@ -279,3 +279,20 @@ def test_cancelling_a_run_whose_step_waits_in_a_queue_ends_it_at_once(celery_exe
 
     run.refresh_from_db()
     assert (run.status, steps_of(run)["wait"].status) == ("cancelled", "cancelled")
+
+
+def test_cancelling_a_run_whose_steps_wait_in_a_queue_frees_its_slot_at_once(celery_executor):
+    workflow = make_workflow(
+        "{slug: one-slot, max_concurrent_runs: 1,"
+        " steps: [{key: wait, kind: shell, queue: nobody, command: 'true'}]}"
+    )
+    stranded = start_run(workflow, celery_executor)
+    waiting = start_run(workflow, celery_executor)
+    assert waiting.status == "queued"
+
+    # From the dashboard: no worker executes the run, none sees it end.
+    engine.request_stop(stranded.pk, StopRequest.CANCEL)
+
+    # Started within a few heartbeats, not after ORCH_RESEND_AFTER (a minute).
+    wait_for(lambda: Run.objects.get(pk=waiting.pk).status == "running", timeout=10)
+    engine.request_stop(waiting.pk, StopRequest.CANCEL)

@@ -46,7 +46,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Max, Min
+from django.db.models import F, Max, Min
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -295,15 +295,23 @@ def stop_overdue_runs() -> None:
 
 
 def waiting_too_long() -> list[StepJob]:
-    """Queued steps no worker has taken for ORCH_RESEND_AFTER seconds, to send
-    again, and the steps of queued runs that nobody advanced for as long."""
+    """What waits and should not: the first steps of queued runs whose
+    workflow has a free slot, or that have waited ORCH_RESEND_AFTER seconds;
+    and queued steps no worker has taken for that long, to send again."""
     now = timezone.now()
     resend_after = timedelta(seconds=settings.ORCH_RESEND_AFTER)
     jobs = []
-    old_runs = Run.objects.filter(status=RunStatus.QUEUED, created_at__lt=now - resend_after)
+    waiting = Run.objects.filter(status=RunStatus.QUEUED, worker=QUEUED).values(
+        "workflow_id", limit=F("workflow__max_concurrent_runs")
+    )
     # The first waiting run of each workflow: the only one that may start.
-    for first in old_runs.values("workflow_id").annotate(first=Min("pk")).order_by():
-        jobs.extend(engine.advance(first["first"], worker=QUEUED).jobs)
+    for first in waiting.annotate(first=Min("pk"), since=Min("created_at")).order_by():
+        # A slot is usually taken by the next run as the run before ends; not
+        # when that run ended where no worker saw it (a cancel from the
+        # dashboard of a run whose steps all waited in a queue).
+        running = Run.objects.filter(workflow_id=first["workflow_id"], status=RunStatus.RUNNING)
+        if running.count() < first["limit"] or first["since"] < now - resend_after:
+            jobs.extend(engine.advance(first["first"], worker=QUEUED).jobs)
     stale = StepRun.objects.filter(
         status=StepStatus.RUNNING,
         worker=QUEUED,
