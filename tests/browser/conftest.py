@@ -15,6 +15,7 @@ tests/conftest.py turns that skip into a failure).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -98,9 +99,16 @@ def daphne_server(django_db_setup, tmp_path_factory: pytest.TempPathFactory) -> 
     Its output, with an access log, goes to daphne/daphne.log under pytest's
     temporary directory.
     """
-    env = manage_env(ORCH_EXECUTOR_AUTOSTART="true", ALLOWED_HOSTS="127.0.0.1", DEBUG="false")
+    env = manage_env(ORCH_EXECUTOR_AUTOSTART="true")
+    with running_daphne(env, tmp_path_factory.mktemp("daphne") / "daphne.log") as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """A Daphne with the environment *env*, as users start it; its base URL."""
+    env = {**env, "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "false"}
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    log_path = tmp_path_factory.mktemp("daphne") / "daphne.log"
     # Daphne adopts a socket that is already listening, so no other process
     # (another xdist worker) can take the port in between.
     with socket.create_server(("127.0.0.1", 0)) as listener, log_path.open("wb") as log:
@@ -166,6 +174,11 @@ def server(daphne_server: str, transactional_db) -> str:
 
 @pytest.fixture
 def logged_in_page(page: Page, server: str, alice) -> Page:
+    return log_in(page, server)
+
+
+def log_in(page: Page, server: str) -> Page:
+    """Log alice in through the login form of *server*."""
     page.goto(f"{server}/accounts/login/")
     page.get_by_label("User name").fill("alice")
     page.get_by_label("Password").fill("alice-password-1")
