@@ -88,29 +88,29 @@ def test_it_refuses_a_bad_value_naming_the_variable(monkeypatch, name, value, re
     assert words in str(caught.value)
 
 
-def test_it_stops_the_start_with_a_message_on_a_bad_value():
+def refused_start(*command: str, **env: str) -> str:
+    """Start *command* (python's arguments) with *env*; it must fail: its stderr."""
     result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, *command],
         cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", "DATABASE_URL": "oracle://nope"},
+        env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
-
     assert result.returncode != 0
-    assert "DATABASE_URL='oracle://nope': unknown scheme 'oracle'" in result.stderr
+    return result.stderr
+
+
+def test_it_stops_the_start_with_a_message_on_a_bad_value():
+    stderr = refused_start("manage.py", "check", DATABASE_URL="oracle://nope")
+
+    assert "DATABASE_URL='oracle://nope': unknown scheme 'oracle'" in stderr
 
 
 def test_a_worker_does_not_start_with_a_grace_that_is_not_a_number():
-    result = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"],
-        cwd=settings.BASE_DIR,
-        env={"PATH": "/usr/bin:/bin", "ORCH_WORKER_GRACE": "soon"},
-        capture_output=True,
-        text=True,
-        timeout=60,
+    stderr = refused_start(
+        "-m", "celery", "-A", "orchestrator_site", "worker", ORCH_WORKER_GRACE="soon"
     )
 
-    assert result.returncode != 0
-    assert "ORCH_WORKER_GRACE='soon' is not a number." in result.stderr
+    assert "ORCH_WORKER_GRACE='soon' is not a number." in stderr

@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from runs.models import Run
 from tests.browser.conftest import log_in, running_daphne
-from tests.browser.test_live_runs import press_run
+from tests.browser.test_live_runs import TICKER, press_run
 from tests.conftest import make_workflow
 
 
@@ -32,16 +32,7 @@ def test_a_run_on_the_workers_shows_live_on_every_server(
     two_servers, transactional_db, alice, page: Page, browser: Browser, celery_workers
 ):
     first, second = two_servers
-    make_workflow(
-        """
-        slug: ticker
-        name: Ticker
-        steps:
-          - key: tick
-            kind: shell
-            command: for i in $(seq 1 10); do echo "tick $i"; sleep 0.3; done
-        """
-    )
+    make_workflow(TICKER)
     other = browser.new_context()
     try:
         watcher = log_in(other.new_page(), second)

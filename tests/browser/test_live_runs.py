@@ -29,18 +29,20 @@ def still_the_same_page(page: Page) -> None:
     assert page.evaluate("window.__sameVisit === true"), "the page was reloaded"
 
 
+# Ten lines, one every 200 ms.
+TICKER = """
+    slug: ticker
+    name: Ticker
+    steps:
+      - key: tick
+        kind: shell
+        command: for i in $(seq 1 10); do echo "tick $i"; sleep 0.2; done
+"""
+
+
 def test_it_shows_each_line_as_the_step_prints_it_then_the_end(logged_in_page: Page, server):
     page = logged_in_page
-    make_workflow(
-        """
-        slug: ticker
-        name: Ticker
-        steps:
-          - key: tick
-            kind: shell
-            command: for i in $(seq 1 10); do echo "tick $i"; sleep 0.2; done
-        """
-    )
+    make_workflow(TICKER)
 
     press_run(page, server, "Ticker")
     never_reloaded(page)
