@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from django.db import transaction
@@ -99,3 +100,31 @@ def _fail_lost_step(
     if progress.retry_job is not None:
         jobs.append(progress.retry_job)
     return jobs
+
+
+def strays(worker: str, executing: set[int], silent_since: datetime) -> list[StepJob]:
+    """Steps *worker* holds as running and does not execute: their start was lost.
+
+    That happens when the connection broke while the commit that started
+    them went through: the call is tried again, finds its result recorded,
+    and starts nothing. *executing* are the step runs the executor does
+    execute (it heartbeats those alone); a step whose heartbeat is newer
+    than *silent_since* may still be on its way to it (just started, or
+    just claimed). Returns their jobs, to execute as any other.
+    """
+    found = StepRun.objects.filter(
+        worker=worker, status=StepStatus.RUNNING, heartbeat_at__lt=silent_since
+    ).exclude(pk__in=executing)
+    jobs = []
+    for step in found.select_related("run"):
+        log.warning("%s was started but never executed: starting it now", step)
+        jobs.append(resumed_job(step))
+    return jobs
+
+
+def resumed_job(step: StepRun) -> StepJob:
+    """The job of a step run's current attempt, its lines numbered after those stored."""
+    states = step_states(step.run)
+    state = next(s for s in states if s.pk == step.pk)
+    next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
+    return replace(job_for(step.run, state, outputs_of(states)), first_seq=next_seq)

@@ -225,3 +225,23 @@ def test_it_stops_the_steps_of_a_terminated_cli_and_leaves_the_retry_to_the_next
     assert step.attempt == 2
     assert [a["error"] for a in step.attempts] == [engine.INTERRUPTED]
     assert log_text(step, "stdout") == ["second attempt"]
+
+
+def test_a_step_an_executor_holds_but_never_started_is_started(transactional_db, settings):
+    # As when the commit that started it went through but its answer was
+    # lost with the connection: the retried call found it recorded.
+    settings.ORCH_HEARTBEAT_INTERVAL = 0.5
+    workflow = make_workflow(
+        "slug: lost-start\nsteps: [{key: s, kind: shell, command: 'echo ran'}]"
+    )
+    executor = LocalExecutor(name="holder").start(recover=False)
+    try:
+        run = running_elsewhere(workflow, executor.worker_id, timezone.now() - timedelta(seconds=5))
+
+        run = wait_until_final(run, timeout=15)
+    finally:
+        executor.stop()
+
+    step = run.steps.get()
+    assert (run.status, step.status, step.attempt) == ("succeeded", "succeeded", 1)
+    assert log_text(step, "stdout") == ["ran"]

@@ -46,7 +46,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Max, Min
+from django.db.models import F, Min
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -54,7 +54,8 @@ from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
 from runs.executors.local import SUPERVISE_EVERY, LocalExecutor, with_db_retries
 from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
-from runs.snapshot import StepJob, job_for, outputs_of, step_states
+from runs.recovery import resumed_job
+from runs.snapshot import StepJob
 from runs.workers import QUEUED
 from workflows.kinds.base import StepResult
 
@@ -323,13 +324,8 @@ def waiting_too_long() -> list[StepJob]:
             pk=step.pk, worker=QUEUED, heartbeat_at=step.heartbeat_at
         ).update(heartbeat_at=now):
             continue
-        run = step.run
-        states = step_states(run)
-        next_seq = (step.log_lines.aggregate(last=Max("seq"))["last"] or 0) + 1
-        state = next(s for s in states if s.pk == step.pk)
-        job = dataclasses.replace(job_for(run, state, outputs_of(states)), first_seq=next_seq)
-        log.warning("sending %s of run %s again: no worker took it", step.step_key, run.pk)
-        jobs.append(job)
+        log.warning("sending %s of run %s again: no worker took it", step.step_key, step.run_id)
+        jobs.append(resumed_job(step))
     return jobs
 
 

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Executor, Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -398,7 +398,7 @@ class LocalExecutor:
                     await self._look_at_runs()
                 if time.monotonic() - last_beat >= settings.ORCH_HEARTBEAT_INTERVAL:
                     last_beat = time.monotonic()
-                    await self._db(_heartbeat, self.worker_id)
+                    await self._db(_heartbeat, self.worker_id, set(self._steps))
                     await self._reap()
             except Exception:
                 log.exception("supervision failed; trying again")
@@ -440,6 +440,10 @@ class LocalExecutor:
             release=_release,
             starts_as=self.starts_as(),
         )
+        # Steps this executor holds but never started (see recovery.strays).
+        silent_since = timezone.now() - timedelta(seconds=2 * settings.ORCH_HEARTBEAT_INTERVAL)
+        handed_out = set(self._steps) | {job.step_run_id for job in jobs}
+        jobs += await self._db(recovery.strays, self.worker_id, handed_out, silent_since)
         adopted = await self._db(_runs_of, self.worker_id)
         for run_id in adopted - self._runs:
             self._runs.add(run_id)
@@ -587,7 +591,10 @@ def _runs_of(worker: str) -> set[int]:
     return set(Run.objects.active().filter(worker=worker).values_list("pk", flat=True))
 
 
-def _heartbeat(worker: str) -> None:
+def _heartbeat(worker: str, executing: set[int]) -> None:
+    """The runs this executor holds, and the steps it does execute, are alive."""
     now = timezone.now()
     Run.objects.active().filter(worker=worker).update(heartbeat_at=now)
-    StepRun.objects.filter(worker=worker, status=StepStatus.RUNNING).update(heartbeat_at=now)
+    StepRun.objects.filter(pk__in=executing, worker=worker, status=StepStatus.RUNNING).update(
+        heartbeat_at=now
+    )
