@@ -117,6 +117,7 @@ ON_BOTH_EXECUTORS = {
     "test_engine_retries",
     "test_engine_run_if",
     "test_engine_stopping",
+    "test_rerun",
 }
 
 
