@@ -29,13 +29,15 @@ PREFIX = f"test-{uuid.uuid4().hex[:8]}:"
 
 
 class Worker:
-    def __init__(self, name: str, queues: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self, name: str, queues: str, env: dict[str, str], log: Path, concurrency: int = 2
+    ) -> None:
         self.name = name
         self.log = log
         self.process = subprocess.Popen(
             [
                 *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
-                *("-Q", queues, "-n", f"{name}@%h", "-c", "2", "--loglevel", "INFO"),
+                *("-Q", queues, "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO"),
                 "--without-mingle",
                 "--without-gossip",
             ],
@@ -98,16 +100,19 @@ class Workers(dict):
         super().__init__()
         self.env, self.prefix, self.logs = env, prefix, logs
 
-    def start(self, name: str, queues: str, **env: str) -> Worker:
-        """Start worker *name* on *queues*, with *env* added to the workers' environment."""
-        return self.start_many([name], queues, **env)[0]
+    def start(self, name: str, queues: str, concurrency: int = 2, **env: str) -> Worker:
+        """Start worker *name* on *queues* (running *concurrency* steps at once),
+        with *env* added to the workers' environment."""
+        return self.start_many([name], queues, concurrency, **env)[0]
 
-    def start_many(self, names: list[str], queues: str, **env: str) -> list[Worker]:
+    def start_many(
+        self, names: list[str], queues: str, concurrency: int = 2, **env: str
+    ) -> list[Worker]:
         """Start workers side by side (faster than one after the other)."""
         started = []
         for name in names:
             log = self.logs / f"{name}.log"
-            started.append(Worker(name, queues, {**self.env, **env}, log))
+            started.append(Worker(name, queues, {**self.env, **env}, log, concurrency))
             self[name] = started[-1]
         for worker in started:
             worker.wait_ready()

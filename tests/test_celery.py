@@ -296,3 +296,26 @@ def test_cancelling_a_run_whose_steps_wait_in_a_queue_frees_its_slot_at_once(cel
     # Started within a few heartbeats, not after ORCH_RESEND_AFTER (a minute).
     wait_for(lambda: Run.objects.get(pk=waiting.pk).status == "running", timeout=10)
     engine.request_stop(waiting.pk, StopRequest.CANCEL)
+
+
+def test_a_chain_of_long_steps_lets_a_waiting_run_go_between_its_steps(
+    celery_executor, workers, tmp_path
+):
+    workers.start("f1", "f", concurrency=1)  # one step at a time on queue f
+    trace = tmp_path / "trace"
+    chain = make_workflow(
+        f"{{slug: chain, steps: [{{key: one, kind: shell, queue: f, command: 'sleep 1.5; echo one >> {trace}'}},"
+        f" {{key: two, kind: shell, queue: f, needs: [one], command: 'echo two >> {trace}'}}]}}"
+    )
+    other = make_workflow(
+        f"{{slug: other, steps: [{{key: quick, kind: shell, queue: f, command: 'echo quick >> {trace}'}}]}}"
+    )
+    first = start_run(chain, celery_executor)
+    running_somewhere(first, "one")
+
+    waiting = start_run(other, celery_executor)  # waits for the only slot
+
+    waiting, first = wait_until_final(waiting, timeout=30), wait_until_final(first, timeout=30)
+    assert (first.status, waiting.status) == ("succeeded", "succeeded")
+    # It went between the chain's two steps, not after the whole chain.
+    assert trace.read_text().split() == ["one", "quick", "two"]

@@ -61,6 +61,8 @@ from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)
 
+# How long a task may go on with the steps of a chain (see execute).
+CHAIN_FOR = 1.0
 GRACE_OVER = "grace over"  # a stop reason of a stopping worker's own
 
 
@@ -108,11 +110,14 @@ def execute(job_data: dict) -> None:
     """Claim the step of *job_data* and execute it here, all its attempts.
 
     Then, while a step it started can run on this worker, that one too: a
-    linear chain of steps does not wait for the broker between its steps.
+    linear chain of short steps does not wait for the broker between its
+    steps. For CHAIN_FOR seconds: a chain of long steps leaves its place in
+    the queue to what waits there between steps.
     """
-    job: StepJob | None = StepJob(**job_data)
+    job = StepJob(**job_data)
     runtime = worker_runtime()
-    while job is not None:
+    began = time.monotonic()
+    while True:
         if shutdown_began():
             # This worker is stopping, and the task was already acknowledged
             # (or the step is one it went on with): back to its queue, for
@@ -122,7 +127,15 @@ def execute(job_data: dict) -> None:
         if not with_db_retries(claim, job, runtime.worker_id):
             log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
             return
-        job = runtime.run_job(job).result()
+        next_job = runtime.run_job(job).result()
+        if next_job is None:
+            return
+        if time.monotonic() - began > CHAIN_FOR:
+            # This task has had its turn: the chain's next step queues
+            # behind what waits there, as its first step did.
+            send(next_job)
+            return
+        job = next_job
 
 
 def claim(job: StepJob, worker: str) -> bool:
