@@ -159,7 +159,7 @@ def test_lines_a_worker_prints_reach_a_websocket_through_redis(
     from channels.layers import channel_layers
 
     from runs import live
-    from tests.test_live import ORIGIN, communicator, finished, receive_until, seqs, session_cookie
+    from tests.test_live import seqs, session_cookie, watch_to_the_end
 
     settings.CHANNEL_LAYERS = {
         "default": {
@@ -179,12 +179,7 @@ def test_lines_a_worker_prints_reach_a_websocket_through_redis(
 
     async def scenario():
         run = await asyncio.to_thread(start_run, workflow, celery_executor)
-        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
-        assert (await ws.connect())[0]
-        await ws.send_json_to({"seen": {}})
-        messages = await receive_until(ws, finished, timeout=30)
-        await ws.disconnect()
-        return messages
+        return await watch_to_the_end(run.pk, cookie)
 
     try:
         messages = asyncio.run(scenario())

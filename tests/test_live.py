@@ -82,6 +82,16 @@ async def receive_until(ws: WebsocketCommunicator, done, timeout: float = 30) ->
     return messages
 
 
+async def watch_to_the_end(run_id: int, cookie, timeout: float = 30) -> list[str]:
+    """What the run page's websocket gets, from its hello to the run's end."""
+    ws = communicator(f"/ws/runs/{run_id}/", ORIGIN, cookie)
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"seen": {}})
+    messages = await receive_until(ws, finished, timeout=timeout)
+    await ws.disconnect()
+    return messages
+
+
 def seqs(messages: list[str]) -> list[int]:
     return [int(seq) for message in messages for seq in SEQ.findall(message)]
 
@@ -174,16 +184,7 @@ def test_it_sends_a_snapshot_then_every_line_once_then_the_end(layer, alice, exe
     # Connect while the step is printing: part comes in the snapshot, part live.
     wait_for(lambda: LogLine.objects.filter(step_run__run=run).count() >= 5)
 
-    async def scenario():
-        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
-        connected, _ = await ws.connect()
-        assert connected
-        await ws.send_json_to({"seen": {}})
-        messages = await receive_until(ws, finished)
-        await ws.disconnect()
-        return messages
-
-    messages = asyncio.run(scenario())
+    messages = asyncio.run(watch_to_the_end(run.pk, cookie))
     wait_until_final(run)
     stored = list(
         LogLine.objects.filter(step_run__run=run).order_by("seq").values_list("seq", flat=True)
@@ -236,14 +237,9 @@ def test_it_batches_a_step_that_prints_100000_lines(layer, alice, executor):
 
     async def scenario():
         run = await asyncio.to_thread(start_run, workflow, executor)
-        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
-        assert (await ws.connect())[0]
-        await ws.send_json_to({"seen": {}})
         started = time.monotonic()
-        messages = await receive_until(ws, finished, timeout=60)
-        elapsed = time.monotonic() - started
-        await ws.disconnect()
-        return run, messages, elapsed
+        messages = await watch_to_the_end(run.pk, cookie, timeout=60)
+        return run, messages, time.monotonic() - started
 
     run, messages, elapsed = asyncio.run(scenario())
     step = run.steps.get()

@@ -223,7 +223,7 @@ class WorkerRuntime(LocalExecutor):
             return  # the workers that stay take over what others left
         await super()._reap()
         await self._db(stop_overdue_runs)
-        for job in await self._db(waiting_too_long):
+        for job in await self._db(stalled_jobs):
             self._hand_out(job)
 
     # Leaving.
@@ -308,7 +308,7 @@ def stop_overdue_runs() -> None:
         engine.request_stop(run_id, StopRequest.TIMEOUT, worker=QUEUED)
 
 
-def waiting_too_long() -> list[StepJob]:
+def stalled_jobs() -> list[StepJob]:
     """What waits and should not: the first steps of queued runs whose
     workflow has a free slot, or that have waited ORCH_RESEND_AFTER seconds;
     and queued steps no worker has taken for that long, to send again."""
