@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
 
 from workflows import editor
-from workflows.definition import DefinitionError, parse_yaml, save_definition, to_yaml
+from workflows.changes import compare
+from workflows.definition import DefinitionError, parse_yaml, to_yaml
 from workflows.editor_forms import (
     form_values,
     settings_errors,
@@ -25,6 +26,10 @@ from workflows.editor_forms import (
 from workflows.kinds import KINDS
 from workflows.models import Workflow
 from workflows.views import get_workflow_for_user, render_workflow_detail
+
+# The confirmation carries the file back in a form field: both bounded.
+IMPORT_MAX_BYTES = 1024 * 1024
+FILENAME_MAX_CHARS = 200
 
 
 def _version(request: HttpRequest) -> int:
@@ -175,21 +180,66 @@ def workflow_export(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def workflow_import(request: HttpRequest) -> HttpResponse:
-    """Create or replace a workflow from an uploaded file, as import_workflows does."""
-    upload = request.FILES.get("file")
-    if upload is None:
-        messages.error(request, "Choose a workflow file (.yaml) to import.")
+    """Create a workflow from an uploaded file, or replace one once its changes were seen.
+
+    A file whose slug exists is not imported at once: the answer shows what
+    would change, with a form that posts the same text back (``content``)
+    and the version it was compared with (``replacing``).
+    """
+    confirming = "content" in request.POST
+    if confirming:
+        text = request.POST["content"]
+        filename = request.POST.get("filename", "")[:FILENAME_MAX_CHARS] or "workflow.yaml"
+    else:
+        upload = request.FILES.get("file")
+        if upload is None:
+            messages.error(request, "Choose a workflow file (.yaml) to import.")
+            return redirect("workflow_list")
+        filename = upload.name[:FILENAME_MAX_CHARS]
+        try:
+            text = upload.read(IMPORT_MAX_BYTES + 1).decode("utf-8")
+        except UnicodeDecodeError:
+            messages.error(request, f"{filename}: not a text file.")
+            return redirect("workflow_list")
+    if len(text.encode("utf-8")) > IMPORT_MAX_BYTES:
+        messages.error(
+            request,
+            f"{filename}: a workflow file may have at most {IMPORT_MAX_BYTES // 1024} KiB; "
+            "this one has more.",
+        )
         return redirect("workflow_list")
     try:
-        definition = parse_yaml(upload.read().decode("utf-8"))
-    except UnicodeDecodeError:
-        messages.error(request, f"{upload.name}: not a text file.")
-        return redirect("workflow_list")
+        definition = parse_yaml(text)
     except DefinitionError as exc:
         for where, message in exc.errors:
-            messages.error(request, f"{upload.name}: {where}: {message}")
+            messages.error(request, f"{filename}: {where}: {message}")
         return redirect("workflow_list")
-    workflow, changed = save_definition(definition, owner=request.user)
-    state = "imported" if changed else "unchanged"
+    try:
+        workflow, changed = editor.import_definition(
+            definition, replacing=_replacing(request), owner=request.user
+        )
+    except editor.ReplaceNotConfirmed as exc:
+        current = exc.workflow.definition()
+        context = {
+            "workflow": exc.workflow,
+            "changes": compare(
+                current,
+                definition,
+                old_label=f"{exc.workflow.slug} now (version {current['version']})",
+                new_label=filename,
+            ),
+            "content": text,
+            "filename": filename,
+            "changed_meanwhile": confirming,
+        }
+        return render(request, "workflows/workflow_import.html", context)
+    state = "replaced" if changed and confirming else "imported" if changed else "unchanged"
     messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
     return redirect("workflow_detail", workflow.slug)
+
+
+def _replacing(request: HttpRequest) -> int | None:
+    try:
+        return int(request.POST.get("replacing", ""))
+    except ValueError:
+        return None
