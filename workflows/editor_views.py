@@ -51,9 +51,14 @@ def _after_change(
             )
         return redirect("workflow_detail", workflow.slug)
     response = render_workflow_detail(
-        request, workflow, fragment="editor", notice={"text": notice, "level": level}
+        request,
+        workflow,
+        fragment="editor",
+        notice={"text": notice, "level": level},
+        saved_from=_version(request) if level == "success" else None,
     )
-    # Whatever asked (the list, a card, a form), the whole editor is redrawn.
+    # Whatever asked (the list, a card, a form), the whole editor is redrawn;
+    # static/js/editor.js carries the other open step forms over into it.
     return reswap(retarget(response, "#editor"), "outerHTML")
 
 
@@ -91,7 +96,7 @@ def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
         if kind not in KINDS:
             return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
         return render_workflow_detail(
-            request, workflow, fragment="step-form" if request.htmx else None, adding=kind
+            request, workflow, fragment="new-step" if request.htmx else None, adding=kind
         )
     if not workflow.steps.filter(key=key).exists():
         return HttpResponse("That step no longer exists; reload the page.", status=404)
@@ -102,7 +107,7 @@ def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
 
 @require_GET
 def step_card(request: HttpRequest, slug: str, key: str) -> HttpResponse:
-    """The card of a step: what Cancel on its form swaps back in."""
+    """The editor page, for a link to one step (its URL is the prefix of the step's actions)."""
     workflow = get_workflow_for_user(request, slug)
     return render_workflow_detail(request, workflow, fragment="editor")
 
