@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
+from django_htmx.http import reswap, retarget
 
 from workflows import editor
 from workflows.changes import compare
@@ -146,15 +146,24 @@ def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
     workflow = get_workflow_for_user(request, slug)
     settings = settings_from_post(request.POST)
     try:
-        editor.save_settings(workflow, _version(request), settings)
+        workflow = editor.save_settings(workflow, _version(request), settings)
     except editor.StaleVersion as exc:
         errors = {"params": [], "form": str(exc)}
     except DefinitionError as exc:
         errors = settings_errors(exc.errors)
     else:
-        messages.success(request, "Settings saved.")
         if request.htmx:
-            return HttpResponseClientRefresh()  # the name, the run form: all of it changed
+            # The name, the run form and the version changed: drawn again in
+            # place rather than reloaded, so open step forms keep their text.
+            workflow.refresh_from_db()
+            return render_workflow_detail(
+                request,
+                workflow,
+                fragment="settings-saved",
+                saved_from=_version(request),
+                settings_saved=True,
+            )
+        messages.success(request, "Settings saved.")
         return redirect("workflow_detail", workflow.slug)
     return render_workflow_detail(
         request,

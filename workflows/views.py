@@ -147,6 +147,7 @@ def render_workflow_detail(
     settings: Mapping[str, Any] | None = None,
     settings_errors: Mapping[str, Any] | None = None,
     saved_from: int | None = None,
+    settings_saved: bool = False,
 ) -> HttpResponse:
     """The workflow page (the editor), or one *fragment* of it for htmx.
 
@@ -155,6 +156,7 @@ def render_workflow_detail(
     showing *step_errors* when a save was refused. *saved_from* is the
     version a change just saved was made on: open step forms made on it
     are still current (static/js/editor.js moves them to the new version).
+    *settings_saved* draws the parts the settings change again out of band.
     """
     errors = errors or {}
     steps = list(workflow.steps.all())
@@ -183,6 +185,7 @@ def render_workflow_detail(
         "settings_errors": settings_errors or {},
         "notice": notice if notice and notice.get("text") else None,
         "saved_from": saved_from,
+        "settings_saved": settings_saved,
         **run_form_context(workflow, values, errors),
     }
     if editing or adding:

@@ -6,7 +6,8 @@
 //   saved it, so a refused move snaps back to the saved order.
 // - Every change answers with the whole editor drawn from the database. The
 //   step forms open in the old one are carried over into the new one, so
-//   typing in one step survives saving another, a drag or adding a step.
+//   typing in one step survives saving another, a drag, adding a step or
+//   saving the settings.
 // - One "Add a step" form at a time; the key proposed from the name and its
 //   rule said beside the field; leaving with unsaved changes asks first.
 (function () {
@@ -43,7 +44,9 @@
   // a swap that does not happen leaves everything where it was.
   let replaced = null;
 
-  document.addEventListener("htmx:beforeSwap", function (event) {
+  // The editor comes as the answer to a change, or out of band with saved
+  // settings (then no step form asked for it).
+  function beforeSwap(event) {
     const target = event.detail.target;
     if (!target || target.id !== "editor") return;
     const focused = document.activeElement;
@@ -59,7 +62,10 @@
         replaced.selection = null; // a field without a text selection
       }
     }
-  });
+  }
+
+  document.addEventListener("htmx:beforeSwap", beforeSwap);
+  document.addEventListener("htmx:oobBeforeSwap", beforeSwap);
 
   function carryOpenForms(editor) {
     const old = replaced;
@@ -148,6 +154,17 @@
   document.addEventListener("htmx:afterRequest", function (event) {
     const elt = event.detail.elt;
     if (elt && elt.dataset) delete elt.dataset.sending;
+  });
+
+  // A form just opened takes the focus at once, in the swap: focusing it
+  // later (htmx's autofocus waits for the settle) could pull the cursor out
+  // of a field the person already clicked into, and the text with it.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    const target = event.detail.target;
+    const opened = target && target.previousElementSibling;
+    if (!opened) return;
+    const form = opened.matches("#new-step") ? opened.querySelector("form") : opened;
+    if (form && form.matches("form.step-form")) firstField(form).focus();
   });
 
   function firstField(form) {

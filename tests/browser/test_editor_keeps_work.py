@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.test_editor import drag_to_top, step_keys
+from tests.browser.test_editor import step_keys
 from tests.conftest import make_workflow
 from workflows.models import Workflow
 
@@ -63,11 +63,26 @@ def test_it_keeps_a_form_open_with_its_text_while_another_step_is_saved(editor: 
     }
 
 
+def drag_onto_top_half(page: Page, key: str, onto: str) -> None:
+    """Drag a step by its handle and drop it on the upper half of another: it goes above."""
+    handle = page.locator(f"#step-{key} .drag-handle").bounding_box()
+    target = page.locator(f"#step-{onto}").bounding_box()
+    x = handle["x"] + handle["width"] / 2
+    start = handle["y"] + handle["height"] / 2
+    page.mouse.move(x, start)
+    page.mouse.down()
+    page.mouse.move(x, start - 5, steps=3)  # past Sortable's drag threshold
+    page.mouse.move(x, target["y"] + target["height"] / 4, steps=40)
+    page.wait_for_timeout(200)  # let Sortable settle the placeholder
+    page.mouse.up()
+
+
 def test_it_keeps_a_form_open_with_its_text_through_a_drag(editor: Page):
+    editor.set_viewport_size({"width": 1280, "height": 1600})  # the open form and the list in view
     build = open_form(editor, "build")
     command(build).fill("./build.sh --typed-but-not-saved")
 
-    drag_to_top(editor, "lint")
+    drag_onto_top_half(editor, "lint", onto="fetch")
 
     expect(editor.get_by_role("status")).to_have_text("New order saved.")
     assert step_keys(editor) == ["lint", "fetch", "build"]
@@ -93,6 +108,22 @@ def test_it_keeps_a_form_open_while_a_step_is_added_with_a_key_made_from_its_nam
     assert step_keys(editor) == ["fetch", "build", "lint", "build-then-wait"]
     expect(editor.locator("#new-step")).to_have_count(0)
     expect(command(fetch)).to_have_value("./fetch.sh --typed-but-not-saved")
+
+
+def test_it_keeps_a_form_open_with_its_text_while_the_settings_are_saved(editor: Page):
+    build = open_form(editor, "build")
+    command(build).fill("./build.sh --typed-but-not-saved")
+
+    settings = editor.locator("form#settings")
+    settings.get_by_role("textbox", name="Name", exact=True).fill("Nightly pipeline")
+    settings.get_by_role("button", name="Save settings").click()
+
+    expect(settings.get_by_role("status")).to_have_text("Settings saved.")
+    expect(editor.get_by_role("heading", level=1)).to_have_text("Nightly pipeline")
+    expect(command(build)).to_have_value("./build.sh --typed-but-not-saved")
+    build.get_by_role("button", name="Save step").click()
+    expect(editor.locator("#editor").get_by_role("status")).to_have_text("Step “build” saved.")
+    assert saved_commands()["build"] == "./build.sh --typed-but-not-saved"
 
 
 def test_it_proposes_a_free_key_and_says_the_rule_of_a_wrong_one(editor: Page):
