@@ -119,18 +119,22 @@ def test_it_imports_a_new_slug_and_an_identical_file_without_asking(alice_client
     assert Workflow.objects.get(slug="other").steps.count() == 2
 
 
-def test_it_refuses_a_confirmation_over_the_size_limit(alice_client, pipeline):
-    big = NEW_PIPELINE + "# " + "x" * (1024 * 1024) + "\n"
+def test_it_refuses_a_file_or_a_confirmation_over_the_size_limit(alice_client, pipeline):
+    big = NEW_PIPELINE + "# " + "é" * (512 * 1024) + "\n"  # 1 MiB and a bit, in bytes
+    refusal = (
+        '<li class="message-error">pipeline.yaml: a workflow file may have at most 1024 KiB; '
+        "this one has more.</li>"
+    )
 
-    response = alice_client.post(
+    uploaded = alice_client.get(upload(alice_client, big)["Location"])
+    confirmed = alice_client.post(
         "/workflows/import",
         {"content": big, "filename": "pipeline.yaml", "replacing": "1"},
         follow=True,
     )
 
-    assert '<li class="message-error">pipeline.yaml: a workflow file may have at most 1024 KiB' in (
-        response.content.decode()
-    )
+    assert refusal in uploaded.content.decode()
+    assert refusal in confirmed.content.decode()
     assert saved() == (1, {"fetch": "./fetch.sh", "build": "./build.sh"})
 
 

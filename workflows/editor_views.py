@@ -210,18 +210,15 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a workflow file (.yaml) to import.")
             return redirect("workflow_list")
         filename = upload.name[:FILENAME_MAX_CHARS]
+        if upload.size > IMPORT_MAX_BYTES:
+            return _too_big(request, filename)
         try:
-            text = upload.read(IMPORT_MAX_BYTES + 1).decode("utf-8")
+            text = upload.read().decode("utf-8")
         except UnicodeDecodeError:
             messages.error(request, f"{filename}: not a text file.")
             return redirect("workflow_list")
     if len(text.encode("utf-8")) > IMPORT_MAX_BYTES:
-        messages.error(
-            request,
-            f"{filename}: a workflow file may have at most {IMPORT_MAX_BYTES // 1024} KiB; "
-            "this one has more.",
-        )
-        return redirect("workflow_list")
+        return _too_big(request, filename)
     try:
         definition = parse_yaml(text)
     except DefinitionError as exc:
@@ -250,6 +247,15 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     state = "replaced" if changed and confirming else "imported" if changed else "unchanged"
     messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
     return redirect("workflow_detail", workflow.slug)
+
+
+def _too_big(request: HttpRequest, filename: str) -> HttpResponse:
+    messages.error(
+        request,
+        f"{filename}: a workflow file may have at most {IMPORT_MAX_BYTES // 1024} KiB; "
+        "this one has more.",
+    )
+    return redirect("workflow_list")
 
 
 def _replacing(request: HttpRequest) -> int | None:

@@ -120,6 +120,7 @@ def test_it_keeps_a_form_open_with_its_text_while_the_settings_are_saved(editor:
 
     expect(settings.get_by_role("status")).to_have_text("Settings saved.")
     expect(editor.get_by_role("heading", level=1)).to_have_text("Nightly pipeline")
+    expect(editor).to_have_title("Nightly pipeline · Orchestrator")
     expect(command(build)).to_have_value("./build.sh --typed-but-not-saved")
     build.get_by_role("button", name="Save step").click()
     expect(editor.locator("#editor").get_by_role("status")).to_have_text("Step “build” saved.")
