@@ -9,6 +9,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
@@ -21,7 +22,7 @@ from runs import definition_view, engine, history, watch
 from runs.consumers import visible_runs
 from runs.executors import get_executor
 from runs.live import LIVE_LINES
-from runs.models import Run, StepRun, StopRequest, Trigger
+from runs.models import CancelSource, Run, StepRun, StopRequest, Trigger
 from runs.stats import workflow_stats
 from runs.watch import format_duration
 from workflows.models import Workflow
@@ -134,13 +135,29 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_GET
 def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpResponse:
-    """The whole log of one step as plain text, streamed: any size, little memory."""
+    """The whole log of one step as plain text, streamed: any size, little memory.
+
+    ``?attempt=N`` gives the lines of that attempt alone (a retried step's
+    card links each earlier attempt there).
+    """
     run, step = get_step_for_user(request, run_id, key)
-    lines = step.log_lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
+    lines = step.log_lines.all()
+    suffix = ""
+    if "attempt" in request.GET:
+        attempt = request.GET["attempt"]
+        if not attempt.isdigit() or not 1 <= int(attempt) <= step.attempt:
+            return HttpResponseBadRequest(
+                f"attempt: a whole number from 1 to {step.attempt}, "
+                f"the attempts step {step.step_key} has had",
+                content_type="text/plain; charset=utf-8",
+            )
+        lines = lines.filter(attempt=int(attempt))
+        suffix = f"-attempt-{int(attempt)}"
+    texts = lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
     response = StreamingHttpResponse(
-        (f"{text}\n" for text in lines), content_type="text/plain; charset=utf-8"
+        (f"{text}\n" for text in texts), content_type="text/plain; charset=utf-8"
     )
-    filename = f"{run.workflow.slug}-{run.number}-{step.step_key}.log"
+    filename = f"{run.workflow.slug}-{run.number}-{step.step_key}{suffix}.log"
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -149,7 +166,9 @@ def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpRespon
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    stopping = engine.request_stop(run.pk, StopRequest.CANCEL)
+    stopping = engine.request_stop(
+        run.pk, StopRequest.CANCEL, user=request.user, source=CancelSource.WEB
+    )
     if request.htmx:
         # The run page: its summary, now saying "Stopping…" (or how it ended).
         run.refresh_from_db()
