@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -144,15 +145,11 @@ def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpRespon
     lines = step.log_lines.all()
     suffix = ""
     if "attempt" in request.GET:
-        attempt = request.GET["attempt"]
-        if not attempt.isdigit() or not 1 <= int(attempt) <= step.attempt:
-            return HttpResponseBadRequest(
-                f"attempt: a whole number from 1 to {step.attempt}, "
-                f"the attempts step {step.step_key} has had",
-                content_type="text/plain; charset=utf-8",
-            )
-        lines = lines.filter(attempt=int(attempt))
-        suffix = f"-attempt-{int(attempt)}"
+        attempt = _attempt_number(request.GET["attempt"], step)
+        if isinstance(attempt, str):
+            return HttpResponseBadRequest(attempt, content_type="text/plain; charset=utf-8")
+        lines = lines.filter(attempt=attempt)
+        suffix = f"-attempt-{attempt}"
     texts = lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
     response = StreamingHttpResponse(
         (f"{text}\n" for text in texts), content_type="text/plain; charset=utf-8"
@@ -161,6 +158,19 @@ def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpRespon
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def _attempt_number(text: str, step: StepRun) -> int | str:
+    """The attempt *text* names, or why it names none the step had."""
+    if step.attempt == 0:
+        return f"attempt: step {step.step_key} never ran, so it has no attempts"
+    # ASCII digits only, and few: int() refuses thousands of digits with a 500.
+    if re.fullmatch(r"[0-9]{1,6}", text) and 1 <= int(text) <= step.attempt:
+        return int(text)
+    return (
+        f"attempt: a whole number from 1 to {step.attempt}, "
+        f"the attempts step {step.step_key} has had"
+    )
 
 
 @require_POST

@@ -189,13 +189,16 @@ def test_it_lists_earlier_attempts_with_links_to_their_own_lines(alice_client, e
 def test_it_refuses_an_attempt_the_step_never_had(alice_client, executor):
     run = run_to_end(make_workflow(FAILING), executor)
 
-    for attempt in ("0", "2", "x", "9" * 40):
+    for attempt in ("0", "2", "x", "", "²", "9" * 5000):
         response = alice_client.get(f"/runs/{run.pk}/steps/build/log.txt?attempt={attempt}")
 
         assert response.status_code == 400
         assert response.content.decode() == (
             "attempt: a whole number from 1 to 1, the attempts step build has had"
         )
+    response = alice_client.get(f"/runs/{run.pk}/steps/test/log.txt?attempt=1")
+    assert response.status_code == 400
+    assert response.content.decode() == "attempt: step test never ran, so it has no attempts"
 
 
 def test_it_says_who_cancelled_a_run_from_the_page_and_when(alice_client, hello):
