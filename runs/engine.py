@@ -269,6 +269,7 @@ def _reused(run: Run, position: int, earlier: StepRun) -> StepRun:
         started_at=earlier.started_at,
         finished_at=earlier.finished_at,
         error=earlier.error,
+        skip_reason=earlier.skip_reason,
         reused_from=earlier,
     )
 

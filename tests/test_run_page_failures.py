@@ -120,6 +120,23 @@ def test_it_says_why_each_step_was_skipped(alice_client, executor):
     assert "skipped: build failed" in card(page, "notify").text
 
 
+def test_a_reused_skipped_step_keeps_its_reason(alice_client, executor):
+    workflow = make_workflow(
+        """
+        slug: partly
+        steps:
+          - {key: build, kind: shell, command: "true"}
+          - {key: alert, kind: shell, command: "echo paging", run_if: failure}
+          - {key: docs, kind: shell, command: "exit 2", needs: []}
+        """
+    )
+    rerun = wait_until_final(engine.rerun(run_to_end(workflow, executor), executor=executor))
+
+    alert = card(page_of(alice_client, rerun), "alert")
+    assert "Reused: Skipped" in alert.text
+    assert "skipped: run_if failure" in alert.text
+
+
 def test_it_says_a_failure_handler_was_skipped_because_nothing_failed(alice_client, executor):
     workflow = make_workflow(
         """
