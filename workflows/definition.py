@@ -421,7 +421,7 @@ def parse_yaml(text: str) -> dict[str, Any]:
 
 
 def file_too_big(size: int) -> str:
-    return f"the file is {size:,} bytes; a workflow file may be at most {FILE_MAX_BYTES:,} (1 MiB)"
+    return f"{size:,} bytes; a workflow file may be at most {FILE_MAX_BYTES:,} bytes (1 MiB)"
 
 
 class _OverLimit(yaml.YAMLError):

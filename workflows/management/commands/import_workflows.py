@@ -29,9 +29,10 @@ class Command(BaseCommand):
         for file in files:
             try:
                 # Measured before reading: a huge file is refused, never loaded.
-                size = file.stat().st_size
-                if size > FILE_MAX_BYTES:
-                    raise DefinitionError([("file", file_too_big(size))])
+                if (size := file.stat().st_size) > FILE_MAX_BYTES:
+                    self.stderr.write(f"{file}: {file_too_big(size)}")
+                    failed += 1
+                    continue
                 definition = parse_yaml(file.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as exc:
                 self.stderr.write(f"{file}: cannot read: {exc}")
