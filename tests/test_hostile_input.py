@@ -14,7 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from runs.models import Run
-from tests.conftest import make_workflow
+from tests.conftest import make_workflow, queued_run
 from workflows.models import Step, Workflow
 
 NIGHTLY = """
@@ -372,3 +372,13 @@ def test_the_run_history_ignores_a_cursor_that_is_no_run_id(alice_client, nightl
 
     assert response.status_code == 200
     assert "No runs" in text_of(response)
+
+
+@pytest.mark.parametrize("number", ["line=²", "match=²&q=a", "before=" + BIG_NUMBER])
+def test_the_log_view_ignores_a_number_that_is_no_number(alice_client, nightly, number):
+    run = queued_run(nightly)
+
+    response = alice_client.get(f"/runs/{run.pk}/steps/build/log?{number}")
+
+    assert response.status_code == 200
+    assert "<code>build</code> log" in text_of(response)
