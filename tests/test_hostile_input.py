@@ -382,3 +382,21 @@ def test_the_log_view_ignores_a_number_that_is_no_number(alice_client, nightly, 
 
     assert response.status_code == 200
     assert "<code>build</code> log" in text_of(response)
+
+
+def test_a_rerun_from_an_unknown_step_quotes_it_cut_short(alice_client, nightly):
+    run = queued_run(nightly)
+    Run.objects.filter(pk=run.pk).update(status="failed")
+    before = stored()
+
+    response = alice_client.post(
+        f"/runs/{run.pk}/rerun", {"from_step": "<b>" + "x" * 100_000, "token": "t"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert (
+        "Nothing was started: run #1 has no step '<b>" + "x" * 57 + "'… (100,003 characters)."
+    ) in text_of(response)
+    assert "<b>x" not in response.content.decode()
+    assert len(response.content) < SMALL
+    assert stored() == before
