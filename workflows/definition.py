@@ -67,6 +67,7 @@ STEP_DEFAULTS = {
     "continue_on_failure": False,
     "queue": "default",
 }
+SLUG_RULE = "is required: lowercase letters, digits, - and _ (at most 100 characters)"
 MAX_RETRIES = 100
 MAX_SECONDS = 30 * 24 * 3600
 
@@ -101,7 +102,7 @@ def clean_definition(data: Any) -> dict[str, Any]:
         field_error(label, f"unknown field; expected one of {', '.join(WORKFLOW_FIELDS)}")
     slug = data.get("slug")
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
-        field_error("slug", "is required: lowercase letters, digits, - and _")
+        field_error("slug", SLUG_RULE)
     name = data.get("name") or slug
     if name is not None and (not isinstance(name, str) or len(name) > NAME_MAX):
         field_error("name", f"must be text of at most {NAME_MAX} characters")
@@ -157,7 +158,7 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             continue
         key = raw.get("key")
         if not isinstance(key, str) or not SLUG_RE.match(key):
-            field_error(f"{where}.key", "is required: lowercase letters, digits, - and _")
+            field_error(f"{where}.key", SLUG_RULE)
             continue
         where = f"step {key}"
 
@@ -241,7 +242,9 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
         step["continue_on_failure"] = continue_on_failure
         queue = raw.get("queue", "default")
         if not isinstance(queue, str) or not QUEUE_RE.match(queue):
-            error("queue", "must be a queue name: letters, digits, _ . and -")
+            error(
+                "queue", "must be a queue name: letters, digits, _ . and - (at most 100 characters)"
+            )
         step["queue"] = queue
         oversized = _oversized_text(config, kind.fields)
         for field, limit in oversized:

@@ -158,7 +158,8 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         name = item.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             errors[f"{where}.name"] = (
-                "must start with a letter or _ and hold only letters, digits, _ and -"
+                "must start with a letter or _ and hold only letters, digits, _ and - "
+                "(at most 64 characters)"
             )
             continue
         where = f"params.{name}"
