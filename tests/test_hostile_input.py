@@ -197,6 +197,18 @@ def test_it_refuses_yaml_nested_thousands_deep(alice_client, nightly):
     assert stored() == before
 
 
+def test_it_counts_the_depth_of_aliases_as_if_they_were_copies(alice_client, nightly):
+    deep = "slug: deep\na: &a " + "[" * 12 + "x" + "]" * 12 + "\nb: " + "[" * 10 + "*a" + "]" * 10
+    before = stored()
+
+    response = import_file(alice_client, "deep.yaml", deep.encode())
+
+    assert "deep.yaml: line 3: nested more than 20 levels deep once aliases are expanded" in (
+        text_of(response)
+    )
+    assert stored() == before
+
+
 def test_it_refuses_a_five_thousand_digit_number(alice_client, nightly):
     source = NIGHTLY.replace("default: 3", f"default: {BIG_NUMBER}").encode()
     before = stored()

@@ -14,21 +14,19 @@ from typing import Any
 import yaml
 from django.db import connection, transaction
 
+from workflows import bounded_yaml
 from workflows.kinds import KINDS
 from workflows.kinds.base import ConfigError, PlaceholderScope
 from workflows.limits import (
     CONCURRENT_RUNS_MAX,
-    DEPTH_MAX,
     DESCRIPTION_MAX,
     ECHO_MAX,
     ERRORS_MAX,
     FILE_MAX_BYTES,
     MESSAGE_MAX,
     NAME_MAX,
-    NUMBER_DIGITS_MAX,
     STEP_TEXT_MAX,
     URL_MAX,
-    VALUES_MAX,
     cut,
     max_steps,
     shown,
@@ -67,6 +65,7 @@ STEP_DEFAULTS = {
     "continue_on_failure": False,
     "queue": "default",
 }
+WHERE_MAX = 300  # "step KEY.FIELD": a key has 100 characters, a field name is cut to 60
 SLUG_RULE = "is required: lowercase letters, digits, - and _ (at most 100 characters)"
 MAX_RETRIES = 100
 MAX_SECONDS = 30 * 24 * 3600
@@ -80,13 +79,12 @@ class DefinitionError(ValueError):
     """
 
     def __init__(self, errors: list[tuple[str, str]]):
-        kept = [(cut(where, 100), cut(message, MESSAGE_MAX)) for where, message in errors]
+        kept = [(cut(where, WHERE_MAX), cut(message, MESSAGE_MAX)) for where, message in errors]
         if len(kept) > ERRORS_MAX:
             more = len(kept) - ERRORS_MAX
             kept = [*kept[:ERRORS_MAX], ("file", f"and {more:,} more problems not listed")]
         self.errors = kept
-        errors = kept
-        super().__init__("\n".join(f"{where}: {message}" for where, message in errors))
+        super().__init__("\n".join(f"{where}: {message}" for where, message in kept))
 
 
 def clean_definition(data: Any) -> dict[str, Any]:
@@ -408,8 +406,8 @@ def parse_yaml(text: str) -> dict[str, Any]:
     if size > FILE_MAX_BYTES:
         raise DefinitionError([("file", file_too_big(size))])
     try:
-        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader
-    except _OverLimit as exc:
+        data = bounded_yaml.load(text)
+    except bounded_yaml.OverLimit as exc:
         raise DefinitionError([(f"line {exc.mark.line + 1}", exc.problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -425,99 +423,6 @@ def parse_yaml(text: str) -> dict[str, Any]:
 
 def file_too_big(size: int) -> str:
     return f"{size:,} bytes; a workflow file may be at most {FILE_MAX_BYTES:,} bytes (1 MiB)"
-
-
-class _OverLimit(yaml.YAMLError):
-    def __init__(self, mark, problem: str):
-        self.mark = mark
-        self.problem = problem
-        super().__init__(problem)
-
-
-class _BoundedLoader(yaml.SafeLoader):
-    """The safe loader, refusing files that would be costly to build.
-
-    Nesting is counted while composing (PyYAML composes recursively, so a
-    deep file would end in RecursionError); aliases are expanded in the
-    count, so a short file of aliases to aliases cannot stand for billions
-    of values; huge integers are refused before int() reads them.
-    """
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.depth = 0
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            return super().compose_node(parent, index)
-        self.depth += 1
-        try:
-            if self.depth > DEPTH_MAX:
-                raise _OverLimit(
-                    self.peek_event().start_mark,
-                    f"nested more than {DEPTH_MAX} levels deep; a workflow needs a few",
-                )
-            return super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-
-    def get_single_node(self):
-        node = super().get_single_node()
-        if node is not None:
-            _ExpandedSize().measure(node)
-        return node
-
-    def construct_yaml_int(self, node):
-        if len(node.value) > NUMBER_DIGITS_MAX:
-            raise _OverLimit(node.start_mark, f"a number of more than {NUMBER_DIGITS_MAX} digits")
-        return super().construct_yaml_int(node)
-
-
-_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
-
-
-class _ExpandedSize:
-    """Values and depth of a composed YAML document as if its aliases were copies.
-
-    An alias is the very node of its anchor, so each node is measured once
-    and its figures reused wherever an alias repeats it.
-    """
-
-    def __init__(self):
-        self.known: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth)
-        self.open: set[int] = set()
-
-    def measure(self, node) -> tuple[int, int]:
-        if id(node) in self.known:
-            return self.known[id(node)]
-        if id(node) in self.open:
-            raise _OverLimit(node.start_mark, "an alias refers to the value that contains it")
-        if isinstance(node, yaml.MappingNode):
-            children = [child for pair in node.value for child in pair]
-        elif isinstance(node, yaml.SequenceNode):
-            children = node.value
-        else:
-            children = []
-        self.open.add(id(node))
-        values, depth = 1, 0
-        for child in children:
-            child_values, child_depth = self.measure(child)
-            values += child_values
-            depth = max(depth, child_depth)
-        self.open.discard(id(node))
-        depth += 1
-        if values > VALUES_MAX:
-            raise _OverLimit(
-                node.start_mark,
-                f"more than {VALUES_MAX:,} values once aliases are expanded",
-            )
-        if depth > DEPTH_MAX:
-            raise _OverLimit(
-                node.start_mark,
-                f"nested more than {DEPTH_MAX} levels deep once aliases are expanded",
-            )
-        self.known[id(node)] = (values, depth)
-        return values, depth
 
 
 def to_yaml(definition: dict[str, Any]) -> str:
