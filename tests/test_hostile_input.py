@@ -412,3 +412,28 @@ def test_a_rerun_from_an_unknown_step_quotes_it_cut_short(alice_client, nightly)
     assert "<b>x" not in response.content.decode()
     assert len(response.content) < SMALL
     assert stored() == before
+
+
+def test_the_settings_form_refuses_a_limit_no_column_holds(alice_client, nightly):
+    before = stored()
+
+    response = alice_client.post(
+        "/workflows/nightly/settings",
+        {"version": "1", "name": "Nightly", "max_concurrent_runs": "9" * 30},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert "must be a whole number from 0 to 10,000, 0 for no limit" in text_of(response)
+    assert stored() == before
+
+
+def test_the_run_form_refuses_a_text_value_over_its_limit(alice_client, db, no_executor):
+    make_workflow({"slug": "greet", "params": [{"name": "who"}], "steps": []})
+    before = stored()
+
+    response = alice_client.post("/workflows/greet/run", {"who": "x" * 10_001, "token": "t"})
+
+    assert response.status_code == 200
+    assert "must be at most 10,000 characters" in text_of(response)
+    assert stored() == before
