@@ -437,3 +437,16 @@ def test_the_run_form_refuses_a_text_value_over_its_limit(alice_client, db, no_e
     assert response.status_code == 200
     assert "must be at most 10,000 characters" in text_of(response)
     assert stored() == before
+
+
+def test_it_says_why_a_workflow_saved_before_the_limits_cannot_be_copied(alice_client, db):
+    Workflow.objects.create(slug="old", name="Old", description="x" * 20_000)
+    before = stored()
+
+    response = alice_client.post("/workflows/old/duplicate", follow=True)
+
+    assert response.redirect_chain == [("/workflows/old/", 302)]
+    assert "“Old” cannot be copied: description: must be at most 10,000 characters" in (
+        text_of(response)
+    )
+    assert stored() == before

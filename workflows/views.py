@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from workflows.definition import clean_definition, save_definition
+from workflows.definition import DefinitionError, clean_definition, save_definition
 from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
@@ -106,7 +106,14 @@ def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
     definition["slug"] = _free_slug(f"{original.slug}-copy")
     # The copy's name stays within the limit however long the original's is.
     definition["name"] = cut(f"Copy of {original.name}", NAME_MAX)
-    workflow, _ = save_definition(clean_definition(definition), owner=request.user)
+    try:
+        definition = clean_definition(definition)
+    except DefinitionError as exc:
+        # Saved before today's limits: the copy would be refused anywhere else too.
+        where, problem = exc.errors[0]
+        messages.error(request, f"“{original.name}” cannot be copied: {where}: {problem}")
+        return redirect("workflow_detail", original.slug)
+    workflow, _ = save_definition(definition, owner=request.user)
     messages.success(request, f"“{original.name}” copied; this is the copy.")
     return redirect("workflow_detail", workflow.slug)
 
