@@ -45,6 +45,7 @@ from runs.snapshot import (
 )
 from runs.workers import QUEUED
 from workflows.kinds.base import StepResult
+from workflows.limits import shown
 from workflows.models import RunIf, Workflow
 from workflows.params import resolve_values
 
@@ -155,7 +156,7 @@ def rerun(
             return earlier
         steps = {step.step_key: step for step in original.steps.all()}
         if from_step is not None and from_step not in steps:
-            raise RerunRefused(f"run #{original.number} has no step {from_step!r}")
+            raise RerunRefused(f"run #{original.number} has no step {shown(from_step)}")
         again = {key for key, step in steps.items() if step.status not in REUSABLE}
         if from_step is not None:
             again.add(from_step)

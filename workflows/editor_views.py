@@ -9,13 +9,19 @@ fields); without JavaScript the browser is redirected back to the page.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
 
 from workflows import editor
-from workflows.definition import DefinitionError, parse_yaml, save_definition, to_yaml
+from workflows.definition import (
+    DefinitionError,
+    file_too_big,
+    parse_yaml,
+    save_definition,
+    to_yaml,
+)
 from workflows.editor_forms import (
     form_values,
     settings_errors,
@@ -23,6 +29,7 @@ from workflows.editor_forms import (
     step_from_post,
 )
 from workflows.kinds import KINDS
+from workflows.limits import FILE_MAX_BYTES, shown
 from workflows.models import Workflow
 from workflows.views import get_workflow_for_user, render_workflow_detail
 
@@ -32,6 +39,16 @@ def _version(request: HttpRequest) -> int:
         return int(request.POST.get("version", ""))
     except ValueError:
         return -1  # refused as stale: the form did not say what it changed
+
+
+def _plain_text(response_class, message: str) -> HttpResponse:
+    # Plain text: a value quoted back (cut short) can never be read as markup.
+    return response_class(message, content_type="text/plain; charset=utf-8")
+
+
+def _unknown_kind(kind: str) -> HttpResponse:
+    known = ", ".join(KINDS)
+    return _plain_text(HttpResponseBadRequest, f"Unknown step kind {shown(kind)}; use {known}.")
 
 
 def _after_change(
@@ -84,12 +101,12 @@ def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
     if key is None:
         kind = request.GET.get("kind", "shell")
         if kind not in KINDS:
-            return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
+            return _unknown_kind(kind)
         return render_workflow_detail(
             request, workflow, fragment="step-form" if request.htmx else None, adding=kind
         )
     if not workflow.steps.filter(key=key).exists():
-        return HttpResponse("That step no longer exists; reload the page.", status=404)
+        return _plain_text(HttpResponseNotFound, "That step no longer exists; reload the page.")
     return render_workflow_detail(
         request, workflow, fragment="step-form" if request.htmx else None, editing=key
     )
@@ -107,7 +124,7 @@ def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
     workflow = get_workflow_for_user(request, slug)
     kind = request.POST.get("kind", "")
     if kind not in KINDS:
-        return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
+        return _unknown_kind(kind)
     step = step_from_post(request.POST, kind)
     try:
         editor.save_step(workflow, _version(request), key, step)
@@ -179,6 +196,9 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "Choose a workflow file (.yaml) to import.")
+        return redirect("workflow_list")
+    if upload.size > FILE_MAX_BYTES:
+        messages.error(request, f"{upload.name}: {file_too_big(upload.size)}.")
         return redirect("workflow_list")
     try:
         definition = parse_yaml(upload.read().decode("utf-8"))
