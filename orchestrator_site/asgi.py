@@ -1,8 +1,9 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
 A websocket is checked twice before any consumer code runs: its Origin must
-be one of ALLOWED_HOSTS, and the session cookie gives the user (the
-consumers refuse anonymous ones). The executor starts with the server.
+be the site's own (scheme, host and port) or a trusted one
+(orchestrator_site.websocket_origin), and the session cookie gives the user
+(the consumers refuse anonymous ones). The executor starts with the server.
 """
 
 from __future__ import annotations
@@ -16,18 +17,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from orchestrator_site.websocket_origin import SameOriginValidator  # noqa: E402
 from runs.executors import get_executor  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
 

@@ -209,3 +209,7 @@ ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
 # 0 = no limit; both 0 (the default) = nothing is deleted.
 ORCH_KEEP_DAYS = env_float("ORCH_KEEP_DAYS", 0, minimum=0)
 ORCH_KEEP_RUNS = env_int("ORCH_KEEP_RUNS", 0, minimum=0)
+
+# The most steps one workflow may have (import, editor and the command alike):
+# every run copies them all, and the editor draws every one.
+ORCH_MAX_STEPS = env_int("ORCH_MAX_STEPS", 1000, minimum=1)

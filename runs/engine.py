@@ -22,6 +22,7 @@ from runs.logs import PendingLine, write_lines
 from runs.models import (
     STEP_FAILED,
     STEP_FINAL,
+    CancelSource,
     LogStream,
     Run,
     RunStatus,
@@ -44,6 +45,7 @@ from runs.snapshot import (
 )
 from runs.workers import QUEUED
 from workflows.kinds.base import StepResult
+from workflows.limits import shown
 from workflows.models import RunIf, Workflow
 from workflows.params import resolve_values
 
@@ -154,7 +156,7 @@ def rerun(
             return earlier
         steps = {step.step_key: step for step in original.steps.all()}
         if from_step is not None and from_step not in steps:
-            raise RerunRefused(f"run #{original.number} has no step {from_step!r}")
+            raise RerunRefused(f"run #{original.number} has no step {shown(from_step)}")
         again = {key for key, step in steps.items() if step.status not in REUSABLE}
         if from_step is not None:
             again.add(from_step)
@@ -235,7 +237,8 @@ def _create_run(
         for step, state in zip(steps, states, strict=True):
             if state.status != step.status:
                 fields = _decided_fields(state.status, executor.worker_id, now)
-                for name, value in {"status": state.status, **fields}.items():
+                decided = {"status": state.status, "skip_reason": state.skip_reason}
+                for name, value in {**decided, **fields}.items():
                     setattr(step, name, value)
     run.save(force_insert=True)
     remember_plan(run, plan)
@@ -267,6 +270,7 @@ def _reused(run: Run, position: int, earlier: StepRun) -> StepRun:
         started_at=earlier.started_at,
         finished_at=earlier.finished_at,
         error=earlier.error,
+        skip_reason=earlier.skip_reason,
         reused_from=earlier,
     )
 
@@ -362,13 +366,22 @@ def complete_attempt(
         return Progress(run.status, jobs=jobs, limited=bool(run.workflow_limit))
 
 
-def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str = "") -> bool:
+def request_stop(
+    run_id: int,
+    reason: str = StopRequest.CANCEL,
+    *,
+    worker: str = "",
+    user=None,
+    source: str = CancelSource.NONE,
+) -> bool:
     """Ask for a run to stop (a cancel or the run timeout).
 
     Pending steps are cancelled at once, and so are steps sent to a queue
     that no worker has taken yet; the processes executing the run's other
-    steps see the request, stop them, and the run then ends. Returns False
-    when the run had already finished.
+    steps see the request, stop them, and the run then ends. A cancel
+    records who asked (*user*), from where (*source*) and when; the first
+    request to stop the run is the one kept. Returns False when the run
+    had already finished.
     """
     with transaction.atomic():
         run = lock_run(run_id)
@@ -376,14 +389,31 @@ def request_stop(run_id: int, reason: str = StopRequest.CANCEL, *, worker: str =
             return False
         if not run.stop_requested:
             run.stop_requested = reason
-            run.save(update_fields=["stop_requested"])
+            fields = ["stop_requested"]
+            if reason == StopRequest.CANCEL:
+                run.cancelled_by = user if user is not None and user.is_authenticated else None
+                run.cancelled_from = source
+                run.cancel_requested_at = timezone.now()
+                fields += ["cancelled_by", "cancelled_from", "cancel_requested_at"]
+            run.save(update_fields=fields)
             live.on_commit_state_changed(run.pk, run.workflow_id)
         result = stopped_result(run.stop_requested)
+        # Sent to a queue and taken by no worker: these never ran.
         StepRun.objects.filter(run_id=run.pk, status=StepStatus.RUNNING, worker=QUEUED).update(
-            status=result.status, error=result.error, finished_at=timezone.now()
+            status=result.status,
+            error=result.error,
+            skip_reason=STOPPED_BEFORE_START[run.stop_requested],
+            finished_at=timezone.now(),
         )
         _advance_locked(run, worker or run.worker)
         return True
+
+
+# Why a step that had not started yet did not run, by the run's stop request.
+STOPPED_BEFORE_START = {
+    StopRequest.CANCEL: "the run was cancelled",
+    StopRequest.TIMEOUT: "the run timed out",
+}
 
 
 def stopped_result(reason: str) -> StepResult:
@@ -444,10 +474,10 @@ def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None)
     plan = plan_of(run)
     decided, starting = _decide(run, steps, plan, worker)
     now = timezone.now()
-    # One UPDATE per outcome, whatever the number of steps.
-    for status, ids in decided.items():
+    # One UPDATE per outcome (a status and why), whatever the number of steps.
+    for (status, skip_reason), ids in decided.items():
         fields = _decided_fields(status, worker, now)
-        StepRun.objects.filter(pk__in=ids).update(status=status, **fields)
+        StepRun.objects.filter(pk__in=ids).update(status=status, skip_reason=skip_reason, **fields)
     if all(step.status in STEP_FINAL for step in steps):
         _finish(run, steps, plan.specs, now)
     if decided or run.is_final:
@@ -458,14 +488,15 @@ def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None)
 
 def _decide(
     run: Run, steps: list[StepState], plan: Plan, worker: str
-) -> tuple[dict[str, list[int]], list[StepState]]:
+) -> tuple[dict[tuple[str, str], list[int]], list[StepState]]:
     """Which pending steps start, are skipped or cancelled now (set on *steps*).
 
-    Returns the step ids by their new status, and the steps that start.
+    Returns the step ids by their new status and the reason they did not
+    run ("" for those that start), and the steps that start.
     """
     by_key = {step.step_key: step for step in steps}
     specs, ancestors = plan.specs, plan.ancestors
-    decided: dict[str, list[int]] = {}
+    decided: dict[tuple[str, str], list[int]] = {}
     starting: list[StepState] = []
     for step in steps:  # in position order, which is a topological order
         if step.status != StepStatus.PENDING:
@@ -473,16 +504,18 @@ def _decide(
         spec = specs[step.step_key]
         if run.stop_requested:
             step.status = StepStatus.CANCELLED
+            step.skip_reason = STOPPED_BEFORE_START[run.stop_requested]
         elif not all(by_key[need].is_final for need in spec["needs"]):
             continue
-        elif _should_run(spec, by_key, specs, ancestors[step.step_key]):
+        elif (reason := _skip_reason(spec, by_key, specs, ancestors[step.step_key])) is None:
             step.status = StepStatus.RUNNING
             step.attempt = 1
             step.worker = worker
             starting.append(step)
         else:
             step.status = StepStatus.SKIPPED
-        decided.setdefault(step.status, []).append(step.pk)
+            step.skip_reason = reason
+        decided.setdefault((step.status, step.skip_reason), []).append(step.pk)
     return decided, starting
 
 
@@ -492,19 +525,39 @@ def _decided_fields(status: str, worker: str, now) -> dict[str, Any]:
     return {"finished_at": now}
 
 
-def _should_run(spec, by_key, specs, ancestors: set[str]) -> bool:
+# How a step that kept another from running ended, in a skip reason.
+_ENDED_AS = {
+    StepStatus.FAILED: "failed",
+    StepStatus.TIMED_OUT: "timed out",
+    StepStatus.SKIPPED: "was skipped",
+    StepStatus.CANCELLED: "was cancelled",
+}
+
+
+def _skip_reason(spec, by_key, specs, ancestors: set[str]) -> str | None:
+    """None when a step whose needs are final runs now; else why it is skipped.
+
+    The reason names the first needed step that did not succeed (a failure
+    it may ignore, with continue_on_failure, counts as a success), else the
+    first earlier step that failed, else the run_if that did not hold.
+    """
+
     def failed(key: str) -> bool:
         return by_key[key].status in STEP_FAILED and not specs[key]["continue_on_failure"]
 
-    something_failed = any(failed(key) for key in ancestors)
     if spec["run_if"] == RunIf.ALWAYS:
-        return True
+        return None
+    # specs are in file order, so the first failure named is the first in the file.
+    failures = [key for key in specs if key in ancestors and failed(key)]
     if spec["run_if"] == RunIf.FAILURE:
-        return something_failed
-    return not something_failed and all(
-        by_key[need].status == StepStatus.SUCCEEDED or by_key[need].status in STEP_FAILED
-        for need in spec["needs"]
-    )
+        return None if failures else "run_if failure"
+    for need in spec["needs"]:
+        status = by_key[need].status
+        if status != StepStatus.SUCCEEDED and (status not in STEP_FAILED or failed(need)):
+            return f"{need} {_ENDED_AS[status]}"
+    if failures:
+        return f"{failures[0]} {_ENDED_AS[by_key[failures[0]].status]}"
+    return None
 
 
 def _finish(run: Run, steps: list[StepRun], specs, now) -> None:

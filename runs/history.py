@@ -18,10 +18,15 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from runs.models import LogLine, Run, RunStatus, Trigger
+from workflows.limits import shown
 from workflows.models import Workflow
 
 PAGE_SIZE = 50
 NOBODY = "-"  # the "who" of runs nobody started by hand: schedules, the CLI
+# The days a filter may name. Wider ones break the date arithmetic (the day
+# after 9999-12-31) and the conversion of local midnight to UTC.
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(9998, 12, 31)
+CURSOR_DIGITS_MAX = 18  # a run id; past this no database column holds it
 
 
 @dataclass
@@ -165,7 +170,7 @@ def choices() -> dict:
 def _choice(query: QueryDict, name: str, allowed, errors: dict[str, str]) -> str:
     value = query.get(name, "").strip()
     if value and value not in allowed:
-        errors[name] = f"unknown value {value!r}"
+        errors[name] = f"unknown value {shown(value)}"
         return ""
     return value
 
@@ -175,15 +180,22 @@ def _date(query: QueryDict, name: str, errors: dict[str, str]) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         errors[name] = "is not a date (YYYY-MM-DD)"
         return None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        errors[name] = f"must be a day from {FIRST_DAY} to {LAST_DAY}"
+        return None
+    return day
 
 
 def _cursor(query: QueryDict, name: str) -> int | None:
+    """A run id from the URL; anything else (text, "²", 10**30) is no cursor."""
     value = query.get(name, "")
-    return int(value) if value.isdigit() else None
+    if value.isascii() and value.isdigit() and len(value) <= CURSOR_DIGITS_MAX:
+        return int(value)
+    return None
 
 
 @dataclass

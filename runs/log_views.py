@@ -121,4 +121,8 @@ def _search(step: StepRun, query, *, find: bool) -> Search | None:
 
 def _number(query, name: str) -> int | None:
     value = query.get(name, "")
-    return int(value) if value.isdigit() else None
+    # ASCII digits only ("²" is a digit to isdigit(), not to int()), and no
+    # more than any line number or id has: anything else is no number.
+    if value.isascii() and value.isdigit() and len(value) <= 18:
+        return int(value)
+    return None

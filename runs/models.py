@@ -41,6 +41,14 @@ class StopRequest(models.TextChoices):
     TIMEOUT = "timeout"
 
 
+class CancelSource(models.TextChoices):
+    """Where a cancel was asked for: the run page says it beside who and when."""
+
+    NONE = "", "none"
+    WEB = "web", "the run page"
+    CLI = "cli", "the command line"
+
+
 RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 STEP_FINAL = frozenset(
     {
@@ -84,6 +92,18 @@ class Run(models.Model):
         max_length=10, choices=StopRequest, default=StopRequest.NONE, blank=True
     )
     deadline = models.DateTimeField(null=True, blank=True)
+    # Who asked for the cancel, from where, and when (the first request counts).
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    cancelled_from = models.CharField(
+        max_length=10, choices=CancelSource, default=CancelSource.NONE, blank=True
+    )
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
     # The process that drives the run ("host:pid") and when it last said so.
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -148,6 +168,9 @@ class StepRun(models.Model):
     worker = models.CharField(max_length=200, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # Why a step never ran, set by the engine when it skips or cancels it
+    # before its start: "build failed", "run_if failure", "the run was cancelled".
+    skip_reason = models.CharField(max_length=300, blank=True)
     # One entry per earlier attempt: attempt, status, exit_code, error, times.
     attempts = models.JSONField(default=list, blank=True)
     # Not executed in this run: its result and outputs are those of this step

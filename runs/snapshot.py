@@ -133,6 +133,8 @@ class StepState:
     worker: str
     error: str
     outputs: dict[str, str]
+    # Why the engine skipped the step, or cancelled it before its start.
+    skip_reason: str = ""
 
     @property
     def is_final(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -9,6 +10,7 @@ from django.http import (
     Http404,
     HttpRequest,
     HttpResponse,
+    HttpResponseBadRequest,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
@@ -21,7 +23,7 @@ from runs import definition_view, engine, history, watch
 from runs.consumers import visible_runs
 from runs.executors import get_executor
 from runs.live import LIVE_LINES
-from runs.models import Run, StepRun, StopRequest, Trigger
+from runs.models import CancelSource, Run, StepRun, StopRequest, Trigger
 from runs.stats import workflow_stats
 from runs.watch import format_duration
 from workflows.models import Workflow
@@ -134,22 +136,49 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 
 @require_GET
 def step_log(request: HttpRequest, run_id: int, key: str) -> StreamingHttpResponse:
-    """The whole log of one step as plain text, streamed: any size, little memory."""
+    """The whole log of one step as plain text, streamed: any size, little memory.
+
+    ``?attempt=N`` gives the lines of that attempt alone (a retried step's
+    card links each earlier attempt there).
+    """
     run, step = get_step_for_user(request, run_id, key)
-    lines = step.log_lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
+    lines = step.log_lines.all()
+    suffix = ""
+    if "attempt" in request.GET:
+        attempt = _attempt_number(request.GET["attempt"], step)
+        if isinstance(attempt, str):
+            return HttpResponseBadRequest(attempt, content_type="text/plain; charset=utf-8")
+        lines = lines.filter(attempt=attempt)
+        suffix = f"-attempt-{attempt}"
+    texts = lines.order_by("seq").values_list("text", flat=True).iterator(chunk_size=5000)
     response = StreamingHttpResponse(
-        (f"{text}\n" for text in lines), content_type="text/plain; charset=utf-8"
+        (f"{text}\n" for text in texts), content_type="text/plain; charset=utf-8"
     )
-    filename = f"{run.workflow.slug}-{run.number}-{step.step_key}.log"
+    filename = f"{run.workflow.slug}-{run.number}-{step.step_key}{suffix}.log"
     response["Content-Disposition"] = f'inline; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
+def _attempt_number(text: str, step: StepRun) -> int | str:
+    """The attempt *text* names, or why it names none the step had."""
+    if step.attempt == 0:
+        return f"attempt: step {step.step_key} never ran, so it has no attempts"
+    # ASCII digits only, and few: int() refuses thousands of digits with a 500.
+    if re.fullmatch(r"[0-9]{1,6}", text) and 1 <= int(text) <= step.attempt:
+        return int(text)
+    return (
+        f"attempt: a whole number from 1 to {step.attempt}, "
+        f"the attempts step {step.step_key} has had"
+    )
+
+
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    stopping = engine.request_stop(run.pk, StopRequest.CANCEL)
+    stopping = engine.request_stop(
+        run.pk, StopRequest.CANCEL, user=request.user, source=CancelSource.WEB
+    )
     if request.htmx:
         # The run page: its summary, now saying "Stopping…" (or how it ended).
         run.refresh_from_db()

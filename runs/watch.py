@@ -10,7 +10,8 @@ only what is new: nothing missing, nothing twice.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -20,7 +21,8 @@ from django.utils.safestring import mark_safe
 
 from runs.live import LIVE_LINES
 from runs.logview import render_lines, skipped_note
-from runs.models import LogLine, Run, StepRun, StepStatus
+from runs.models import STEP_FAILED, LogLine, Run, RunStatus, StepRun, StepStatus
+from runs.workers import QUEUED
 from workflows.views import new_form_token
 
 TEMPLATE = "runs/run_detail.html"
@@ -52,16 +54,75 @@ def steps_of(run: Run) -> list[StepRun]:
     return list(run.steps.select_related("reused_from__run"))
 
 
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """One attempt of a retried step before its last, as its card lists it."""
+
+    number: int
+    status: str
+    status_text: str
+    exit_code: int | None
+    error: str
+    duration_text: str
+    # The raw text of this attempt's lines alone.
+    lines_url: str
+
+    @classmethod
+    def of(cls, record: dict[str, Any], raw_url: str) -> EarlierAttempt:
+        started, finished = (record.get(name) for name in ("started_at", "finished_at"))
+        duration = (
+            datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+            if started and finished
+            else None
+        )
+        status = record.get("status", "")
+        error = record.get("error") or ""
+        if record.get("exit_code") is not None and error == f"exit code {record['exit_code']}":
+            error = ""  # shown as the exit code already
+        return cls(
+            number=record["attempt"],
+            status=status,
+            status_text=StepStatus(status).label if status in StepStatus else status,
+            exit_code=record.get("exit_code"),
+            error=error,
+            duration_text=format_duration(duration),
+            lines_url=f"{raw_url}?attempt={record['attempt']}",
+        )
+
+
 def prepare(run: Run, steps: list[StepRun]) -> list[StepRun]:
-    """Give the run and its steps what the templates show beyond their fields."""
+    """Give the run and its steps what the templates show beyond their fields.
+
+    Besides durations and log addresses: which failures count (a step with
+    continue_on_failure fails "allowed"), the step that failed the run
+    (``run.failed_step``, the first in file order, as the engine names it in
+    the run's error), whether a step ran here at all (a step skipped,
+    cancelled before a worker took it, or reused from another run has no
+    log of its own), and its earlier attempts.
+    """
     now = timezone.now()
     run.duration_text = format_duration(run.duration)
+    allowed_to_fail = {
+        spec["key"] for spec in run.definition.get("steps", []) if spec.get("continue_on_failure")
+    }
+    run.failed_step = None
     # The log view (log_url) and the raw text (raw_url) of each step.
     log_prefix = reverse("step_log_page", args=[run.pk, "-"]).removesuffix("-/log")
     for step in steps:
         step.duration_text = format_duration(step.duration)
         step.log_url = f"{log_prefix}{step.step_key}/log"
         step.raw_url = f"{step.log_url}.txt"
+        failed = step.status in STEP_FAILED
+        step.failure_allowed = failed and step.step_key in allowed_to_fail
+        step.is_failure = failed and not step.failure_allowed
+        step.first_failure = False
+        if step.is_failure and run.failed_step is None and run.status == RunStatus.FAILED:
+            run.failed_step = step
+            step.first_failure = True
+        step.ran = bool(step.started_at) and not step.reused_from_id and step.worker != QUEUED
+        step.earlier_attempts = [
+            EarlierAttempt.of(record, step.raw_url) for record in step.attempts or ()
+        ]
     run.timeline = _timeline(run, steps, now)
     return steps
 
@@ -120,10 +181,13 @@ def _step_state(step: StepRun) -> tuple:
         step.attempt,
         step.exit_code,
         step.error,
+        step.skip_reason,
         step.started_at,
         step.finished_at,
         step.worker,
         repr(step.outputs),
+        len(step.attempts or ()),
+        step.first_failure,
     )
 
 

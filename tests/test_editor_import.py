@@ -121,10 +121,7 @@ def test_it_imports_a_new_slug_and_an_identical_file_without_asking(alice_client
 
 def test_it_refuses_a_file_or_a_confirmation_over_the_size_limit(alice_client, pipeline):
     big = NEW_PIPELINE + "# " + "é" * (512 * 1024) + "\n"  # 1 MiB and a bit, in bytes
-    refusal = (
-        '<li class="message-error">pipeline.yaml: a workflow file may have at most 1024 KiB; '
-        "this one has more.</li>"
-    )
+    size = f"{len(big.encode()):,} bytes; a workflow file may be at most 1,048,576 bytes (1 MiB)"
 
     uploaded = alice_client.get(upload(alice_client, big)["Location"])
     confirmed = alice_client.post(
@@ -133,8 +130,10 @@ def test_it_refuses_a_file_or_a_confirmation_over_the_size_limit(alice_client, p
         follow=True,
     )
 
-    assert refusal in uploaded.content.decode()
-    assert refusal in confirmed.content.decode()
+    assert f'<li class="message-error">pipeline.yaml: {size}.</li>' in uploaded.content.decode()
+    assert f'<li class="message-error">pipeline.yaml: file: {size}</li>' in (
+        confirmed.content.decode()
+    )
     assert saved() == (1, {"fetch": "./fetch.sh", "build": "./build.sh"})
 
 

@@ -97,3 +97,33 @@ def test_it_ends_a_workflow_without_steps_at_once(executor):
     run = run_to_end(make_workflow("slug: empty\nsteps: []"), executor)
 
     assert run.status == "succeeded"
+
+
+def test_it_records_why_each_skipped_step_did_not_run(executor):
+    workflow = make_workflow(
+        """
+        slug: reasons
+        steps:
+          - {key: lint, kind: shell, command: "exit 1", continue_on_failure: true}
+          - {key: build, kind: shell, command: "exit 4", needs: []}
+          - {key: test, kind: shell, command: "true"}
+          - {key: deploy, kind: shell, command: "true"}
+          - {key: rollback, kind: shell, command: "true", needs: [build], run_if: failure}
+          - {key: notify, kind: shell, command: "true", needs: [rollback]}
+          - {key: style, kind: shell, command: "true", needs: [lint]}
+          - {key: alert, kind: shell, command: "true", needs: [style], run_if: failure}
+        """
+    )
+    run = run_to_end(workflow, executor)
+
+    assert {key: step.skip_reason for key, step in steps_of(run).items()} == {
+        "lint": "",
+        "build": "",
+        "test": "build failed",
+        "deploy": "test was skipped",
+        "rollback": "",
+        "notify": "build failed",
+        "style": "",  # lint may fail
+        "alert": "run_if failure",  # nothing before it failed
+    }
+    assert statuses(run)["style"] == "succeeded"

@@ -6,7 +6,10 @@ import os
 import subprocess
 import time
 
+from django.utils import timezone
+
 from runs import engine
+from runs.models import CancelSource
 from tests.conftest import (
     log_text,
     make_workflow,
@@ -132,6 +135,34 @@ def test_it_cancels_a_running_run_within_seconds(executor, tmp_path):
     }
     assert not alive(pid)
     assert engine.request_stop(run.pk) is False
+
+
+def test_it_records_who_cancelled_a_run_when_and_what_never_ran(executor, alice, bob, tmp_path):
+    pid_file = tmp_path / "pid"
+    workflow = make_workflow(
+        f"""
+        slug: cancel-me
+        steps:
+          - {{key: long, kind: shell, command: "echo $$ > {pid_file}; sleep 600"}}
+          - {{key: next, kind: shell, command: "true"}}
+        """
+    )
+    run = start_run(workflow, executor)
+    wait_for(pid_written(pid_file), timeout=10, message="the step to start")
+
+    before = timezone.now()
+    engine.request_stop(run.pk, user=alice, source=CancelSource.WEB)
+    after = timezone.now()
+    engine.request_stop(run.pk, user=bob, source=CancelSource.WEB)  # the first one counts
+    run = wait_until_final(run, timeout=10)
+
+    assert run.status == "cancelled"
+    assert run.cancelled_by == alice
+    assert run.cancelled_from == "web"
+    assert before <= run.cancel_requested_at <= after
+    steps = steps_of(run)
+    assert steps["long"].skip_reason == ""  # it ran, and was stopped
+    assert steps["next"].skip_reason == "the run was cancelled"
 
 
 def test_it_cancels_a_queued_run_at_once(executor):

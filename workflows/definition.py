@@ -14,8 +14,23 @@ from typing import Any
 import yaml
 from django.db import connection, transaction
 
+from workflows import bounded_yaml
 from workflows.kinds import KINDS
 from workflows.kinds.base import ConfigError, PlaceholderScope
+from workflows.limits import (
+    CONCURRENT_RUNS_MAX,
+    DESCRIPTION_MAX,
+    ECHO_MAX,
+    ERRORS_MAX,
+    FILE_MAX_BYTES,
+    MESSAGE_MAX,
+    NAME_MAX,
+    STEP_TEXT_MAX,
+    URL_MAX,
+    cut,
+    max_steps,
+    shown,
+)
 from workflows.models import RunIf, Step, Workflow
 from workflows.params import clean_declarations, env_suffix
 
@@ -54,16 +69,26 @@ STEP_DEFAULTS = {
     "continue_on_failure": False,
     "queue": "default",
 }
+WHERE_MAX = 300  # "step KEY.FIELD": a key has 100 characters, a field name is cut to 60
+SLUG_RULE = "is required: lowercase letters, digits, - and _ (at most 100 characters)"
 MAX_RETRIES = 100
 MAX_SECONDS = 30 * 24 * 3600
 
 
 class DefinitionError(ValueError):
-    """Every problem found in a definition, as ``(where, message)`` pairs."""
+    """Every problem found in a definition, as ``(where, message)`` pairs.
+
+    At most ERRORS_MAX of them, each cut to a readable length: a hostile
+    file must not turn into a huge error page.
+    """
 
     def __init__(self, errors: list[tuple[str, str]]):
-        self.errors = errors
-        super().__init__("\n".join(f"{where}: {message}" for where, message in errors))
+        kept = [(cut(where, WHERE_MAX), cut(message, MESSAGE_MAX)) for where, message in errors]
+        if len(kept) > ERRORS_MAX:
+            more = len(kept) - ERRORS_MAX
+            kept = [*kept[:ERRORS_MAX], ("file", f"and {more:,} more problems not listed")]
+        self.errors = kept
+        super().__init__("\n".join(f"{where}: {message}" for where, message in kept))
 
 
 def clean_definition(data: Any) -> dict[str, Any]:
@@ -75,26 +100,38 @@ def clean_definition(data: Any) -> dict[str, Any]:
     def field_error(where: str, message: str) -> None:
         errors.append((where, message))
 
-    for unknown in sorted(set(data) - set(WORKFLOW_FIELDS) - {"version"}):
-        field_error(unknown, f"unknown field; expected one of {', '.join(WORKFLOW_FIELDS)}")
+    for _, label in _unknown_fields(data, {*WORKFLOW_FIELDS, "version"}):
+        field_error(label, f"unknown field; expected one of {', '.join(WORKFLOW_FIELDS)}")
     slug = data.get("slug")
     if not isinstance(slug, str) or not SLUG_RE.match(slug):
-        field_error("slug", "is required: lowercase letters, digits, - and _")
+        field_error("slug", SLUG_RULE)
     name = data.get("name") or slug
-    if name is not None and (not isinstance(name, str) or len(name) > 200):
-        field_error("name", "must be text of at most 200 characters")
+    if name is not None and (not isinstance(name, str) or len(name) > NAME_MAX):
+        field_error("name", f"must be text of at most {NAME_MAX} characters")
     description = data.get("description") or ""
     if not isinstance(description, str):
         field_error("description", "must be text")
+    elif len(description) > DESCRIPTION_MAX:
+        field_error("description", f"must be at most {DESCRIPTION_MAX:,} characters")
     params, param_errors = clean_declarations(data.get("params"))
     errors.extend(param_errors.items())
     timeout = _seconds(data.get("timeout", 0), "timeout", field_error)
     max_runs = data.get("max_concurrent_runs", 0)
-    if not _is_int(max_runs) or max_runs < 0:
-        field_error("max_concurrent_runs", "must be a whole number, 0 for no limit")
+    if not _is_int(max_runs) or not 0 <= max_runs <= CONCURRENT_RUNS_MAX:
+        field_error(
+            "max_concurrent_runs",
+            f"must be a whole number from 0 to {CONCURRENT_RUNS_MAX:,}, 0 for no limit",
+        )
     steps_data = data.get("steps") or []
     if not isinstance(steps_data, list):
         field_error("steps", "must be a list of steps")
+        steps_data = []
+    elif len(steps_data) > max_steps():
+        field_error(
+            "steps",
+            f"{len(steps_data):,} steps: a workflow has at most {max_steps():,} "
+            "(the ORCH_MAX_STEPS setting)",
+        )
         steps_data = []
     scope_params = frozenset(p.name for p in params)
     steps = _clean_steps(steps_data, scope_params, field_error)
@@ -137,7 +174,8 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             error("key", f"clashes with {env_names[env_suffix(key)]!r} in variable names")
             continue
         env_names[env_suffix(key)] = key
-        kind = KINDS.get(raw.get("kind"))
+        kind_name = raw.get("kind")
+        kind = KINDS.get(kind_name) if isinstance(kind_name, str) else None
         if kind is None:
             error("kind", f"must be one of {', '.join(KINDS)}")
             position_of[key] = index
@@ -148,13 +186,13 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             error("config", "must be a mapping of the kind's fields")
             config = {}
         config = dict(config)
-        for field in sorted(set(raw) - set(STEP_FIELDS) - {"config"}):
+        for field, label in _unknown_fields(raw, {*STEP_FIELDS, "config"}):
             if field in kind.fields:
                 config[field] = raw[field]
             else:
                 allowed = ", ".join((*STEP_FIELDS, *kind.fields))
                 error(
-                    field,
+                    label,
                     f"unknown field for a {kind.name} step; expected one of {allowed}",
                 )
 
@@ -171,9 +209,9 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
                 )
                 error(
                     "needs",
-                    f"names {need!r}, which comes later; a step can only need steps above it"
+                    f"names {shown(need)}, which comes later; a step can only need steps above it"
                     if later
-                    else f"names {need!r}, which is not a step of this workflow",
+                    else f"names {shown(need)}, which is not a step of this workflow",
                 )
         if len(set(needs)) != len(needs):
             error("needs", "names a step twice")
@@ -188,8 +226,8 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             "kind": kind.name,
             "needs": needs,
         }
-        if not isinstance(step["name"], str) or len(step["name"]) > 200:
-            error("name", "must be text of at most 200 characters")
+        if not isinstance(step["name"], str) or len(step["name"]) > NAME_MAX:
+            error("name", f"must be text of at most {NAME_MAX} characters")
         run_if = raw.get("run_if", STEP_DEFAULTS["run_if"])
         if run_if not in RunIf.values:
             error("run_if", f"must be one of {', '.join(RunIf.values)}")
@@ -206,17 +244,57 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
         step["continue_on_failure"] = continue_on_failure
         queue = raw.get("queue", "default")
         if not isinstance(queue, str) or not QUEUE_RE.match(queue):
-            error("queue", "must be a queue name: letters, digits, _ . and -")
+            error(
+                "queue", "must be a queue name: letters, digits, _ . and - (at most 100 characters)"
+            )
         step["queue"] = queue
-        try:
-            step["config"] = kind.clean(config, PlaceholderScope(param_names, frozenset(ancestors)))
-        except ConfigError as exc:
-            error(exc.field, exc.message)
-            step["config"] = config
+        oversized = _oversized_text(config, kind.fields)
+        for field, limit in oversized:
+            error(field, f"must be at most {limit:,} characters")
+        step["config"] = config
+        if not oversized:
+            scope = PlaceholderScope(param_names, frozenset(ancestors))
+            try:
+                step["config"] = kind.clean(config, scope)
+            except ConfigError as exc:
+                error(exc.field, exc.message)
         position_of[key] = index
         ancestors_of[key] = ancestors
         steps.append(step)
     return steps
+
+
+def _unknown_fields(data: dict, known: set[str]) -> list[tuple[Any, str]]:
+    """The fields of *data* not in *known*, each with a short label for messages.
+
+    A YAML key may be a number, or a very long text.
+    """
+    labels = [(field, field if isinstance(field, str) else shown(field)) for field in data]
+    return sorted(
+        ((field, label[:ECHO_MAX]) for field, label in labels if field not in known),
+        key=lambda pair: pair[1],
+    )
+
+
+def _oversized_text(config: dict[str, Any], fields: tuple[str, ...]) -> list[tuple[str, int]]:
+    """The kind fields of *config* holding text over their limit, with the limit.
+
+    A field is text, or a mapping or list of texts (headers); nothing
+    deeper is looked into (and the kind refuses what is deeper).
+    """
+    found = []
+    for field in fields:
+        limit = URL_MAX if field == "url" else STEP_TEXT_MAX
+        value = config.get(field)
+        if isinstance(value, dict):
+            texts = [*value, *value.values()]
+        elif isinstance(value, list):
+            texts = value
+        else:
+            texts = [value]
+        if any(isinstance(text, str) and len(text) > limit for text in texts):
+            found.append((field, limit))
+    return found
 
 
 def _is_int(value: Any) -> bool:
@@ -322,15 +400,33 @@ def save_definition(definition: dict[str, Any], *, owner=None) -> tuple[Workflow
 
 
 def parse_yaml(text: str) -> dict[str, Any]:
-    """Parse and validate one workflow file; raise DefinitionError."""
+    """Parse and validate one workflow file; raise DefinitionError.
+
+    The file is read within limits (FILE_MAX_BYTES, DEPTH_MAX, VALUES_MAX
+    once aliases are expanded, NUMBER_DIGITS_MAX): what breaks one comes
+    back as an error naming the limit, before any large value is built.
+    """
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > FILE_MAX_BYTES:
+        raise DefinitionError([("file", file_too_big(size))])
     try:
-        data = yaml.safe_load(text)
+        data = bounded_yaml.load(text)
+    except bounded_yaml.OverLimit as exc:
+        raise DefinitionError([(f"line {exc.mark.line + 1}", exc.problem)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "file"
         problem = getattr(exc, "problem", None) or str(exc)
         raise DefinitionError([(where, f"not valid YAML: {problem}")]) from None
+    except (ValueError, OverflowError) as exc:
+        # A value PyYAML's resolver took for a date or a number and Python
+        # refused (2026-13-45): the file is wrong, not the server.
+        raise DefinitionError([("file", f"not valid YAML: {exc}")]) from None
     return clean_definition(data)
+
+
+def file_too_big(size: int) -> str:
+    return f"{size:,} bytes; a workflow file may be at most {FILE_MAX_BYTES:,} bytes (1 MiB)"
 
 
 def to_yaml(definition: dict[str, Any]) -> str:

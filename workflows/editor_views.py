@@ -9,14 +9,14 @@ fields); without JavaScript the browser is redirected back to the page.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from workflows import editor
 from workflows.changes import compare
-from workflows.definition import DefinitionError, parse_yaml, to_yaml
+from workflows.definition import DefinitionError, file_too_big, parse_yaml, to_yaml
 from workflows.editor_forms import (
     form_values,
     settings_errors,
@@ -24,11 +24,11 @@ from workflows.editor_forms import (
     step_from_post,
 )
 from workflows.kinds import KINDS
+from workflows.limits import FILE_MAX_BYTES, shown
 from workflows.models import Workflow
 from workflows.views import get_workflow_for_user, render_workflow_detail
 
-# The confirmation carries the file back in a form field: both bounded.
-IMPORT_MAX_BYTES = 1024 * 1024
+# An uploaded file's name, echoed in messages and carried by the confirmation.
 FILENAME_MAX_CHARS = 200
 
 
@@ -37,6 +37,16 @@ def _version(request: HttpRequest) -> int:
         return int(request.POST.get("version", ""))
     except ValueError:
         return -1  # refused as stale: the form did not say what it changed
+
+
+def _plain_text(response_class, message: str) -> HttpResponse:
+    # Plain text: a value quoted back (cut short) can never be read as markup.
+    return response_class(message, content_type="text/plain; charset=utf-8")
+
+
+def _unknown_kind(kind: str) -> HttpResponse:
+    known = ", ".join(KINDS)
+    return _plain_text(HttpResponseBadRequest, f"Unknown step kind {shown(kind)}; use {known}.")
 
 
 def _after_change(
@@ -94,12 +104,12 @@ def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
     if key is None:
         kind = request.GET.get("kind", "shell")
         if kind not in KINDS:
-            return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
+            return _unknown_kind(kind)
         return render_workflow_detail(
             request, workflow, fragment="new-step" if request.htmx else None, adding=kind
         )
     if not workflow.steps.filter(key=key).exists():
-        return HttpResponse("That step no longer exists; reload the page.", status=404)
+        return _plain_text(HttpResponseNotFound, "That step no longer exists; reload the page.")
     return render_workflow_detail(
         request, workflow, fragment="step-form" if request.htmx else None, editing=key
     )
@@ -117,7 +127,7 @@ def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
     workflow = get_workflow_for_user(request, slug)
     kind = request.POST.get("kind", "")
     if kind not in KINDS:
-        return HttpResponse(f"Unknown step kind {kind!r}.", status=400)
+        return _unknown_kind(kind)
     step = step_from_post(request.POST, kind)
     try:
         editor.save_step(workflow, _version(request), key, step)
@@ -198,7 +208,8 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
 
     A file whose slug exists is not imported at once: the answer shows what
     would change, with a form that posts the same text back (``content``)
-    and the version it was compared with (``replacing``).
+    and the version it was compared with (``replacing``). The text is
+    bounded like a file: parse_yaml refuses more than FILE_MAX_BYTES.
     """
     confirming = "content" in request.POST
     if confirming:
@@ -210,15 +221,14 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
             messages.error(request, "Choose a workflow file (.yaml) to import.")
             return redirect("workflow_list")
         filename = upload.name[:FILENAME_MAX_CHARS]
-        if upload.size > IMPORT_MAX_BYTES:
-            return _too_big(request, filename)
+        if upload.size > FILE_MAX_BYTES:
+            messages.error(request, f"{filename}: {file_too_big(upload.size)}.")
+            return redirect("workflow_list")
         try:
             text = upload.read().decode("utf-8")
         except UnicodeDecodeError:
             messages.error(request, f"{filename}: not a text file.")
             return redirect("workflow_list")
-    if len(text.encode("utf-8")) > IMPORT_MAX_BYTES:
-        return _too_big(request, filename)
     try:
         definition = parse_yaml(text)
     except DefinitionError as exc:
@@ -247,15 +257,6 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     state = "replaced" if changed and confirming else "imported" if changed else "unchanged"
     messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
     return redirect("workflow_detail", workflow.slug)
-
-
-def _too_big(request: HttpRequest, filename: str) -> HttpResponse:
-    messages.error(
-        request,
-        f"{filename}: a workflow file may have at most {IMPORT_MAX_BYTES // 1024} KiB; "
-        "this one has more.",
-    )
-    return redirect("workflow_list")
 
 
 def _replacing(request: HttpRequest) -> int | None:

@@ -6,6 +6,18 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from workflows.limits import (
+    CHOICE_MAX,
+    CHOICES_MAX,
+    ECHO_MAX,
+    INT_MAX,
+    INT_MIN,
+    PARAM_DESCRIPTION_MAX,
+    PARAM_TEXT_MAX,
+    PARAMS_MAX,
+    shown,
+)
+
 PARAM_TYPES = ("string", "int", "bool", "choice")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 TRUE_WORDS = {"true", "yes", "on", "1"}
@@ -57,31 +69,58 @@ class Param:
         return "PARAM_" + env_suffix(self.name)
 
     def coerce(self, value: Any) -> Any:
-        """Return *value* as this parameter's type, or raise ValueError."""
+        """Return *value* as this parameter's type, or raise ValueError.
+
+        Messages quote the value cut short: it may be anything a form, a
+        command line or a file held.
+        """
         if self.type == "int":
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not isinstance(value, int | str):
                 raise ValueError("must be a whole number")
-            if isinstance(value, int):
-                return value
-            try:
-                return int(str(value).strip())
-            except ValueError:
-                raise ValueError(f"{value!r} is not a whole number") from None
+            number = value if isinstance(value, int) else _whole_number(value)
+            if not INT_MIN <= number <= INT_MAX:
+                raise ValueError(f"{shown(value)} is out of range: {INT_RANGE}")
+            return number
         if self.type == "bool":
             if isinstance(value, bool):
                 return value
-            word = str(value).strip().lower()
+            if not isinstance(value, str | int):
+                raise ValueError("must be true or false")
+            # str() of a huge int is refused by Python itself: only 0 and 1 mean anything.
+            word = value.strip().lower() if isinstance(value, str) else str(min(abs(value), 2))
             if word in TRUE_WORDS:
                 return True
             if word in FALSE_WORDS:
                 return False
-            raise ValueError(f"{value!r} is not true or false")
+            raise ValueError(f"{shown(value)} is not true or false")
         if not isinstance(value, str | int | float) or isinstance(value, bool):
             raise ValueError("must be text")
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            raise ValueError(f"{shown(value)} is out of range: {INT_RANGE}")
         text = str(value)
+        if len(text) > PARAM_TEXT_MAX:
+            raise ValueError(f"must be at most {PARAM_TEXT_MAX:,} characters")
         if self.type == "choice" and text not in self.choices:
-            raise ValueError(f"{text!r} is not one of {', '.join(self.choices)}")
+            raise ValueError(f"{shown(text)} is not one of {', '.join(self.choices)}")
         return text
+
+
+INT_RANGE = f"a whole number from {INT_MIN} to {INT_MAX}"
+
+
+def _whole_number(text: str) -> int:
+    # int() of thousands of digits is slow and then refused (Python's
+    # int-string conversion limit): a longer text is out of range anyway.
+    stripped = text.strip()
+    digits = stripped.removeprefix("-").removeprefix("+").lstrip("0")
+    if len(digits) > len(str(INT_MAX)):
+        if digits.isdigit():
+            raise ValueError(f"{shown(text)} is out of range: {INT_RANGE}")
+        raise ValueError(f"{shown(text)} is not a whole number")
+    try:
+        return int(stripped)
+    except ValueError:
+        raise ValueError(f"{shown(text)} is not a whole number") from None
 
 
 def env_suffix(name: str) -> str:
@@ -102,6 +141,8 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         return [], errors
     if not isinstance(raw, list):
         return [], {"params": "must be a list of parameters"}
+    if len(raw) > PARAMS_MAX:
+        return [], {"params": f"at most {PARAMS_MAX} parameters"}
     params: list[Param] = []
     seen: dict[str, str] = {}
     allowed = {"name", "type", "default", "required", "choices", "description"}
@@ -110,14 +151,15 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         if not isinstance(item, dict):
             errors[where] = "must be a mapping with at least a name"
             continue
-        for unknown in sorted(set(item) - allowed):
-            errors[f"{where}.{unknown}"] = (
+        for unknown in sorted(set(item) - allowed, key=str):
+            errors[f"{where}.{str(unknown)[:ECHO_MAX]}"] = (
                 f"unknown field; expected one of {', '.join(sorted(allowed))}"
             )
         name = item.get("name")
         if not isinstance(name, str) or not NAME_RE.match(name):
             errors[f"{where}.name"] = (
-                "must start with a letter or _ and hold only letters, digits, _ and -"
+                "must start with a letter or _ and hold only letters, digits, _ and - "
+                "(at most 64 characters)"
             )
             continue
         where = f"params.{name}"
@@ -137,6 +179,15 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         ):
             errors[f"{where}.choices"] = "must be a list of texts"
             continue
+        if len(choices) > CHOICES_MAX:
+            errors[f"{where}.choices"] = f"at most {CHOICES_MAX} choices"
+            continue
+        if any(
+            not INT_MIN <= c <= INT_MAX if isinstance(c, int) else len(c) > CHOICE_MAX
+            for c in choices
+        ):
+            errors[f"{where}.choices"] = f"each choice must be at most {CHOICE_MAX} characters"
+            continue
         if kind == "choice" and not choices:
             errors[f"{where}.choices"] = "a choice parameter needs choices"
             continue
@@ -150,6 +201,9 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         description = item.get("description", "")
         if not isinstance(description, str):
             errors[f"{where}.description"] = "must be text"
+            continue
+        if len(description) > PARAM_DESCRIPTION_MAX:
+            errors[f"{where}.description"] = f"must be at most {PARAM_DESCRIPTION_MAX:,} characters"
             continue
         param = Param(
             name=name,
@@ -180,7 +234,7 @@ def resolve_values(params: list[Param], given: dict[str, Any]) -> dict[str, Any]
     for name in given:
         if name not in declared:
             known = ", ".join(declared) or "none"
-            errors[name] = f"is not a parameter of this workflow (declared: {known})"
+            errors[name[:ECHO_MAX]] = f"is not a parameter of this workflow (declared: {known})"
     values: dict[str, Any] = {}
     for param in params:
         if param.name in given and given[param.name] not in (None, ""):

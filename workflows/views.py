@@ -17,10 +17,11 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from workflows.definition import KEY_RULE, clean_definition, save_definition
+from workflows.definition import KEY_RULE, DefinitionError, clean_definition, save_definition
 from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
+from workflows.limits import NAME_MAX, cut
 from workflows.models import Step, Workflow
 from workflows.params import PARAM_TYPES, TRUE_WORDS, Param
 
@@ -39,7 +40,11 @@ def get_workflow_for_user(request: HttpRequest, slug: str) -> Workflow:
 
 @require_GET
 def workflow_list(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "").strip()
+    return _list_page(request)
+
+
+def _list_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
+    query = request.GET.get("q", "").strip()[:NAME_MAX]  # no name is longer
     workflows = Workflow.objects.annotate(step_count=Count("steps"))
     if query:
         workflows = workflows.filter(Q(name__icontains=query) | Q(slug__icontains=query))
@@ -47,7 +52,7 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
     template = "workflows/workflow_list.html"
     if request.htmx and request.htmx.target == "workflow-rows":
         template += "#rows"
-    return render(request, template, context)
+    return render(request, template, context, status=status)
 
 
 def with_runs(workflows: QuerySet[Workflow]) -> list[Workflow]:
@@ -82,6 +87,12 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
     if not name:
         messages.error(request, "Give the new workflow a name.")
         return redirect("workflow_list")
+    if len(name) > NAME_MAX:
+        messages.error(
+            request,
+            f"A workflow name has at most {NAME_MAX} characters; this one has {len(name):,}.",
+        )
+        return _list_page(request, status=400)
     definition = clean_definition({"slug": _free_slug(slugify(name) or "workflow"), "name": name})
     workflow, _ = save_definition(definition, owner=request.user)
     return redirect("workflow_detail", workflow.slug)
@@ -93,8 +104,16 @@ def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
     definition = original.definition()
     definition.pop("version")
     definition["slug"] = _free_slug(f"{original.slug}-copy")
-    definition["name"] = f"Copy of {original.name}"
-    workflow, _ = save_definition(clean_definition(definition), owner=request.user)
+    # The copy's name stays within the limit however long the original's is.
+    definition["name"] = cut(f"Copy of {original.name}", NAME_MAX)
+    try:
+        definition = clean_definition(definition)
+    except DefinitionError as exc:
+        # Saved before today's limits: the copy would be refused anywhere else too.
+        where, problem = exc.errors[0]
+        messages.error(request, f"“{original.name}” cannot be copied: {where}: {problem}")
+        return redirect("workflow_detail", original.slug)
+    workflow, _ = save_definition(definition, owner=request.user)
     messages.success(request, f"“{original.name}” copied; this is the copy.")
     return redirect("workflow_detail", workflow.slug)
 

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from runs import engine
 from runs.executors.local import LocalExecutor
-from runs.models import LogLine, LogStream, Run, RunStatus, StopRequest, Trigger
+from runs.models import CancelSource, LogLine, LogStream, Run, RunStatus, StopRequest, Trigger
 from runs.serialize import run_as_dict
 from workflows.models import Workflow
 from workflows.params import ParamError, resolve_values
@@ -112,7 +112,7 @@ class Command(BaseCommand):
                     raise SystemExit(130) from None
                 interrupted = True
                 self.stderr.write("cancelling the run (Ctrl-C again to leave now)")
-                engine.request_stop(run.pk, StopRequest.CANCEL)
+                engine.request_stop(run.pk, StopRequest.CANCEL, source=CancelSource.CLI)
 
     def _print_lines(self, run: Run, after_id: int, out) -> int:
         lines = (

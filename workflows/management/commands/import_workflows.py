@@ -4,7 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workflows.definition import DefinitionError, parse_yaml, save_definition
+from workflows.definition import DefinitionError, file_too_big, parse_yaml, save_definition
+from workflows.limits import FILE_MAX_BYTES
 from workflows.models import Workflow
 
 
@@ -27,6 +28,11 @@ class Command(BaseCommand):
         failed = 0
         for file in files:
             try:
+                # Measured before reading: a huge file is refused, never loaded.
+                if (size := file.stat().st_size) > FILE_MAX_BYTES:
+                    self.stderr.write(f"{file}: {file_too_big(size)}")
+                    failed += 1
+                    continue
                 definition = parse_yaml(file.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError) as exc:
                 self.stderr.write(f"{file}: cannot read: {exc}")

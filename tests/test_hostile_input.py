@@ -1,0 +1,452 @@
+"""Hostile input: each gets a short, clear answer, and nothing stored changes.
+
+Every case was once a 500, a reflected script, or minutes of CPU and
+hundreds of megabytes for one request.
+"""
+
+from __future__ import annotations
+
+import html
+from io import StringIO
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from runs.models import Run
+from tests.conftest import make_workflow, queued_run
+from workflows.models import Step, Workflow
+
+NIGHTLY = """
+slug: nightly
+name: Nightly
+description: Builds the report.
+params:
+  - {name: n, type: int, default: 3}
+steps:
+  - {key: build, kind: shell, command: ./build.sh}
+"""
+SMALL = 20_000  # bytes: every answer here is a page or less, whatever was sent
+HTMX = {"HTTP_HX_REQUEST": "true"}
+BIG_NUMBER = "9" * 5000  # past Python's int-string conversion limit (4,300 digits)
+
+
+@pytest.fixture
+def nightly(db):
+    return make_workflow(NIGHTLY)
+
+
+def stored() -> list:
+    """Everything a refused request must leave as it was."""
+    return [
+        list(Workflow.objects.order_by("slug").values()),
+        list(Step.objects.order_by("id").values()),
+        Run.objects.count(),
+    ]
+
+
+def text_of(response) -> str:
+    return html.unescape(response.content.decode())
+
+
+def import_file(client, name: str, content: bytes):
+    upload = SimpleUploadedFile(name, content, content_type="application/yaml")
+    return client.post("/workflows/import", {"file": upload}, follow=True)
+
+
+def alias_bomb() -> str:
+    """665 bytes that stood for 9**7 values: each list repeats the one before nine times."""
+    anchors = ["  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, 7):
+        anchors.append(f"  a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * 9) + "]")
+    return (
+        "slug: bomb\nparams:\n  - name: n\n    type: int\n    default:\n      anchors:\n"
+        + "\n".join("      " + line for line in anchors)
+        + "\nsteps: [{key: a, kind: shell, command: 'true'}]\n"
+    )
+
+
+# Reflected values
+
+
+def test_it_answers_an_unknown_kind_on_the_step_form_as_plain_text(alice_client, nightly):
+    before = stored()
+
+    response = alice_client.get(
+        "/workflows/nightly/steps/new", {"kind": "<script>alert(1)</script>"}
+    )
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response.content.decode() == (
+        "Unknown step kind '<script>alert(1)</script>'; use shell, http, wait."
+    )
+    assert stored() == before
+
+
+def test_it_answers_an_unknown_kind_on_save_as_plain_text_cut_short(alice_client, nightly):
+    before = stored()
+    kind = "<img src=x onerror=alert(1)>" + "x" * 100_000
+
+    response = alice_client.post(
+        "/workflows/nightly/steps/add", {"version": "1", "kind": kind, "key": "evil"}, **HTMX
+    )
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.content.decode() == (
+        "Unknown step kind '<img src=x onerror=alert(1)>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… "
+        "(100,028 characters); use shell, http, wait."
+    )
+    assert stored() == before
+
+
+# YAML files: aliases, size, depth, numbers
+
+
+def test_it_refuses_an_alias_bomb_naming_the_limit(alice_client, nightly):
+    bomb = alias_bomb().encode()
+    before = stored()
+
+    response = import_file(alice_client, "bomb.yaml", bomb)
+
+    assert len(bomb) < 700
+    assert response.status_code == 200
+    assert response.redirect_chain == [("/workflows/", 302)]
+    assert "bomb.yaml: line 12: more than 100,000 values once aliases are expanded" in (
+        text_of(response)
+    )
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_refuses_an_alias_that_contains_itself(alice_client, nightly):
+    before = stored()
+
+    response = import_file(
+        alice_client, "loop.yaml", b"slug: loop\ndescription: &d [a, *d]\nsteps: []\n"
+    )
+
+    assert "loop.yaml: line 2: an alias refers to the value that contains it" in text_of(response)
+    assert stored() == before
+
+
+def test_it_refuses_a_file_over_one_mebibyte(alice_client, nightly):
+    big = b"slug: nightly\ndescription: " + b"x" * (1024 * 1024) + b"\n"
+    before = stored()
+
+    response = import_file(alice_client, "big.yaml", big)
+
+    assert (
+        f"big.yaml: {len(big):,} bytes; "
+        "a workflow file may be at most 1,048,576 bytes (1 MiB)." in text_of(response)
+    )
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_refuses_a_description_over_its_limit_and_keeps_the_workflow(alice_client, nightly):
+    source = NIGHTLY.replace("Builds the report.", "x" * 10_001).encode()
+    before = stored()
+
+    response = import_file(alice_client, "nightly.yaml", source)
+
+    assert "nightly.yaml: description: must be at most 10,000 characters" in text_of(response)
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_refuses_a_command_over_64_kib(alice_client, nightly):
+    source = NIGHTLY.replace("./build.sh", "x" * 65_537).encode()
+    before = stored()
+
+    response = import_file(alice_client, "nightly.yaml", source)
+
+    assert "nightly.yaml: step build.command: must be at most 65,536 characters" in (
+        text_of(response)
+    )
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_refuses_more_steps_than_the_setting_allows(alice_client, nightly, settings):
+    settings.ORCH_MAX_STEPS = 3
+    steps = "\n".join(f"  - {{key: s{n}, kind: shell, command: 'true'}}" for n in range(4))
+    before = stored()
+
+    response = import_file(alice_client, "many.yaml", f"slug: many\nsteps:\n{steps}\n".encode())
+
+    assert (
+        "many.yaml: steps: 4 steps: a workflow has at most 3 (the ORCH_MAX_STEPS setting)"
+        in text_of(response)
+    )
+    assert stored() == before
+
+
+def test_it_refuses_yaml_nested_thousands_deep(alice_client, nightly):
+    deep = b"slug: deep\ndescription: " + b"[" * 5000 + b"]" * 5000 + b"\n"
+    before = stored()
+
+    response = import_file(alice_client, "deep.yaml", deep)
+
+    assert "deep.yaml: line 2: nested more than 20 levels deep; a workflow needs a few" in (
+        text_of(response)
+    )
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_counts_the_depth_of_aliases_as_if_they_were_copies(alice_client, nightly):
+    deep = "slug: deep\na: &a " + "[" * 12 + "x" + "]" * 12 + "\nb: " + "[" * 10 + "*a" + "]" * 10
+    before = stored()
+
+    response = import_file(alice_client, "deep.yaml", deep.encode())
+
+    assert "deep.yaml: line 3: nested more than 20 levels deep once aliases are expanded" in (
+        text_of(response)
+    )
+    assert stored() == before
+
+
+def test_it_refuses_a_five_thousand_digit_number(alice_client, nightly):
+    source = NIGHTLY.replace("default: 3", f"default: {BIG_NUMBER}").encode()
+    before = stored()
+
+    response = import_file(alice_client, "nightly.yaml", source)
+
+    assert "nightly.yaml: line 6: a number of more than 30 digits" in text_of(response)
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_refuses_numbers_no_column_holds(alice_client, nightly):
+    source = (NIGHTLY + "max_concurrent_runs: 100000000000000000000\n").replace(
+        "default: 3", "default: 10000000000000000000"
+    )
+    before = stored()
+
+    page = text_of(import_file(alice_client, "nightly.yaml", source.encode()))
+
+    assert (
+        "nightly.yaml: params.n.default: 10000000000000000000 is out of range: "
+        "a whole number from -9223372036854775808 to 9223372036854775807" in page
+    )
+    assert (
+        "nightly.yaml: max_concurrent_runs: must be a whole number from 0 to 10,000, "
+        "0 for no limit" in page
+    )
+    assert stored() == before
+
+
+def test_it_refuses_a_date_yaml_cannot_build_and_a_number_as_a_field(alice_client, nightly):
+    before = stored()
+
+    page = text_of(
+        import_file(alice_client, "odd.yaml", b"slug: odd\ndescription: 2026-13-45\n1: x\n")
+    )
+
+    assert "odd.yaml: file: not valid YAML: month must be in 1..12" in page
+    assert stored() == before
+    page = text_of(import_file(alice_client, "odd.yaml", b"slug: odd\n1: x\n"))
+    assert "odd.yaml: 1: unknown field; expected one of slug, name" in page
+    assert stored() == before
+
+
+def test_the_import_command_applies_the_same_limits(nightly, tmp_path):
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    (tmp_path / "big.yaml").write_bytes(b"slug: big\ndescription: " + b"x" * (1024 * 1024))
+    before = stored()
+    errors = StringIO()
+
+    with pytest.raises(CommandError, match=r"^2 of 2 file\(s\) not imported$"):
+        call_command("import_workflows", str(tmp_path), stderr=errors, stdout=StringIO())
+
+    assert errors.getvalue().splitlines() == [
+        f"{tmp_path}/big.yaml: 1,048,599 bytes; "
+        "a workflow file may be at most 1,048,576 bytes (1 MiB)",
+        f"{tmp_path}/bomb.yaml: line 12: more than 100,000 values once aliases are expanded",
+    ]
+    assert stored() == before
+
+
+# The editor and the pages
+
+
+def test_the_editor_refuses_a_step_over_the_limits_beside_its_fields(
+    alice_client, nightly, settings
+):
+    settings.ORCH_MAX_STEPS = 1
+    before = stored()
+
+    response = alice_client.post(
+        "/workflows/nightly/steps/add",
+        {"version": "1", "kind": "shell", "key": "more", "command": "x" * 65_537},
+        **HTMX,
+    )
+
+    page = text_of(response)
+    assert response.status_code == 200
+    assert "steps: 2 steps: a workflow has at most 1 (the ORCH_MAX_STEPS setting)" in page
+    assert len(response.content) < SMALL + 65_537 * 2  # the refused command is kept in its field
+    assert stored() == before
+
+
+def test_the_editor_refuses_a_long_command_and_description(alice_client, nightly):
+    before = stored()
+
+    step = alice_client.post(
+        "/workflows/nightly/steps/build/save",
+        {"version": "1", "kind": "shell", "key": "build", "command": "x" * 65_537},
+        **HTMX,
+    )
+    settings = alice_client.post(
+        "/workflows/nightly/settings",
+        {"version": "1", "name": "Nightly", "description": "x" * 10_001},
+        **HTMX,
+    )
+
+    assert step.status_code == 200
+    assert "must be at most 65,536 characters" in text_of(step)
+    assert settings.status_code == 200
+    assert "must be at most 10,000 characters" in text_of(settings)
+    assert stored() == before
+
+
+def test_it_refuses_a_new_workflow_name_over_200_characters(alice_client, nightly):
+    before = stored()
+
+    response = alice_client.post("/workflows/new", {"name": "n" * 201})
+
+    assert response.status_code == 400
+    assert "A workflow name has at most 200 characters; this one has 201." in text_of(response)
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_it_duplicates_a_workflow_whose_name_is_already_200_characters(alice_client, db):
+    make_workflow({"slug": "long", "name": "L" * 200})
+
+    response = alice_client.post("/workflows/long/duplicate")
+
+    assert response.status_code == 302
+    copy = Workflow.objects.get(slug="long-copy")
+    assert copy.name == "Copy of " + "L" * 191 + "…"
+    assert len(copy.name) == 200
+
+
+def test_the_run_form_refuses_a_five_thousand_digit_number(alice_client, nightly, no_executor):
+    before = stored()
+
+    response = alice_client.post("/workflows/nightly/run", {"n": BIG_NUMBER, "token": "t"})
+
+    assert response.status_code == 200
+    assert (
+        f"'{'9' * 60}'… (5,000 characters) is out of range: "
+        "a whole number from -9223372036854775808 to 9223372036854775807" in text_of(response)
+    )
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_run_workflow_refuses_a_five_thousand_digit_number(nightly):
+    before = stored()
+
+    with pytest.raises(CommandError) as refused:
+        call_command("run_workflow", "nightly", "--param", f"n={BIG_NUMBER}")
+
+    assert str(refused.value) == (
+        f"bad parameters: n: '{'9' * 60}'… (5,000 characters) is out of range: "
+        "a whole number from -9223372036854775808 to 9223372036854775807"
+    )
+    assert stored() == before
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("until=9999-12-31", "until: must be a day from 1900-01-01 to 9998-12-31"),
+        ("since=0001-01-01", "since: must be a day from 1900-01-01 to 9998-12-31"),
+        ("status=" + "x" * 5000, "status: unknown value '" + "x" * 60 + "'… (5,000 characters)"),
+    ],
+)
+def test_the_run_history_names_a_far_or_odd_filter(alice_client, nightly, query, message):
+    response = alice_client.get(f"/runs/?{query}")
+
+    assert response.status_code == 200
+    assert message in text_of(response)
+    assert len(response.content) < SMALL
+
+
+@pytest.mark.parametrize("cursor", ["before=²", "before=" + BIG_NUMBER])
+def test_the_run_history_ignores_a_cursor_that_is_no_run_id(alice_client, nightly, cursor):
+    response = alice_client.get(f"/workflows/nightly/runs/?{cursor}")
+
+    assert response.status_code == 200
+    assert "No runs" in text_of(response)
+
+
+@pytest.mark.parametrize("number", ["line=²", "match=²&q=a", "before=" + BIG_NUMBER])
+def test_the_log_view_ignores_a_number_that_is_no_number(alice_client, nightly, number):
+    run = queued_run(nightly)
+
+    response = alice_client.get(f"/runs/{run.pk}/steps/build/log?{number}")
+
+    assert response.status_code == 200
+    assert "<code>build</code> log" in text_of(response)
+
+
+def test_a_rerun_from_an_unknown_step_quotes_it_cut_short(alice_client, nightly):
+    run = queued_run(nightly)
+    Run.objects.filter(pk=run.pk).update(status="failed")
+    before = stored()
+
+    response = alice_client.post(
+        f"/runs/{run.pk}/rerun", {"from_step": "<b>" + "x" * 100_000, "token": "t"}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert (
+        "Nothing was started: run #1 has no step '<b>" + "x" * 57 + "'… (100,003 characters)."
+    ) in text_of(response)
+    assert "<b>x" not in response.content.decode()
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_the_settings_form_refuses_a_limit_no_column_holds(alice_client, nightly):
+    before = stored()
+
+    response = alice_client.post(
+        "/workflows/nightly/settings",
+        {"version": "1", "name": "Nightly", "max_concurrent_runs": "9" * 30},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert "must be a whole number from 0 to 10,000, 0 for no limit" in text_of(response)
+    assert stored() == before
+
+
+def test_the_run_form_refuses_a_text_value_over_its_limit(alice_client, db, no_executor):
+    make_workflow({"slug": "greet", "params": [{"name": "who"}], "steps": []})
+    before = stored()
+
+    response = alice_client.post("/workflows/greet/run", {"who": "x" * 10_001, "token": "t"})
+
+    assert response.status_code == 200
+    assert "must be at most 10,000 characters" in text_of(response)
+    assert stored() == before
+
+
+def test_it_says_why_a_workflow_saved_before_the_limits_cannot_be_copied(alice_client, db):
+    Workflow.objects.create(slug="old", name="Old", description="x" * 20_000)
+    before = stored()
+
+    response = alice_client.post("/workflows/old/duplicate", follow=True)
+
+    assert response.redirect_chain == [("/workflows/old/", 302)]
+    assert "“Old” cannot be copied: description: must be at most 10,000 characters" in (
+        text_of(response)
+    )
+    assert stored() == before
