@@ -39,10 +39,11 @@
 
   // --- Open forms survive a redraw -----------------------------------------
 
-  // The editor being replaced, what asked, and where the cursor was. The
-  // forms are taken out of it only once the new editor is in (htmx:load), so
-  // a swap that does not happen leaves everything where it was.
-  let replaced = null;
+  // Each editor about to be replaced, what asked, and where the cursor was.
+  // The forms are taken out of it only once a new editor is in (htmx:load),
+  // so a swap that does not happen leaves everything where it was; a list,
+  // because a second change may be answered before the first settles.
+  const replaced = [];
 
   // The editor comes as the answer to a change, or out of band with saved
   // settings (then no step form asked for it).
@@ -50,27 +51,38 @@
     const target = event.detail.target;
     if (!target || target.id !== "editor") return;
     const focused = document.activeElement;
-    replaced = {
+    const record = {
       editor: target,
       requester: event.detail.requestConfig ? event.detail.requestConfig.elt : null,
       focused: focused && focused.closest && focused.closest("form.step-form") ? focused : null,
+      selection: null,
     };
-    if (replaced.focused && "selectionStart" in replaced.focused) {
+    if (record.focused && "selectionStart" in record.focused) {
       try {
-        replaced.selection = [replaced.focused.selectionStart, replaced.focused.selectionEnd];
+        record.selection = [record.focused.selectionStart, record.focused.selectionEnd];
       } catch (error) {
-        replaced.selection = null; // a field without a text selection
+        record.selection = null; // a field without a text selection
       }
     }
+    replaced.push(record);
   }
 
   document.addEventListener("htmx:beforeSwap", beforeSwap);
   document.addEventListener("htmx:oobBeforeSwap", beforeSwap);
 
   function carryOpenForms(editor) {
-    const old = replaced;
-    replaced = null;
-    if (!old || old.editor === editor) return;
+    for (let index = 0; index < replaced.length; ) {
+      const old = replaced[index];
+      if (old.editor.isConnected) {
+        index++; // not swapped (yet)
+        continue;
+      }
+      replaced.splice(index, 1);
+      carry(old, editor);
+    }
+  }
+
+  function carry(old, editor) {
     // Set only when the change was saved: the version it was made on.
     const savedFrom = editor.dataset.savedFrom;
     old.editor.querySelectorAll("form.step-form").forEach(function (form) {
@@ -86,7 +98,9 @@
     });
     if (old.focused && editor.contains(old.focused)) {
       old.focused.focus();
-      if (old.selection) old.focused.setSelectionRange(old.selection[0], old.selection[1]);
+      if (old.selection && old.selection[0] !== null) {
+        old.focused.setSelectionRange(old.selection[0], old.selection[1]);
+      }
     }
   }
 
