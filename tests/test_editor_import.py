@@ -146,3 +146,16 @@ def test_it_escapes_the_file_name_and_content_it_shows_back(alice_client, pipeli
     assert "<code>&lt;img src=x onerror=alert(1)&gt;.yaml</code>" in page
     assert "<b>Pipeline</b>" not in page
     assert "<code>&lt;b&gt;Pipeline&lt;/b&gt;</code>" in page
+
+
+def test_it_asks_again_when_the_confirmation_names_no_version(alice_client, pipeline):
+    response = alice_client.post(
+        "/workflows/import",
+        {"content": NEW_PIPELINE, "filename": "pipeline.yaml", "replacing": "soon"},
+    )
+    page = response.content.decode()
+
+    assert response.status_code == 200
+    assert "<h1>Replace “Pipeline”?</h1>" in page
+    assert "was changed after" not in page
+    assert saved() == (1, {"fetch": "./fetch.sh", "build": "./build.sh"})

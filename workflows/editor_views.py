@@ -211,8 +211,7 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     and the version it was compared with (``replacing``). The text is
     bounded like a file: parse_yaml refuses more than FILE_MAX_BYTES.
     """
-    confirming = "content" in request.POST
-    if confirming:
+    if "content" in request.POST:  # the confirmation
         text = request.POST["content"]
         filename = request.POST.get("filename", "")[:FILENAME_MAX_CHARS] or "workflow.yaml"
     else:
@@ -235,9 +234,10 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
         for where, message in exc.errors:
             messages.error(request, f"{filename}: {where}: {message}")
         return redirect("workflow_list")
+    replacing = _replacing(request)
     try:
         workflow, changed = editor.import_definition(
-            definition, replacing=_replacing(request), owner=request.user
+            definition, replacing=replacing, owner=request.user
         )
     except editor.ReplaceNotConfirmed as exc:
         current = exc.workflow.definition()
@@ -251,11 +251,14 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
             ),
             "content": text,
             "filename": filename,
-            "changed_meanwhile": confirming,
+            "changed_meanwhile": replacing is not None,
         }
         return render(request, "workflows/workflow_import.html", context)
-    state = "replaced" if changed and confirming else "imported" if changed else "unchanged"
-    messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
+    if changed:
+        verb = "replaced" if replacing is not None else "imported"
+        messages.success(request, f"“{workflow.name}” {verb} (version {workflow.version}).")
+    else:
+        messages.success(request, f"“{workflow.name}” unchanged (version {workflow.version}).")
     return redirect("workflow_detail", workflow.slug)
 
 
