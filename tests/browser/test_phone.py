@@ -117,5 +117,8 @@ def test_the_login_page_fits_a_phone_with_a_primary_button_and_the_favicon_loads
     assert href and href.endswith(".svg")
     response = context.request.get(f"{server}{href}")
     assert (response.status, response.headers["content-type"]) == (200, "image/svg+xml")
+    # Pages without the link (the admin's) make the browser ask for /favicon.ico.
+    response = context.request.get(f"{server}/favicon.ico")
+    assert (response.url, response.status) == (f"{server}{href}", 200)
     assert failed == [], "no request fails, /favicon.ico included"
     context.close()
