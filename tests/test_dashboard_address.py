@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 
+from orchestrator_site.env import env_base_url
 from runs import dashboard_address
 from tests.conftest import log_text, make_workflow, run_to_end, steps_of
 from workflows.definition import DefinitionError
@@ -96,3 +98,22 @@ def test_it_refuses_the_dashboard_placeholder_anywhere_but_at_the_start(db, url,
         make_workflow({"slug": "x", "steps": [{"key": "h", "kind": "http", "url": url}]})
 
     assert str(refused.value) == f"step h.url: {message}"
+
+
+def test_it_reads_orch_base_url_without_its_trailing_slash(monkeypatch):
+    monkeypatch.setenv("ORCH_BASE_URL", "https://orch.example.com/dashboard/")
+
+    assert env_base_url("ORCH_BASE_URL") == "https://orch.example.com/dashboard"
+
+
+@pytest.mark.parametrize("value", ["127.0.0.1:8000", "ftp://host", "http://host/?a=1", "http://"])
+def test_it_refuses_an_orch_base_url_that_is_no_base_url(monkeypatch, value):
+    monkeypatch.setenv("ORCH_BASE_URL", value)
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_base_url("ORCH_BASE_URL")
+
+    assert str(refused.value) == (
+        f"ORCH_BASE_URL={value!r} is not a base URL: write it as http://host:port "
+        "(or https://host/path), without a query."
+    )
