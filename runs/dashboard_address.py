@@ -9,10 +9,12 @@ setting.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from inspect import iscoroutinefunction
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import sync_and_async_middleware
 
 # Bound to every interface, the server is reached through loopback from here.
 ANY_INTERFACE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
@@ -36,13 +38,30 @@ def served_at(server: tuple[str, int] | None) -> str:
     return f"http://{host}:{port}"
 
 
-def remember_served_at(get_response: Callable[[HttpRequest], HttpResponse]):
-    """Middleware: record this process's own address from the first ASGI request."""
+def _remember(request: HttpRequest) -> None:
+    global _served_at
+    if not _served_at and (scope := getattr(request, "scope", None)):
+        _served_at = served_at(scope.get("server"))
 
-    def middleware(request: HttpRequest) -> HttpResponse:
-        global _served_at
-        if not _served_at and (scope := getattr(request, "scope", None)):
-            _served_at = served_at(scope.get("server"))
-        return get_response(request)
+
+@sync_and_async_middleware
+def remember_served_at(
+    get_response: Callable[[HttpRequest], HttpResponse | Awaitable[HttpResponse]],
+):
+    """Middleware: record this process's own address from the first ASGI request.
+
+    Async under Daphne, so it costs no thread hop; sync for the test client.
+    """
+    if iscoroutinefunction(get_response):
+
+        async def middleware(request: HttpRequest) -> HttpResponse:
+            _remember(request)
+            return await get_response(request)
+
+    else:
+
+        def middleware(request: HttpRequest) -> HttpResponse:
+            _remember(request)
+            return get_response(request)
 
     return middleware

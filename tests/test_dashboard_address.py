@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
@@ -29,7 +30,11 @@ def nothing_served(monkeypatch, settings):
 def serve_one_request(bound_to: tuple[str, int]) -> None:
     """What Daphne does on a request: the scope names the socket it is bound to."""
     request = SimpleNamespace(scope={"type": "http", "server": bound_to})
-    dashboard_address.remember_served_at(lambda request: HttpResponse())(request)
+
+    async def view(request):
+        return HttpResponse()
+
+    async_to_sync(dashboard_address.remember_served_at(view))(request)
 
 
 def test_it_checks_the_server_started_from_the_browser_on_its_own_port(
