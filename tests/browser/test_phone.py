@@ -89,6 +89,11 @@ def test_the_run_page_wraps_a_long_log_line_and_keeps_the_worker_out_of_the_way(
     assert box["height"] > 3 * 16, "over several lines"
     assert scroll_width(page) <= PHONE["width"]
 
+    # The definition as the run ran it: long YAML lines scroll inside their box.
+    page.locator("#run-definition summary").click()
+    expect(page.locator("#run-definition pre.definition")).to_contain_text("fetch-ledgers-from")
+    assert scroll_width(page) <= PHONE["width"]
+
     # Where a step ran is one click away, not in the row of facts.
     step = page.locator("#step-reconcile-region-03")
     worker = step.get_by_text("celery@reconciliation-worker")
