@@ -6,14 +6,16 @@ tests/browser/phone_pages.py), serves it with Daphne on a free port, starts
 a run that keeps running and one that fails through the browser, then saves
 into docs/img/:
 
+    workflows-<scheme>-<device>.png     the workflow list
     run-running-<scheme>-<device>.png   a run whose step is printing
     run-failed-<scheme>-<device>.png    deploy-with-rollback, failed
     editor-<scheme>-<device>.png        a workflow's editor
     history-<scheme>-<device>.png       the run history
 
 with <scheme> light or dark (the browser's prefers-color-scheme) and
-<device> desktop (1280x800) or phone (390x844). Each image is what the
-window shows, not the whole page, to keep the files small.
+<device> desktop (1280x800) or phone (390x844), and editor-step-form-dark.png
+(a step's form, dark, desktop). Each image is what the window shows, not the
+whole page, to keep the files small.
 
 Usage: python bench/screenshots.py [--out docs/img]   (needs /usr/bin/chromium)
 """
@@ -192,6 +194,17 @@ def start_run(page, server: str, slug: str) -> str:
     return page.url.removeprefix(server)
 
 
+def save_step_form(page, server: str, target: Path) -> None:
+    """The editor with a step's form open (docs/editor.md shows it in dark mode)."""
+    page.goto(f"{server}/workflows/nightly-build/")
+    page.get_by_role("link", name="Edit compile").click()
+    form = page.locator(".step-form")
+    form.wait_for()
+    form.scroll_into_view_if_needed()
+    page.screenshot(path=target, animations="disabled")
+    print(f"{target}  {target.stat().st_size // 1024} KiB")
+
+
 def take_screenshots(server: str, out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -215,6 +228,7 @@ def take_screenshots(server: str, out: Path) -> None:
         time.sleep(8)  # the running build prints some lines first
 
         pages = {
+            "workflows": "/workflows/",
             "run-running": running,
             "run-failed": failed,
             "editor": "/workflows/nightly-build/",
@@ -231,6 +245,8 @@ def take_screenshots(server: str, out: Path) -> None:
                     target = out / f"{name}-{scheme}-{device}.png"
                     page.screenshot(path=target, animations="disabled")
                     print(f"{target}  {target.stat().st_size // 1024} KiB")
+                if (scheme, device) == ("dark", "desktop"):
+                    save_step_form(page, server, out / "editor-step-form-dark.png")
                 context.close()
         browser.close()
 
