@@ -122,3 +122,13 @@ def test_it_refuses_an_orch_base_url_that_is_no_base_url(monkeypatch, value):
         f"ORCH_BASE_URL={value!r} is not a base URL: write it as http://host:port "
         "(or https://host/path), without a query."
     )
+
+
+def test_it_names_the_dashboard_placeholder_among_those_there_are(db):
+    with pytest.raises(DefinitionError) as refused:
+        make_workflow({"slug": "x", "steps": [{"key": "h", "kind": "http", "url": "{{ 1 + 1 }}"}]})
+
+    assert str(refused.value) == (
+        "step h.url: {{ 1 + 1 }} is not a placeholder; use {{ params.NAME }}, "
+        "{{ steps.KEY.outputs.NAME }} or {{ dashboard.url }}"
+    )
