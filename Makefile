@@ -36,7 +36,8 @@ DIST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/orchestrator
 DIST_REDIS_URL ?= redis://127.0.0.1:6379/0
 run-distributed: venv
 	@export DATABASE_URL=$(DIST_DATABASE_URL) REDIS_URL=$(DIST_REDIS_URL) \
-		CELERY_BROKER_URL=$(DIST_REDIS_URL) ORCH_EXECUTOR_AUTOSTART=true; \
+		CELERY_BROKER_URL=$(DIST_REDIS_URL) ORCH_EXECUTOR_AUTOSTART=true \
+		ORCH_BASE_URL=http://127.0.0.1:$(PORT); \
 	$(VENV)/bin/python -c 'import sys, psycopg; url, _, name = sys.argv[1].rpartition("/"); \
 		c = psycopg.connect(url + "/postgres", autocommit=True); \
 		c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() \

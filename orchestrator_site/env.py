@@ -83,6 +83,20 @@ def env_time_zone(name: str, default: str) -> str:
     return value
 
 
+def env_base_url(name: str) -> str:
+    """An absolute http(s) URL without a trailing slash, or "" when unset."""
+    value = _raw(name)
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a base URL: write it as http://host:port "
+            "(or https://host/path), without a query."
+        )
+    return value.rstrip("/")
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = _raw(name)
     if not value:

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from orchestrator_site.env import (
     database_from_url,
+    env_base_url,
     env_bool,
     env_choice,
     env_float,
@@ -66,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "runs.dashboard_address.remember_served_at",
 ]
 
 ROOT_URLCONF = "orchestrator_site.urls"
@@ -200,6 +202,10 @@ ORCH_RESEND_AFTER = env_float("ORCH_RESEND_AFTER", 60.0, minimum=1)
 # A Celery worker told to stop (SIGTERM) lets its running steps finish for
 # this long, then stops them and fails them (seconds).
 ORCH_WORKER_GRACE = env_float("ORCH_WORKER_GRACE", 30.0, minimum=0)
+# The dashboard's address as steps reach it ({{ dashboard.url }}, $ORCH_BASE_URL).
+# Unset, a server uses the address it is bound to; set it where steps run in
+# processes that serve no page (run_workflow, Celery workers).
+ORCH_BASE_URL = env_base_url("ORCH_BASE_URL")
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
 

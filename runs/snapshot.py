@@ -15,6 +15,7 @@ from typing import Any
 
 from django.db.models import F
 
+from runs.dashboard_address import dashboard_url
 from runs.models import STEP_FINAL, Run, StepRun
 
 
@@ -184,5 +185,6 @@ def job_for(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
             "ORCH_RUN_ID": str(run.pk),
             "ORCH_RUN_NUMBER": str(run.number),
             "ORCH_STEP_KEY": step.step_key,
+            **({"ORCH_BASE_URL": base_url} if (base_url := dashboard_url()) else {}),
         },
     )

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TypedDict
 
 from django.urls import reverse
+from django.utils.timezone import localtime
 
 from runs.models import Run, RunStatus
 from runs.watch import format_duration
@@ -30,6 +31,8 @@ class ChartPoint(TypedDict):
     number: int
     status: str
     started: float  # epoch seconds
+    # As every date on the pages: YYYY-MM-DD HH:MM:SS in the site's time zone.
+    started_text: str
     duration: float  # seconds
     url: str
 
@@ -80,6 +83,7 @@ def _point(run: Run) -> ChartPoint:
         "number": run.number,
         "status": run.status,
         "started": run.started_at.timestamp(),
+        "started_text": localtime(run.started_at).strftime("%Y-%m-%d %H:%M:%S"),
         "duration": (run.finished_at - run.started_at).total_seconds(),
         "url": reverse("run_detail", args=[run.pk]),
     }

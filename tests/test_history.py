@@ -182,7 +182,8 @@ def test_a_workflows_history_says_how_much_log_its_runs_keep(alice_client, two):
 
     page = alice_client.get("/workflows/a/runs/").content.decode()
 
-    assert "Stored logs: 2.0\xa0MB in 1 run " in page
+    assert "Stored logs: 2.0\xa0MB in 1 run." in page
+    assert "prune_runs" not in page, "how to delete old runs is in the docs, out of the way"
 
 
 def test_a_range_of_days_pages_by_creation_time(alice_client, two, monkeypatch):

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
+
 from tests.conftest import log_text, make_workflow, run_to_end, steps_of
+from workflows.definition import DefinitionError
 
 
 def test_it_calls_a_url_and_keeps_status_and_json_as_outputs(executor, live_server):
@@ -25,9 +28,34 @@ def test_it_calls_a_url_and_keeps_status_and_json_as_outputs(executor, live_serv
     assert json.loads(health.outputs["json"]) == {"status": "ok", "database": "ok"}
     system = log_text(health, "system")
     assert system[0] == f"GET {live_server.url}/healthz"
-    assert any(line.startswith("HTTP/1.1 200") for line in system)
-    assert any(line.lower().startswith("content-type: application/json") for line in system)
+    assert system[1] == "HTTP/1.1 200 OK"
+    assert len(system) == 2, "no response header is logged unless asked for"
     assert log_text(steps_of(run)["use"], "stdout") == ['got 200 {"status":"ok","database":"ok"}']
+
+
+def test_it_logs_the_response_headers_when_asked_to(executor, live_server):
+    workflow = make_workflow(
+        f"""
+        slug: health-headers
+        steps:
+          - {{key: health, kind: http, url: "{live_server.url}/healthz", log_headers: true}}
+        """
+    )
+    health = steps_of(run_to_end(workflow, executor))["health"]
+
+    system = log_text(health, "system")
+    assert system[:2] == [f"GET {live_server.url}/healthz", "HTTP/1.1 200 OK"]
+    assert "content-type: application/json" in [line.lower() for line in system[2:]]
+    assert health.outputs["status"] == "200"
+
+
+def test_it_refuses_a_log_headers_that_is_not_true_or_false(db):
+    with pytest.raises(DefinitionError) as refused:
+        make_workflow(
+            'slug: h\nsteps: [{key: h, kind: http, url: "http://x.example", log_headers: "yes"}]'
+        )
+
+    assert "step h.log_headers: must be true or false" in str(refused.value)
 
 
 def test_it_fails_on_an_unexpected_status(executor, live_server):

@@ -78,6 +78,7 @@ def test_points_are_the_timed_finished_runs_oldest_first(nightly):
             "number": 1,
             "status": "succeeded",
             "started": runs[0].started_at.timestamp(),
+            "started_text": "2026-01-05 13:00:00",
             "duration": 3.25,
             "url": f"/runs/{runs[0].pk}/",
         },
@@ -86,6 +87,7 @@ def test_points_are_the_timed_finished_runs_oldest_first(nightly):
             "number": 3,
             "status": "failed",
             "started": runs[2].started_at.timestamp(),
+            "started_text": "2026-01-05 15:00:00",
             "duration": 63.0,
             "url": f"/runs/{runs[2].pk}/",
         },
@@ -129,7 +131,7 @@ def test_the_history_page_shows_the_rate_and_the_chart_data(alice_client, nightl
 
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
     assert "50 % of the last 3 finished runs succeeded (cancelled runs not counted)." in text
-    assert "1 succeeded 1 failed 1 cancelled median duration 9.0 s" in text
+    assert "Succeeded: 1 Failed: 1 Cancelled: 1 median duration 9.0 s" in text
     assert [(p["number"], p["status"]) for p in chart_json(html)] == [
         (1, "succeeded"),
         (2, "failed"),

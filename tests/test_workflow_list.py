@@ -36,7 +36,7 @@ def test_it_shows_the_last_ten_runs_oldest_first(alice_client, db, django_assert
 
     assert page.count('class="dot status-succeeded"') == 30
     assert 'class="dot status-failed"' not in page  # the 12th-to-last is not shown
-    assert page.index('title="#3 succeeded"') < page.index('title="#12 succeeded"')
+    assert page.index('title="#3 Succeeded"') < page.index('title="#12 Succeeded"')
 
 
 def test_it_creates_a_workflow_and_opens_its_editor(alice_client, db):

@@ -7,7 +7,8 @@
  * runs/stats.py through Django's `json_script` filter:
  *
  *   [{"id": 7, "number": 42, "status": "failed", "started": 1767225600.0,
- *     "duration": 63.2, "url": "/runs/7/"}, ...]   (oldest first)
+ *     "started_text": "2026-01-01 00:00:00", "duration": 63.2,
+ *     "url": "/runs/7/"}, ...]   (oldest first)
  *
  * Needs uPlot (static/vendor/uplot-<version>/uPlot.iife.min.js and its CSS)
  * loaded before this file.
@@ -15,7 +16,7 @@
  * Succeeded runs are small points in --ok, failed ones (a run that timed out
  * is failed) large points in --bad, cancelled ones hollow points in --quiet:
  * colour and shape both tell them apart. Hovering near a run's x shows a
- * tooltip naming it ("#42 failed, 1 min 03 s"); clicking opens the run.
+ * tooltip naming it ("#42 Failed, 1 min 03 s"); clicking opens the run.
  * Colours are read from the CSS variables when the chart is drawn, and the
  * chart is drawn again when the colour scheme changes. The chart follows
  * its container's width.
@@ -74,13 +75,20 @@
     return Array.isArray(points) ? points : [];
   }
 
+  // As the status badges: "timed_out" reads "Timed out".
+  function statusLabel(status) {
+    const words = String(status).replace(/_/g, " ");
+    return words.charAt(0).toUpperCase() + words.slice(1);
+  }
+
   function tooltipFor(point) {
     const tip = document.createElement("div");
     tip.className = "duration-chart__tip";
     const name = document.createElement("strong");
-    name.textContent = "#" + point.number + " " + point.status + ", " + formatDuration(point.duration);
+    name.textContent = "#" + point.number + " " + statusLabel(point.status) + ", " + formatDuration(point.duration);
     const started = document.createElement("span");
-    started.textContent = "started " + new Date(point.started * 1000).toLocaleString();
+    // Formatted by the server, as the dates of the run list beside the chart.
+    started.textContent = "started " + point.started_text;
     tip.append(name, started);
     return tip;
   }

@@ -45,7 +45,8 @@ def test_hovering_a_failed_run_names_it_and_clicking_opens_it(logged_in_page: Pa
     )
     page.mouse.move(box["x"] + x, box["y"] + y)
     tip = page.locator(".duration-chart__tip")
-    expect(tip).to_contain_text("#3 failed, 1 min 03 s")
+    expect(tip).to_contain_text("#3 Failed, 1 min 03 s")
+    expect(tip).to_contain_text("started 2026-01-05 15:00:00")  # as the run list beside it
 
     page.mouse.click(box["x"] + x, box["y"] + y)
     expect(page).to_have_url(f"{server}/runs/{failed.pk}/")

@@ -163,8 +163,8 @@ def test_the_workflows_list_shows_a_run_running_then_finished(logged_in_page: Pa
 
     row = dashboard.get_by_role("row", name="Short")
     expect(dashboard.locator("#running-now")).to_contain_text("Short #1")
-    expect(row.locator(f"#workflow-last-{run.workflow_id} .status")).to_have_text("running")
-    expect(row.locator(f"#workflow-last-{run.workflow_id} .status")).to_have_text("succeeded")
+    expect(row.locator(f"#workflow-last-{run.workflow_id} .status")).to_have_text("Running")
+    expect(row.locator(f"#workflow-last-{run.workflow_id} .status")).to_have_text("Succeeded")
     expect(dashboard.locator("#running-now")).to_contain_text("Nothing is running")
     still_the_same_page(dashboard)
 

@@ -74,12 +74,16 @@ class Kind:
         return ""
 
 
-# {{ params.NAME }} and {{ steps.KEY.outputs.NAME }}: the only placeholders.
+# {{ params.NAME }}, {{ steps.KEY.outputs.NAME }} and {{ dashboard.url }}: the only placeholders.
 PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
 PARAM_REF_RE = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_-]*)\s*$")
 OUTPUT_REF_RE = re.compile(
     r"^\s*steps\.([a-z0-9][a-z0-9_-]*)\.outputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*$"
 )
+
+# The dashboard's own address; runs/dashboard_address.py says where it comes from.
+DASHBOARD_REF_RE = re.compile(r"^\s*dashboard\.url\s*$")
+DASHBOARD_URL_VARIABLE = "ORCH_BASE_URL"
 
 
 @dataclass(frozen=True)
@@ -102,11 +106,11 @@ class PlaceholderScope:
                         f"{match.group(0)} names step {output.group(1)!r}, "
                         "which this step does not need (directly or indirectly)",
                     )
-            else:
+            elif not DASHBOARD_REF_RE.match(inner):
                 raise ConfigError(
                     field,
                     f"{match.group(0)} is not a placeholder; use "
-                    "{{ params.NAME }} or {{ steps.KEY.outputs.NAME }}",
+                    "{{ params.NAME }}, {{ steps.KEY.outputs.NAME }} or {{ dashboard.url }}",
                 )
 
 
@@ -123,6 +127,14 @@ def fill_placeholders(text: str, ctx: StepContext, quote=lambda value: value) ->
             if isinstance(value, bool):
                 value = "true" if value else "false"
             return quote(str(value))
+        if DASHBOARD_REF_RE.match(inner):
+            # Not quoted: it is the start of a URL, not a value inside one.
+            if url := ctx.run_env.get(DASHBOARD_URL_VARIABLE):
+                return url
+            raise ValueError(
+                f"{match.group(0)}: this process does not know the dashboard's address; "
+                f"set {DASHBOARD_URL_VARIABLE} (for example http://127.0.0.1:8000)"
+            )
         output = OUTPUT_REF_RE.match(inner)
         if output is None:  # refused when the step was saved
             raise ValueError(f"{match.group(0)} is not a placeholder")

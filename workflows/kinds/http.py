@@ -9,6 +9,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from workflows.kinds.base import (
+    DASHBOARD_REF_RE,
+    PLACEHOLDER_RE,
     ConfigError,
     Kind,
     PlaceholderScope,
@@ -28,7 +30,7 @@ RESPONSE_MAX_BYTES = 8 * 1024 * 1024
 class HttpKind(Kind):
     name = "http"
     label = "HTTP request"
-    fields = ("method", "url", "headers", "body", "expect_status")
+    fields = ("method", "url", "headers", "body", "expect_status", "log_headers")
 
     def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
         method = require_text(config, "method", default="GET").upper()
@@ -36,8 +38,9 @@ class HttpKind(Kind):
             raise ConfigError("method", f"must be one of {', '.join(METHODS)}")
         url = require_text(config, "url").strip()
         scope.check("url", url)
-        scheme = urlsplit(url).scheme
-        if scheme not in ("http", "https") or not urlsplit(url).netloc:
+        as_checked = _with_dashboard_stand_in(url)
+        scheme = urlsplit(as_checked).scheme
+        if scheme not in ("http", "https") or not urlsplit(as_checked).netloc:
             raise ConfigError("url", "must be an absolute http:// or https:// URL")
         headers = config.get("headers") or {}
         if not isinstance(headers, dict) or not all(
@@ -60,6 +63,9 @@ class HttpKind(Kind):
             isinstance(code, int) and 100 <= code <= 599 for code in expect
         ):
             raise ConfigError("expect_status", "must be a list of HTTP status codes")
+        log_headers = config.get("log_headers", False)
+        if not isinstance(log_headers, bool):
+            raise ConfigError("log_headers", "must be true or false")
         cleaned: dict[str, Any] = {"method": method, "url": url}
         if headers:
             cleaned["headers"] = headers
@@ -67,6 +73,8 @@ class HttpKind(Kind):
             cleaned["body"] = body
         if expect:
             cleaned["expect_status"] = expect
+        if log_headers:
+            cleaned["log_headers"] = True
         return cleaned
 
     def summary(self, config: dict[str, Any]) -> str:
@@ -97,7 +105,7 @@ class HttpKind(Kind):
             reason = str(exc) or type(exc).__name__
             return StepResult("failed", error=f"request failed: {reason}")
 
-        _log_response(ctx, response, content)
+        _log_response(ctx, response, content, headers=config.get("log_headers", False))
         outputs = {"status": str(response.status_code)}
         if "json" in response.headers.get("content-type", ""):
             if len(content) <= JSON_OUTPUT_MAX_BYTES:
@@ -121,6 +129,24 @@ class HttpKind(Kind):
         )
 
 
+def _with_dashboard_stand_in(url: str) -> str:
+    """*url* with a leading {{ dashboard.url }} replaced by an address, to check the rest.
+
+    The placeholder is filled unencoded (it is a base URL), so it may only
+    start the URL: anywhere else it could add query fields to another site's.
+    """
+    for match in PLACEHOLDER_RE.finditer(url):
+        if DASHBOARD_REF_RE.match(match.group(1)) and match.start() != 0:
+            raise ConfigError("url", f"{match.group(0)} may only start the URL")
+    first = PLACEHOLDER_RE.match(url)
+    if first and DASHBOARD_REF_RE.match(first.group(1)):
+        rest = url[first.end() :]
+        if rest and not rest.startswith("/"):
+            raise ConfigError("url", f"write a / after {first.group(0)}")
+        return "http://dashboard.invalid" + rest
+    return url
+
+
 async def _read_capped(response: httpx.Response) -> bytes:
     content = bytearray()
     async for chunk in response.aiter_bytes():
@@ -130,10 +156,15 @@ async def _read_capped(response: httpx.Response) -> bytes:
     return bytes(content[:RESPONSE_MAX_BYTES])
 
 
-def _log_response(ctx: StepContext, response: httpx.Response, content: bytes) -> None:
+def _log_response(
+    ctx: StepContext, response: httpx.Response, content: bytes, *, headers: bool
+) -> None:
     ctx.log(f"{response.http_version} {response.status_code} {response.reason_phrase}")
-    for name, value in response.headers.items():
-        ctx.log(f"{name}: {value}")
+    # Off by default: headers are mostly noise (dates, servers, cookies) in a
+    # step's log, and some carry session tokens nobody meant to keep.
+    if headers:
+        for name, value in response.headers.items():
+            ctx.log(f"{name}: {value}")
     if content:
         head = content[:BODY_IN_LOG_BYTES].decode("utf-8", errors="replace")
         for line in head.splitlines():
