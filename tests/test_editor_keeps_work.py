@@ -77,3 +77,13 @@ def test_it_opens_a_new_step_form_in_its_own_place_with_ids_of_its_own(alice_cli
     assert 'data-step=""' in new and 'id="step-command-new"' in new
     assert edit.lstrip().startswith('<form class="step-form" method="post" data-step="build"')
     assert 'id="step-command-build"' in edit
+
+
+def test_without_javascript_edit_and_add_open_the_page_with_the_form(alice_client, pipeline):
+    edit = alice_client.get("/workflows/pipeline/steps/build/edit").content.decode()
+    new = alice_client.get("/workflows/pipeline/steps/new?kind=wait").content.decode()
+
+    card = edit[edit.index('<li class="step-card" data-key="build"') :]
+    assert card.index('<form class="step-form"') < card.index('<div class="step-row">')
+    assert '<a href="/workflows/pipeline/" data-cancel>Cancel</a>' in edit
+    assert '<div id="new-step" class="step-card">' in new and "<h3>New wait step</h3>" in new
