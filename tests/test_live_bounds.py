@@ -270,6 +270,33 @@ def test_lines_written_by_another_process_reach_the_page_by_the_quick_probe(
     assert "Running" in "".join(later)
 
 
+def test_a_run_created_by_another_process_reaches_the_runs_list_by_the_quick_probe(
+    layer, alice, monkeypatch
+):
+    """No message, and no slow look: only the probe can find this run."""
+    monkeypatch.setattr(consumers, "DASHBOARD_LOOK_EVERY", 3600.0)
+    workflow = make_workflow("{slug: cli, name: Cli, steps: []}")
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_from(timeout=5)
+        await ws.send_json_to({"rows": {}, "newest": ""})
+        # What `run_workflow` in a terminal commits, telling no one here.
+        run = await asyncio.to_thread(
+            Run.objects.create, workflow=workflow, number=1, status="running", definition={}
+        )
+        messages = await receive_until(ws, lambda m: "Cli #1" in "".join(m), timeout=10)
+        await ws.disconnect()
+        return run, messages
+
+    run, messages = asyncio.run(scenario())
+    rows = [m for m in messages if m.startswith("<tbody")]
+    assert len(rows) == 1 and f'<tr id="run-row-{run.pk}">' in rows[0]
+    assert f'href="/runs/{run.pk}/">Cli #1</a>' in "".join(messages)
+
+
 # The runs list.
 
 
