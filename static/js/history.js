@@ -26,9 +26,9 @@
     hello();
   });
   document.addEventListener("htmx:wsClose", () => { socket = null; });
-  // The filters and the page links replace #history.
+  // The filters and the page links replace #history; the new one settles.
   document.addEventListener("htmx:afterSettle", (event) => {
-    if (event.detail.elt && event.detail.elt.id === "history") hello();
+    if (event.target.id === "history") hello();
   });
   document.addEventListener("htmx:wsAfterMessage", () => {
     const history = document.getElementById("history");
