@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import Page, expect
@@ -14,7 +15,7 @@ from tests.conftest import make_workflow, wait_for
 # Measures, in the page, every websocket message and whether it ever said
 # "Connection lost" or saw an out-of-band swap without a target.
 WATCH_THE_SOCKET = """
-window.__live = { largest: 0, messages: 0, closes: 0, lost: false, oobErrors: 0 };
+window.__live = { largest: 0, messages: 0, closes: 0, lost: false, oobErrors: 0, sent: [] };
 const NativeWebSocket = window.WebSocket;
 window.WebSocket = class extends NativeWebSocket {
   constructor(...args) {
@@ -25,6 +26,10 @@ window.WebSocket = class extends NativeWebSocket {
       window.__live.messages += 1;
     });
     this.addEventListener("close", () => { window.__live.closes += 1; });
+  }
+  send(data) {
+    window.__live.sent.push(data);
+    return super.send(data);
   }
 };
 document.addEventListener("htmx:oobErrorNoTarget", () => { window.__live.oobErrors += 1; });
@@ -129,6 +134,11 @@ def test_the_runs_list_gains_a_run_started_in_another_tab(logged_in_page: Page, 
     expect(rows.first.locator(".status")).to_have_text("Succeeded")
     expect(rows.nth(1)).to_contain_text("Older")
     assert live_figures(history)["oobErrors"] == 0
+
+    # Filtered, the list tells the server it takes no new rows, and has none.
+    history.get_by_label("Status").select_option("failed")
+    expect(history.get_by_text("No run matches these filters.")).to_be_visible()
+    wait_for(lambda: json.loads(live_figures(history)["sent"][-1]) == {"rows": {}, "newest": None})
     still_the_same_page(history)
 
 
