@@ -4,7 +4,8 @@ The page (runs.views.run_detail) and the websocket (runs.consumers) render
 the same partials of ``runs/run_detail.html`` from the same context built
 here. A ``RunWatch`` remembers, for one viewer, the last log line it has of
 each step and the state of each fragment it was sent, so an update holds
-only what is new: nothing missing, nothing twice.
+only what is new: nothing missing, nothing twice. A ``StepLogWatch`` is
+the same for one step's log view (runs/step_log.html).
 """
 
 from __future__ import annotations
