@@ -55,6 +55,9 @@ LIVE_LINES = 5000  # per step: the lines the run page keeps live
 # the 1 MiB the server refuses to send, small enough for a browser to swap
 # at once. Lines that do not fit are left out, the oldest first, and said so.
 MAX_MESSAGE_BYTES = 256 * 1024
+ENVELOPE_BYTES = 256  # a run.update's type, run id, state and list headers
+PART_BYTES = 32  # a step's id, "after" and list header
+LINE_OVERHEAD_BYTES = 16  # a line's seq (up to 9 bytes) and its pair's header
 DASHBOARD_GROUP = "dashboard"
 
 
@@ -243,7 +246,13 @@ def _render_parts(parts) -> list:
         )
         for _, _, lines in parts
     ]
-    keep = fit_newest([[html for _, html in step] for step in rendered], MAX_MESSAGE_BYTES)
+    # The message around the lines, and each line's number and list, on the
+    # wire (msgpack through Redis): bounded with the HTML.
+    keep = fit_newest(
+        [[html for _, html in step] for step in rendered],
+        MAX_MESSAGE_BYTES - ENVELOPE_BYTES - PART_BYTES * len(parts),
+        line_overhead=LINE_OVERHEAD_BYTES,
+    )
     return [
         [step_id, after, [list(line) for line in step[len(step) - count :]] if count else []]
         for (step_id, after, _), step, count in zip(parts, rendered, keep, strict=True)
@@ -275,14 +284,15 @@ def render_newest(lines: Sequence, render, budget: int) -> list[tuple[int, str]]
     return out
 
 
-def fit_newest(steps: list[list[str]], budget: int) -> list[int]:
+def fit_newest(steps: list[list[str]], budget: int, *, line_overhead: int = 0) -> list[int]:
     """How many of the newest lines of each step to keep: *budget* bytes in all.
 
-    *steps* holds each step's lines' HTML, oldest first. A step whose lines
-    all fit in an equal share keeps them; what it leaves is shared among the
-    others, so one chatty step cannot crowd out a quiet one.
+    *steps* holds each step's lines' HTML, oldest first; each line costs its
+    bytes and *line_overhead*. A step whose lines all fit in an equal share
+    keeps them; what it leaves is shared among the others, so one chatty
+    step cannot crowd out a quiet one.
     """
-    sizes = [[size(html) for html in lines] for lines in steps]
+    sizes = [[size(html) + line_overhead for html in lines] for lines in steps]
     totals = [sum(each) for each in sizes]
     shares = [0] * len(steps)
     left = max(budget, 0)
