@@ -221,9 +221,11 @@ _fingerprints: dict[int, tuple[float, asyncio.Future]] = {}
 
 
 async def shared_fingerprint(run_id: int) -> tuple:
+    """The run's fingerprint, read at most every PROBE_EVERY / 2 s for all its viewers."""
     now = time.monotonic()
     taken = _fingerprints.get(run_id)
-    if taken is None or now - taken[0] >= PROBE_EVERY / 2:
+    loop = asyncio.get_running_loop()
+    if taken is None or now - taken[0] >= PROBE_EVERY / 2 or taken[1].get_loop() is not loop:
         for other, (when, _) in list(_fingerprints.items()):
             if now - when > LOOK_EVERY:
                 del _fingerprints[other]
