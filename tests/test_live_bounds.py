@@ -21,6 +21,7 @@ from channels.layers import channel_layers
 
 from runs import consumers, live
 from runs.models import LogLine, Run
+from runs.watch import RunWatch, Tail, Update
 from tests import test_live
 from tests.conftest import make_workflow, start_run, wait_for, wait_until_final
 from tests.test_live import ORIGIN, communicator, finished, receive_until, seqs, session_cookie
@@ -391,3 +392,34 @@ def test_the_log_view_socket_of_an_unknown_step_is_refused(layer, alice, executo
         return connected, code
 
     assert asyncio.run(scenario()) == (False, consumers.NOT_FOUND)
+
+
+# How one message is shared.
+
+
+def test_a_chatty_step_does_not_crowd_out_a_quiet_one_and_state_comes_first():
+    watch = RunWatch(
+        1,
+        keys={1: "chatty", 2: "quiet"},
+        log_urls={1: "/runs/1/steps/chatty/log", 2: "/runs/1/steps/quiet/log"},
+    )
+    chatty = Tail(
+        1, 0, [(n, f'<div class="line" data-seq="{n}">{"x" * 200}</div>') for n in range(1, 5001)]
+    )
+    quiet = Tail(2, 0, [(1, '<div class="line" data-seq="1">done</div>')])
+    summary = '<section id="run-summary">Succeeded</section>'
+
+    (message,) = watch.messages(Update(fragments=[summary], tails=[chatty, quiet]))
+
+    assert len(message.encode()) <= live.MAX_MESSAGE_BYTES
+    assert message.startswith(summary)
+    assert (
+        '<div id="log-quiet" hx-swap-oob="beforeend"><div class="line" data-seq="1">done</div></div>'
+        in message
+    )
+    shown = [int(seq) for seq in re.findall(r'data-seq="(\d+)">x', message)]
+    assert shown == list(range(shown[0], 5001)) and len(shown) > 1000
+    assert (
+        f'{shown[0] - 1:,} earlier lines not shown here: <a href="/runs/1/steps/chatty/log">'
+        in message
+    )
