@@ -12,6 +12,12 @@ until its viewers have their snapshot, then prints. Prints:
   messages it got, and whether every line is stored. With the in-memory
   channel layer, and with Redis too when --redis is given. Goal: all lines
   stored, the last one visible within 2 s of the step's end.
+- long lines: a step prints 20,000 lines of 100 characters as fast as it
+  can, to one viewer: the largest websocket message (bound:
+  runs.live.MAX_MESSAGE_BYTES; the server refuses over 1 MiB), how many
+  messages, and how long after the step's process exited the viewer got the
+  run's final status; beside it, the floor: the same for a step that prints
+  one line, and the machine's load average. With each channel layer.
 - fan-out (with --redis only): --clients viewers (100) of a step printing a
   line every 50 ms for 10 s, each holding the time it was printed: the
   delay from print to receipt over all viewers (median, p95, max), how far
@@ -62,6 +68,7 @@ SERVER_START_TIMEOUT = 30.0
 SERVER_STOP_TIMEOUT = 10.0
 USERNAME = "bench"
 FLOOD_GOAL = 2.0
+LONG_LINES = 20_000
 FAN_OUT_GOAL = 0.25
 
 RUN_STATUS = re.compile(r'class="status status-(\w+)" id="run-status"')
@@ -120,7 +127,13 @@ def workflow_yaml(slug: str, go: Path, body: str) -> str:
     return f"slug: {slug}\nsteps:\n  - key: talk\n    kind: shell\n    command: |\n{command}\n"
 
 
-FLOOD_BODY = f'seq 1 {FLOOD_LINES}\necho "ended=$(date +%s.%N)" >> "$ORCH_OUTPUT"'
+ENDED = 'echo "ended=$(date +%s.%N)" >> "$ORCH_OUTPUT"'
+FLOOD_BODY = f"seq 1 {FLOOD_LINES}\n{ENDED}"
+LONG_BODY = (
+    f'seq 1 {LONG_LINES} | awk \'{{printf "line %05d ", $1;'
+    f' for (j = 0; j < 89; j++) printf "x"; print ""}}\'\n{ENDED}'
+)
+ONE_LINE_BODY = f"echo one\n{ENDED}"
 TICKS_BODY = f'for i in $(seq 1 {TICKS}); do echo "t=$(date +%s.%N)"; sleep {TICK_EVERY}; done'
 
 
@@ -167,7 +180,12 @@ def prepare_database(tmp: Path) -> str:
     from django.test import Client
 
     call_command("migrate", verbosity=0)
-    for slug, body in (("bench-flood", FLOOD_BODY), ("bench-ticks", TICKS_BODY)):
+    for slug, body in (
+        ("bench-flood", FLOOD_BODY),
+        ("bench-ticks", TICKS_BODY),
+        ("bench-long", LONG_BODY),
+        ("bench-one", ONE_LINE_BODY),
+    ):
         path = tmp / f"{slug}.yaml"
         path.write_text(workflow_yaml(slug, go_file(tmp, slug), body))
         call_command("import_workflows", str(path), stdout=io.StringIO())
@@ -313,13 +331,17 @@ class Inbox:
     closed: asyncio.Future
     messages: list[tuple[float, str]] = field(default_factory=list)
     protocol: WebSocketClientProtocol | None = None
+    final_at: float | None = None  # when the run's final status arrived
+    largest: int = 0  # bytes of the largest message
 
     def received(self, at: float, text: str) -> None:
         self.messages.append((at, text))
+        self.largest = max(self.largest, len(text.encode()))
         if not self.snapshot.done():
             self.snapshot.set_result(None)
         status = RUN_STATUS.search(text)
         if status and status[1] in FINAL and not self.final.done():
+            self.final_at = at
             self.final.set_result(status[1])
 
     def ended(self, reason: str) -> None:
@@ -414,6 +436,38 @@ def flood(bench: Bench, *, redis: bool) -> None:
     )
 
 
+def long_lines(bench: Bench, *, redis: bool) -> None:
+    """The flood of long lines that once made messages over 1 MiB, beside a one-line floor."""
+    from runs.live import MAX_MESSAGE_BYTES
+
+    layer = "Redis" if redis else "in-memory"
+    load_before = os.getloadavg()
+    with daphne(bench.env(redis=redis), bench.tmp / f"daphne-long-{layer}.log") as server:
+        results = {}
+        for slug in ("bench-one", "bench-long"):
+            run_id, (inbox,) = watch_run(server, bench, slug, 1)
+            results[slug] = (inbox, float(step_record(run_id).outputs["ended"]))
+    load_after = os.getloadavg()
+    inbox, ended = results["bench-long"]
+    floor, floor_ended = results["bench-one"]
+    print(f"long lines, {layer} layer: one viewer, {LONG_LINES:,} lines of 100 characters")
+    figure(
+        "largest message",
+        f"{inbox.largest / 1024:.0f} KiB (bound {MAX_MESSAGE_BYTES / 1024:.0f} KiB;"
+        " the server refuses over 1024 KiB)",
+    )
+    figure("messages", f"{len(inbox.messages)}")
+    figure(
+        "process exit -> final status",
+        f"{inbox.final_at - ended:.2f} s"
+        f" (floor, a one-line step: {floor.final_at - floor_ended:.2f} s)",
+    )
+    figure(
+        "load average (1 min)",
+        f"{load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} cores",
+    )
+
+
 def figure(label: str, value: str) -> None:
     print(f"  {label + ':':34} {value}")
 
@@ -492,8 +546,10 @@ def main() -> None:
                 f" {os.cpu_count()} cores; python {sys.version.split()[0]}; viewers in this process"
             )
             flood(bench, redis=False)
+            long_lines(bench, redis=False)
             if args.redis:
                 flood(bench, redis=True)
+                long_lines(bench, redis=True)
                 fan_out(bench, args.clients)
             else:
                 print("fan-out: skipped (it needs Redis: --redis URL)")

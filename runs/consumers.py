@@ -3,7 +3,9 @@
 Both refuse a connection before joining any group unless the user is logged
 in and may see what they ask for (the origin is checked before, by
 AllowedHostsOriginValidator in asgi.py). Messages to the browser are HTML
-fragments swapped by id by the htmx websocket extension.
+fragments swapped by id by the htmx websocket extension, each at most
+``live.MAX_MESSAGE_BYTES``: the server drops a connection rather than send
+a message over 1 MiB.
 
 The run consumer joins the run's group first, then waits for the page to say
 which log lines it already has (``{"seen": {step run id: seq}}``, sent by
@@ -12,14 +14,17 @@ forwards updates. An update that arrives before the page has spoken is left
 to the snapshot, which reads the database after it; log lines carry their
 sequence numbers and the consumer drops those the page already has. So a
 reconnect in the middle of a chatty step leaves the page whole, with no line
-twice. A client that says nothing gets everything after ``HELLO_WAIT``.
+twice. A client that says nothing gets everything after ``HELLO_WAIT``; one
+that says something else is closed with ``BAD_MESSAGE``. With ``?step=<key>``
+it follows that one step for its log view.
 
-A consumer of an unfinished run that has had no message for about
-``LOOK_EVERY`` seconds reads the run again, so a missed message (a run
-driven by another process on the in-memory layer, a Redis restart) delays
-the page, never leaves it stale. The reads of many viewers are spread out
-in time, and run on a pool of threads, not the one thread Django's own
-views use.
+A consumer of an unfinished run that has had no message for ``PROBE_EVERY``
+seconds asks the database, cheaply, whether anything changed (each step's
+status and newest line number), and reads the run when it did, or every
+``LOOK_EVERY`` seconds anyway: a run driven by another process on the
+in-memory layer, or a missed message, delays the page by about a second.
+Viewers of one run in this process share that probe; the reads run on a
+pool of threads, not the one thread Django's own views use.
 """
 
 from __future__ import annotations
@@ -37,18 +42,27 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from runs import live
 from runs.dashboard import DashboardWatch
-from runs.models import Run
-from runs.watch import RunWatch
+from runs.models import Run, StepRun
+from runs.watch import RunWatch, StepLogWatch, Update, run_fingerprint
 
 log = logging.getLogger(__name__)
 
 HELLO_WAIT = 2.0  # seconds to wait for the page to say what it has
-LOOK_EVERY = 3.0  # seconds without a message before reading an unfinished run
+PROBE_EVERY = 0.5  # seconds without a message before asking whether a run changed
+LOOK_EVERY = 3.0  # seconds without a message before reading an unfinished run anyway
+DASHBOARD_PROBE_EVERY = 1.0
 DASHBOARD_LOOK_EVERY = 10.0
+# What a page may say: a line number per step, the rows of a page.
+MAX_HELLO_BYTES = 64 * 1024
+MAX_SEEN_STEPS = 1000
+MAX_ROWS = 500
+MAX_SEQ = 2**63 - 1
 
 # Close codes (4000-4999 are the application's): the page does not reconnect.
+BAD_MESSAGE = 4400
 NOT_LOGGED_IN = 4401
 NOT_ALLOWED = 4403
+NOT_FOUND = 4404
 
 
 def visible_runs(user):
@@ -56,6 +70,41 @@ def visible_runs(user):
     if not (user.is_authenticated and user.is_active):
         return Run.objects.none()
     return Run.objects.all()
+
+
+def read_object(text_data: str | None, bytes_data: bytes | None) -> dict | None:
+    """A page's message: a JSON object of at most MAX_HELLO_BYTES, or None."""
+    if text_data is None or bytes_data is not None or len(text_data) > MAX_HELLO_BYTES:
+        return None
+    try:
+        data = json.loads(text_data)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _count(value) -> int | None:
+    """A whole number from 0 to MAX_SEQ (a line number, an id), else None."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if type(value) is int and 0 <= value <= MAX_SEQ:
+        return value
+    return None
+
+
+def read_seen(data: dict | None) -> dict[int, int] | None:
+    """``{"seen": {step run id: seq}}`` as numbers; None when it is anything else."""
+    if data is None:
+        return None
+    seen = data.get("seen", {})
+    if not isinstance(seen, dict) or len(seen) > MAX_SEEN_STEPS:
+        return None
+    if any(type(seq) is not int for seq in seen.values()):
+        return None  # line numbers are numbers (1e400 is a float, and infinite)
+    numbers = {_count(step): _count(seq) for step, seq in seen.items()}
+    if None in numbers or None in numbers.values():
+        return None
+    return numbers
 
 
 class WatchingConsumer(AsyncWebsocketConsumer):
@@ -80,6 +129,14 @@ class WatchingConsumer(AsyncWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
+    async def _send_all(self, messages: list[str]) -> None:
+        for message in messages:
+            await self.send(text_data=message)
+
+    async def _refuse(self) -> None:
+        """Bad input from the page: close, with a code saying so (and no traceback)."""
+        await self.close(code=BAD_MESSAGE)
+
     async def _look_now_and_then(self) -> None:
         raise NotImplementedError
 
@@ -94,17 +151,27 @@ class RunConsumer(WatchingConsumer):
         if not await _may_see(user, self.run_id):
             await self.close(code=NOT_ALLOWED)
             return
-        self.watch = RunWatch(self.run_id)
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
+        step_key = query.get("step", [""])[0]
+        if step_key:
+            if not await _has_step(self.run_id, step_key):
+                await self.close(code=NOT_FOUND)
+                return
+            self.watch = StepLogWatch(self.run_id, step_key)
+        else:
+            self.watch = RunWatch(self.run_id)
         self.ready = False  # until the snapshot is sent
         self.last_message = 0.0
+        self.last_read = 0.0
+        self.fingerprint: tuple | None = None
         await self._join(live.run_group(self.run_id))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        try:
-            seen = json.loads(text_data or "{}").get("seen") or {}
-            seen = {int(step): int(seq) for step, seq in seen.items()}
-        except (ValueError, TypeError, AttributeError):
-            await self.close(code=1003)  # cannot accept this data
+        if self.ready:
+            return  # the page has nothing more to say
+        seen = read_seen(read_object(text_data, bytes_data))
+        if seen is None:
+            await self._refuse()
             return
         async with self.lock:
             if not self.ready:
@@ -115,16 +182,20 @@ class RunConsumer(WatchingConsumer):
             if not self.ready:
                 return  # the snapshot will read it from the database
             self.last_message = time.monotonic()
-            html, gap = self.watch.take_lines(message["logs"])
-            if message["state"] or gap:
-                html += await _read(self.watch.pull)
-            if html:
-                await self.send(text_data=html)
+            update = self.watch.take_lines(message["logs"])
+            if message["state"] or update.gap:
+                update += await self._read()
+            await self._send_all(self.watch.messages(update))
 
     async def _send_snapshot(self, seen: dict[int, int]) -> None:
-        html = await _read(self.watch.snapshot, seen)
+        update = await _read(self.watch.snapshot, seen)
+        self.last_read = time.monotonic()
         self.ready = True
-        await self.send(text_data=html)
+        await self._send_all(self.watch.messages(update))
+
+    async def _read(self) -> Update:
+        self.last_read = time.monotonic()
+        return await _read(self.watch.pull)
 
     async def _look_now_and_then(self) -> None:
         await asyncio.sleep(HELLO_WAIT)
@@ -132,17 +203,45 @@ class RunConsumer(WatchingConsumer):
             if not self.ready:
                 await self._send_snapshot({})
         while not self.watch.final:
-            await asyncio.sleep(LOOK_EVERY * random.uniform(0.8, 1.2))  # noqa: S311 - spread, not secret
-            if time.monotonic() - self.last_message < LOOK_EVERY:
+            await asyncio.sleep(PROBE_EVERY * random.uniform(0.8, 1.2))  # noqa: S311 - spread, not secret
+            now = time.monotonic()
+            if now - self.last_message < PROBE_EVERY:
                 continue  # messages are coming: nothing was missed
+            fingerprint = await shared_fingerprint(self.run_id)
+            changed = fingerprint != self.fingerprint
+            self.fingerprint = fingerprint
+            if not changed and now - max(self.last_read, self.last_message) < LOOK_EVERY:
+                continue
             async with self.lock:
-                html = await _read(self.watch.pull)
-                if html:
-                    await self.send(text_data=html)
+                await self._send_all(self.watch.messages(await self._read()))
+
+
+# One probe of a run at a time in this process, shared by its viewers.
+_fingerprints: dict[int, tuple[float, asyncio.Future]] = {}
+
+
+async def shared_fingerprint(run_id: int) -> tuple:
+    """The run's fingerprint, read at most every PROBE_EVERY / 2 s for all its viewers."""
+    now = time.monotonic()
+    taken = _fingerprints.get(run_id)
+    loop = asyncio.get_running_loop()
+    if taken is None or now - taken[0] >= PROBE_EVERY / 2 or taken[1].get_loop() is not loop:
+        for other, (when, _) in list(_fingerprints.items()):
+            if now - when > LOOK_EVERY:
+                del _fingerprints[other]
+        taken = (now, asyncio.ensure_future(_read(run_fingerprint, run_id)))
+        _fingerprints[run_id] = taken
+    # Shielded: a viewer leaving does not cancel the others' probe.
+    return await asyncio.shield(taken[1])
 
 
 class DashboardConsumer(WatchingConsumer):
-    """The workflows list and the runs list: rows and "running now" kept current."""
+    """The workflows list and the runs list: rows and "running now" kept current.
+
+    The runs list says which rows it has, and whether new runs go on top
+    (``{"rows": {run id: status}, "newest": "" | workflow id | null}``, sent
+    by static/js/history.js on every connect and after every filter).
+    """
 
     async def connect(self) -> None:
         user = self.scope["user"]
@@ -152,27 +251,46 @@ class DashboardConsumer(WatchingConsumer):
         if not user.is_active:
             await self.close(code=NOT_ALLOWED)
             return
-        query = parse_qs(self.scope.get("query_string", b"").decode())
+        query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
         self.watch = DashboardWatch(page=query.get("page", [""])[0])
+        self.fingerprint: tuple | None = None
+        self.last_read = 0.0
         await self._join(live.DASHBOARD_GROUP)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """The page says nothing the dashboard needs; anything it sends is ignored."""
+        data = read_object(text_data, bytes_data)
+        rows = data.get("rows") if data is not None else None
+        newest = data.get("newest") if data is not None else None
+        if not isinstance(rows, dict) or len(rows) > MAX_ROWS:
+            await self._refuse()
+            return
+        shown = {_count(pk): status for pk, status in rows.items() if isinstance(status, str)}
+        newest_of = None if newest is None else _count(newest) if newest != "" else 0
+        if None in shown or len(shown) != len(rows) or (newest is not None and newest_of is None):
+            await self._refuse()
+            return
+        async with self.lock:
+            await self._send_all(await _read(self.watch.page_has, shown, newest_of))
 
     async def dashboard_update(self, message: dict) -> None:
         await self._refresh(set(message["runs"]), set(message["workflows"]))
 
     async def _refresh(self, runs: set[int] | None, workflows: set[int] | None) -> None:
         async with self.lock:
-            html = await _read(self.watch.update, runs, workflows)
-            if html:
-                await self.send(text_data=html)
+            self.last_read = time.monotonic()
+            await self._send_all(await _read(self.watch.update, runs, workflows))
 
     async def _look_now_and_then(self) -> None:
-        # Right after connecting, then now and then: what happened in between.
+        # Right after connecting, then when a cheap look says something
+        # changed (runs started or ended by another process), or now and then.
+        await self._refresh(None, None)
         while True:
-            await self._refresh(None, None)
-            await asyncio.sleep(DASHBOARD_LOOK_EVERY)
+            await asyncio.sleep(DASHBOARD_PROBE_EVERY * random.uniform(0.8, 1.2))  # noqa: S311
+            fingerprint = await _read(DashboardWatch.fingerprint)
+            changed = self.fingerprint is not None and fingerprint != self.fingerprint
+            self.fingerprint = fingerprint
+            if changed or time.monotonic() - self.last_read >= DASHBOARD_LOOK_EVERY:
+                await self._refresh(None, None)
 
 
 async def _read(function, *args):
@@ -183,3 +301,8 @@ async def _read(function, *args):
 @database_sync_to_async
 def _may_see(user, run_id: int) -> bool:
     return visible_runs(user).filter(pk=run_id).exists()
+
+
+@database_sync_to_async
+def _has_step(run_id: int, key: str) -> bool:
+    return StepRun.objects.filter(run_id=run_id, step_key=key).exists()

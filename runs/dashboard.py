@@ -4,18 +4,27 @@ The workflows list and the runs list connect to /ws/dashboard/. When runs
 change state, a ``DashboardWatch`` renders, from the pages' own partials,
 the "running now" panel and the cells that show those runs and their
 workflows, and only what changed since it last sent them.
+
+The runs list says which rows it shows, so only those are updated (an
+update for a row the page lacks would find no target), and whether it
+shows the newest runs with no filter but the workflow: then runs started
+since it was rendered are added on top as they start.
 """
 
 from __future__ import annotations
 
+from django.db.models import Max
 from django.template.loader import render_to_string
 
+from runs.live import pack
 from runs.models import Run
 from runs.watch import format_duration
 from workflows.models import Workflow
 from workflows.views import with_runs
 
 RUNNING_NOW_LIMIT = 50
+NEW_ROWS_LIMIT = 50  # runs added on top at once: a page's worth
+ALL_WORKFLOWS = 0
 
 
 def running_now() -> list[Run]:
@@ -38,9 +47,35 @@ class DashboardWatch:
         self.page = page
         self.shown: dict[str, object] = {}
         self.panel_runs: set[int] = set()
+        self.rows: set[int] = set()  # the runs list's rows
+        # New runs go on top of the runs list: of this workflow, of all (0), or none.
+        self.newest_of: int | None = None
+        self.top = 0  # the newest run the list has
 
-    def update(self, runs: set[int] | None, workflows: set[int] | None) -> str:
-        """Markup of what changed; ``None`` means: look at what was running."""
+    @staticmethod
+    def fingerprint() -> tuple:
+        """Changes when a run starts, is created or ends: two small indexed reads."""
+        newest = Run.objects.aggregate(newest=Max("pk"))["newest"]
+        active = Run.objects.active().order_by("pk").values_list("pk", "status")
+        return (newest, tuple(active[:RUNNING_NOW_LIMIT]))
+
+    def page_has(self, rows: dict[int, str], newest_of: int | None) -> list[str]:
+        """The runs list's rows and their statuses; what it lacks of them and above them."""
+        self.rows = set(rows)
+        self.newest_of = newest_of
+        self.top = max(rows, default=0)
+        for key in [key for key in self.shown if key.startswith("run-cells-")]:
+            del self.shown[key]
+        stale = set()
+        for run in Run.objects.filter(pk__in=rows).select_related("workflow"):
+            if run.status == rows[run.pk]:
+                self.shown[f"run-cells-{run.pk}"] = _run_state(run)
+            else:
+                stale.add(run.pk)
+        return self.update(stale, set())
+
+    def update(self, runs: set[int] | None, workflows: set[int] | None) -> list[str]:
+        """Messages of what changed; ``None`` means: look at what was running."""
         parts: list[str] = []
         active = running_now()
         state = tuple((run.pk, run.status, run.started_at) for run in active)
@@ -48,25 +83,50 @@ class DashboardWatch:
             self.shown["running-now"] = state
             parts.append(render_to_string("runs/running_now.html#running-now", {"active": active}))
         if runs is None:
-            runs = set(self.panel_runs)
+            runs = set(self.panel_runs) | {run.pk for run in active}
         self.panel_runs = {run.pk for run in active}
         changed = list(Run.objects.filter(pk__in=runs).select_related("workflow", "triggered_by"))
         if workflows is None:
             workflows = {run.workflow_id for run in changed}
-        if self.page != "runs":
-            changed = []
         if self.page != "workflows":
             workflows = set()
-        for run in changed:
-            run.duration_text = format_duration(run.duration)
-            parts.append(self._once(f"run-cells-{run.pk}", _run_state(run), _run_cells, run))
+        new_rows = self._new_rows() if self.page == "runs" else ""
+        for run in changed if self.page == "runs" else []:
+            if run.pk in self.rows:
+                run.duration_text = format_duration(run.duration)
+                parts.append(self._once(f"run-cells-{run.pk}", _run_state(run), _run_cells, run))
         for workflow in with_runs(Workflow.objects.filter(pk__in=workflows)):
             parts.append(
                 self._once(
                     f"workflow-{workflow.pk}", _workflow_state(workflow), _workflow_cells, workflow
                 )
             )
-        return "".join(parts)
+        # Rows go in a message of their own: a table row parses only where a
+        # table part comes first.
+        return ([new_rows] if new_rows else []) + pack(parts)
+
+    def _new_rows(self) -> str:
+        """Rows, newest first, for the runs started since the list's newest one."""
+        if self.newest_of is None:
+            return ""
+        newer = Run.objects.filter(pk__gt=self.top)
+        if self.newest_of != ALL_WORKFLOWS:
+            newer = newer.filter(workflow_id=self.newest_of)
+        newer = newer.select_related("workflow", "triggered_by").order_by("-pk")
+        runs = list(newer[:NEW_ROWS_LIMIT])
+        if not runs:
+            return ""
+        self.top = runs[0].pk
+        rows = []
+        for run in runs:
+            self.rows.add(run.pk)
+            self.shown[f"run-cells-{run.pk}"] = _run_state(run)
+            run.duration_text = format_duration(run.duration)
+            workflow = run.workflow if self.newest_of != ALL_WORKFLOWS else None
+            rows.append(
+                render_to_string("runs/run_list.html#run-row", {"run": run, "workflow": workflow})
+            )
+        return f'<tbody hx-swap-oob="afterbegin:#history-rows">{"".join(rows)}</tbody>'
 
     def _once(self, key: str, state, render, item) -> str:
         if self.shown.get(key) == state:

@@ -11,9 +11,12 @@ seconds per run, however fast a step prints:
 - to the dashboard group, ``dashboard.update``: which runs and workflows
   changed state.
 
-A message holds at most ``LIVE_LINES`` lines per step, the newest; each
-step's part says which line came before its first one (``after``), so a
-consumer knows what it skipped on purpose and what it missed.
+A message holds at most ``LIVE_LINES`` lines per step and
+``MAX_MESSAGE_BYTES`` of rendered lines in all, the newest (the server
+refuses to send a websocket message over 1 MiB, and Redis carries the
+message too); each step's part says which line came before its first one
+(``after``), so a consumer knows what it skipped on purpose and what it
+missed.
 
 The consumers (runs/consumers.py) read the run's state from the database
 when told it changed, and fill any gap from it, so a lost message costs a
@@ -48,6 +51,13 @@ log = logging.getLogger(__name__)
 SEND_EVERY = 0.1  # seconds: at most ten messages a second per run
 DASHBOARD_EVERY = 0.25
 LIVE_LINES = 5000  # per step: the lines the run page keeps live
+# Rendered HTML in one websocket message (and in one run.update): far below
+# the 1 MiB the server refuses to send, small enough for a browser to swap
+# at once. Lines that do not fit are left out, the oldest first, and said so.
+MAX_MESSAGE_BYTES = 256 * 1024
+ENVELOPE_BYTES = 256  # a run.update's type, run id, state and list headers
+PART_BYTES = 32  # a step's id, "after" and list header
+LINE_OVERHEAD_BYTES = 16  # a line's seq (up to 9 bytes) and its pair's header
 DASHBOARD_GROUP = "dashboard"
 
 
@@ -224,20 +234,104 @@ class Publisher:
 
 
 def _render_parts(parts) -> list:
+    """The parts of a run.update: at most MAX_MESSAGE_BYTES of lines, the newest of each step."""
     from django.utils import timezone
 
     zone = timezone.get_default_timezone()
-    return [
-        [
-            step_id,
-            after,
-            [
-                [line.seq, render_line(line.seq, line.ts, line.stream, line.text, zone)]
-                for line in lines
-            ],
-        ]
-        for step_id, after, lines in parts
+    rendered = [
+        render_newest(
+            lines,
+            lambda line: (line.seq, render_line(line.seq, line.ts, line.stream, line.text, zone)),
+            MAX_MESSAGE_BYTES,
+        )
+        for _, _, lines in parts
     ]
+    # The message around the lines, and each line's number and list, on the
+    # wire (msgpack through Redis): bounded with the HTML.
+    keep = fit_newest(
+        [[html for _, html in step] for step in rendered],
+        MAX_MESSAGE_BYTES - ENVELOPE_BYTES - PART_BYTES * len(parts),
+        line_overhead=LINE_OVERHEAD_BYTES,
+    )
+    return [
+        [step_id, after, [list(line) for line in step[len(step) - count :]] if count else []]
+        for (step_id, after, _), step, count in zip(parts, rendered, keep, strict=True)
+    ]
+
+
+def size(html: str) -> int:
+    """Bytes on the wire: websocket text is UTF-8."""
+    return len(html.encode())
+
+
+def render_newest(lines: Sequence, render, budget: int) -> list[tuple[int, str]]:
+    """(seq, html) of the newest *lines*, oldest first, up to about *budget* bytes.
+
+    *render* makes the pair of one line.
+
+    Rendering stops once the newest lines fill the budget: older ones could
+    not be sent anyway, and a flood holds thousands of them.
+    """
+    out: list = []
+    used = 0
+    for line in reversed(lines):
+        item = render(line)
+        out.append(item)
+        used += size(item[1])
+        if used > budget:
+            break
+    out.reverse()
+    return out
+
+
+def fit_newest(steps: list[list[str]], budget: int, *, line_overhead: int = 0) -> list[int]:
+    """How many of the newest lines of each step to keep: *budget* bytes in all.
+
+    *steps* holds each step's lines' HTML, oldest first; each line costs its
+    bytes and *line_overhead*. A step whose lines all fit in an equal share
+    keeps them; what it leaves is shared among the others, so one chatty
+    step cannot crowd out a quiet one.
+    """
+    sizes = [[size(html) + line_overhead for html in lines] for lines in steps]
+    totals = [sum(each) for each in sizes]
+    shares = [0] * len(steps)
+    left = max(budget, 0)
+    waiting = sorted(range(len(steps)), key=totals.__getitem__)
+    for done, index in enumerate(waiting):
+        shares[index] = min(totals[index], left // (len(waiting) - done))
+        left -= shares[index]
+    keep = []
+    for each, share in zip(sizes, shares, strict=True):
+        used = count = 0
+        for line_size in reversed(each):
+            if used + line_size > share:
+                break
+            used += line_size
+            count += 1
+        keep.append(count)
+    return keep
+
+
+def pack(parts: Sequence[str], limit: int = MAX_MESSAGE_BYTES) -> list[str]:
+    """*parts* (each whole, in order) joined into as few messages of at most *limit* bytes.
+
+    A part is never cut: one larger than *limit* goes alone.
+    """
+    messages: list[str] = []
+    current: list[str] = []
+    used = 0
+    for part in parts:
+        if not part:
+            continue
+        part_size = size(part)
+        if current and used + part_size > limit:
+            messages.append("".join(current))
+            current, used = [], 0
+        current.append(part)
+        used += part_size
+    if current:
+        messages.append("".join(current))
+    return messages
 
 
 _instance: Publisher | None = None

@@ -8,6 +8,10 @@ links of line numbers, and ``#LN`` once the page's script has read it),
 scrolls up or down. A search (``q``) is done by the database: it finds the
 matching line numbers, the page goes to the one asked for (``match=k``),
 and the matches on the page are marked.
+
+While the step runs, the page that shows the end of its log follows it: the
+run's websocket, asked for this one step, appends new lines and changes the
+status (runs.watch.StepLogWatch).
 """
 
 from __future__ import annotations
@@ -92,6 +96,8 @@ def step_log_page(request: HttpRequest, run_id: int, key: str) -> HttpResponse:
     if before is not None or after is not None:
         return render(request, "runs/step_log.html#page", context)
     context["total"] = step.log_lines.aggregate(last=Max("seq"))["last"] or 0
+    # The end of a running step's log follows it (runs.consumers, with ?step=).
+    context["follow"] = not step.is_final and not context["has_later"] and not search
     return render(request, "runs/step_log.html", context)
 
 

@@ -4,7 +4,8 @@ The page (runs.views.run_detail) and the websocket (runs.consumers) render
 the same partials of ``runs/run_detail.html`` from the same context built
 here. A ``RunWatch`` remembers, for one viewer, the last log line it has of
 each step and the state of each fragment it was sent, so an update holds
-only what is new: nothing missing, nothing twice.
+only what is new: nothing missing, nothing twice. A ``StepLogWatch`` is
+the same for one step's log view (runs/step_log.html).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db.models import OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from runs.live import LIVE_LINES
+from runs.live import LIVE_LINES, MAX_MESSAGE_BYTES, fit_newest, pack, render_newest, size
 from runs.logview import render_lines, skipped_note
 from runs.models import STEP_FAILED, LogLine, Run, RunStatus, StepRun, StepStatus
 from runs.workers import QUEUED
@@ -139,6 +141,23 @@ def log_tail(step: StepRun, after: int = 0, limit: int = LIVE_LINES) -> tuple[li
     return lines, left_out
 
 
+def run_fingerprint(run_id: int) -> tuple:
+    """What changes when anything a viewer sees changes: two small indexed reads.
+
+    The run's state, and each step's status, attempt and newest line number
+    (one index lookup per step, however long its log).
+    """
+    newest = LogLine.objects.filter(step_run=OuterRef("pk")).order_by("-seq").values("seq")[:1]
+    steps = (
+        StepRun.objects.filter(run_id=run_id)
+        .annotate(newest=Subquery(newest))
+        .order_by("pk")
+        .values_list("pk", "status", "attempt", "newest")
+    )
+    run = Run.objects.filter(pk=run_id).values_list("status", "stop_requested", "finished_at")
+    return (tuple(run), tuple(steps))
+
+
 def render(fragment: str, **context) -> str:
     return render_to_string(f"{TEMPLATE}#{fragment}", context)
 
@@ -192,8 +211,35 @@ def _step_state(step: StepRun) -> tuple:
 
 
 @dataclass
+class Tail:
+    """New lines of one step for one viewer: the seq it had before them, then (seq, html)."""
+
+    step_id: int
+    have: int
+    lines: list[tuple[int, str]]
+
+
+@dataclass
+class Update:
+    """What a viewer lacks: fragments of state (never dropped), then new log lines."""
+
+    fragments: list[str] = field(default_factory=list)
+    tails: list[Tail] = field(default_factory=list)
+    gap: bool = False  # a message was missed: read the database
+
+    def __add__(self, later: Update) -> Update:
+        return Update(self.fragments + later.fragments, self.tails + later.tails, self.gap)
+
+
+@dataclass
 class RunWatch:
-    """One viewer of one run: what it has been sent so far."""
+    """One viewer of one run: what it has been sent so far.
+
+    Its messages are at most ``MAX_MESSAGE_BYTES`` each: state first, then
+    the newest lines that fit, with a note for those left out. Skipped lines
+    count as sent, so the next message (or a reconnect) goes on from the
+    newest line and the viewer converges whatever a step prints.
+    """
 
     run_id: int
     # step run id -> seq of the last line the viewer has
@@ -205,19 +251,26 @@ class RunWatch:
     keys: dict[int, str] = field(default_factory=dict)  # step run id -> key
     log_urls: dict[int, str] = field(default_factory=dict)
     final: bool = False
+    numbered = False  # lines as the log view shows them, with their numbers
 
-    def snapshot(self, seen: dict[int, int]) -> str:
+    def snapshot(self, seen: dict[int, int]) -> Update:
         """Everything, relative to the lines the viewer says it has (*seen*)."""
         self.sent = dict(seen)
         self.complete.clear()
         self.shown.clear()
         return self.pull()
 
-    def pull(self) -> str:
-        """Read the run from the database; the markup of what changed."""
+    def pull(self) -> Update:
+        """Read the run from the database: what changed."""
         run, steps = load(self.run_id)
         self.keys = {step.pk: step.step_key for step in steps}
         self.log_urls = {step.pk: step.log_url for step in steps}
+        tails = [tail for step in self._followed(steps) if (tail := self._new_lines(step))]
+        update = Update(fragments=self._fragments(run, steps), tails=tails)
+        self.final = self._ended(run, steps)
+        return update
+
+    def _fragments(self, run: Run, steps: list[StepRun]) -> list[str]:
         parts: list[str] = []
         token = new_form_token()
         if self.shown.get("run-summary") != (state := _summary_state(run)):
@@ -234,51 +287,137 @@ class RunWatch:
             if self.shown.get(head) != (state := (run.is_final, *_step_state(step))):
                 self.shown[head] = state
                 parts.append(render("step-head", run=run, step=step, form_token=token))
-            parts.append(self._new_lines(step))
-        self.final = run.is_final
-        return "".join(parts)
+        return parts
 
-    def _new_lines(self, step: StepRun) -> str:
+    def _followed(self, steps: list[StepRun]) -> list[StepRun]:
+        return steps
+
+    def _ended(self, run: Run, steps: list[StepRun]) -> bool:
+        return run.is_final
+
+    def _target(self, step_id: int) -> str:
+        """The id of the element a step's new lines are appended to."""
+        return f"log-{self.keys[step_id]}"
+
+    def _new_lines(self, step: StepRun) -> Tail | None:
         if step.pk in self.complete or step.status in SILENT:
-            return ""
+            return None
         after = self.sent.get(step.pk, 0)
         # The step's state was read first: if it had ended, these are its last lines.
-        lines, left_out = log_tail(step, after)
+        lines, _ = log_tail(step, after)
         if step.is_final:
             self.complete.add(step.pk)
         if not lines:
-            return ""
+            return None
         self.sent[step.pk] = lines[-1].seq
-        return _append(step.step_key, log_html(step, lines, left_out))
+        html = render_newest(
+            lines,
+            lambda line: (line.seq, render_lines([line], numbered=self.numbered)),
+            MAX_MESSAGE_BYTES,
+        )
+        return Tail(step.pk, after, html)
 
-    def take_lines(self, logs: list) -> tuple[str, bool]:
+    def take_lines(self, logs: list) -> Update:
         """The new lines of a ``run.update`` message, and whether a gap needs a pull.
 
         Lines the viewer already has are dropped. A part that starts after a
         line the viewer never got means a message was missed: the caller
         then pulls, and the database fills the gap.
         """
-        parts: list[str] = []
-        gap = False
+        update = Update()
         for step_id, after, lines in logs:
             if step_id in self.complete or step_id not in self.keys:
-                gap = gap or step_id not in self.keys
+                update.gap = update.gap or step_id not in self.keys
                 continue
             have = self.sent.get(step_id, 0)
             if after > have:
-                gap = True
+                update.gap = True
                 continue
-            new = [html for seq, html in lines if seq > have]
-            if not new:
-                continue
-            first = lines[len(lines) - len(new)][0]
-            note = (
-                skipped_note(first - have - 1, self.log_urls[step_id]) if first > have + 1 else ""
-            )
-            self.sent[step_id] = lines[-1][0]
-            parts.append(_append(self.keys[step_id], note + "".join(new)))
-        return "".join(parts), gap
+            new = [(seq, html) for seq, html in lines if seq > have]
+            if new:
+                self.sent[step_id] = new[-1][0]
+                update.tails.append(Tail(step_id, have, new))
+        return update
+
+    def messages(self, update: Update) -> list[str]:
+        """*update* as websocket messages of at most MAX_MESSAGE_BYTES each.
+
+        State comes first and whole; lines share what is left of the last
+        message, the newest kept, a note with a link to the full log in
+        place of the others.
+        """
+        messages = pack(update.fragments)
+        tails: dict[int, Tail] = {}
+        for tail in update.tails:  # a message's lines, then the database's after them
+            if tail.step_id in tails:
+                tails[tail.step_id].lines += tail.lines
+            else:
+                tails[tail.step_id] = Tail(tail.step_id, tail.have, list(tail.lines))
+        if not tails:
+            return messages
+        room = MAX_MESSAGE_BYTES
+        if messages and size(messages[-1]) < MAX_MESSAGE_BYTES:
+            room -= size(messages[-1])
+        else:
+            messages.append("")
+        # Each step's wrapper and its note, if lines are left out.
+        room -= NOTE_BYTES * len(tails)
+        keep = fit_newest([[html for _, html in tail.lines] for tail in tails.values()], room)
+        parts = []
+        for tail, count in zip(tails.values(), keep, strict=True):
+            kept = tail.lines[len(tail.lines) - count :] if count else []
+            first = kept[0][0] if kept else tail.lines[-1][0] + 1
+            left_out = first - tail.have - 1
+            note = skipped_note(left_out, self.log_urls[tail.step_id]) if left_out > 0 else ""
+            if note or kept:
+                html = note + "".join(html for _, html in kept)
+                parts.append(_append(self._target(tail.step_id), html))
+        messages[-1] += "".join(parts)
+        return [message for message in messages if message]
 
 
-def _append(key: str, html: str) -> str:
-    return f'<div id="log-{escape(key)}" hx-swap-oob="beforeend">{html}</div>'
+class StepLogWatch(RunWatch):
+    """One viewer of one step's log view: its status, and its new lines, numbered.
+
+    The log view shows lines with their numbers, which the run page's
+    messages do not carry: a message about the step makes it read the
+    database instead.
+    """
+
+    numbered = True
+
+    def __init__(self, run_id: int, step_key: str) -> None:
+        super().__init__(run_id)
+        self.step_key = step_key
+
+    def _followed(self, steps: list[StepRun]) -> list[StepRun]:
+        return [step for step in steps if step.step_key == self.step_key]
+
+    def _ended(self, run: Run, steps: list[StepRun]) -> bool:
+        return all(step.is_final for step in self._followed(steps))
+
+    def _target(self, step_id: int) -> str:
+        return "log-lines"
+
+    def _fragments(self, run: Run, steps: list[StepRun]) -> list[str]:
+        parts = []
+        for step in self._followed(steps):
+            # The lines were read first: the viewer has them all up to sent.
+            total = self.sent.get(step.pk, 0)
+            if self.shown.get("log-state") != (state := (step.status, total)):
+                self.shown["log-state"] = state
+                context = {"run": run, "step": step, "total": total, "follow": True}
+                parts.append(render_to_string("runs/step_log.html#log-state", context))
+        return parts
+
+    def take_lines(self, logs: list) -> Update:
+        mine = {pk for pk, key in self.keys.items() if key == self.step_key}
+        return Update(gap=any(step_id in mine for step_id, _, _ in logs))
+
+
+# A step's wrapper around its new lines, and the note for those left out.
+NOTE_BYTES = 512
+
+
+def _append(target_id: str, html: str) -> str:
+    return f'<div id="{escape(target_id)}" hx-swap-oob="beforeend">{html}</div>'

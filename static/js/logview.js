@@ -1,6 +1,9 @@
 // The log view: open at the end (or at the line asked for), fetch earlier
 // lines when the reader nears the top and later ones near the bottom,
 // keeping what they look at in place; a bare #L123 address opens line 123.
+// At the end of a running step's log, the websocket appends new lines: say
+// which line the page has on every (re)connect, and stay at the bottom if
+// the reader was there.
 (function () {
   "use strict";
 
@@ -55,6 +58,20 @@
     loading = false;
   });
   log.addEventListener("htmx:responseError", () => { loading = false; });
+
+  let following = false;
+  document.addEventListener("htmx:wsOpen", (event) => {
+    const lines = log.querySelectorAll(":scope > .line[data-seq]");
+    const seen = {};
+    if (lines.length) seen[log.dataset.step] = parseInt(lines[lines.length - 1].dataset.seq, 10);
+    event.detail.socketWrapper.send(JSON.stringify({ seen }));
+  });
+  document.addEventListener("htmx:wsBeforeMessage", () => {
+    following = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+  });
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    if (following) log.scrollTop = log.scrollHeight;
+  });
 
   // The current search match is the line the address names.
   const line = log.dataset.line;

@@ -1,0 +1,40 @@
+// The runs list, live: tell the server which rows the page shows (and their
+// statuses) and whether new runs belong on top, on every connect and after
+// every filter or page change; a row the server adds replaces "No runs yet".
+(function () {
+  "use strict";
+
+  let socket = null;
+
+  function hello() {
+    const history = document.getElementById("history");
+    if (!socket || !history) return;
+    const rows = {};
+    for (const row of history.querySelectorAll("#history-rows > tr[id^='run-row-']")) {
+      const id = row.id.slice("run-row-".length);
+      const status = row.querySelector(`#run-status-${id} .status`);
+      const match = status && /\bstatus-(\w+)/.exec(status.className);
+      rows[id] = match ? match[1] : "";
+    }
+    const newest = "newest" in history.dataset ? history.dataset.newest : null;
+    socket.send(JSON.stringify({ rows, newest }));
+  }
+
+  document.addEventListener("htmx:wsOpen", (event) => {
+    if (!document.getElementById("history")) return;
+    socket = event.detail.socketWrapper;
+    hello();
+  });
+  document.addEventListener("htmx:wsClose", () => { socket = null; });
+  // The filters and the page links replace #history; the new one settles.
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (event.target.id === "history") hello();
+  });
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    const history = document.getElementById("history");
+    if (!history || !history.querySelector("#history-rows > tr")) return;
+    for (const empty of history.querySelectorAll(":scope > .empty")) empty.remove();
+    const table = history.querySelector("table[hidden]");
+    if (table) table.hidden = false;
+  });
+})();

@@ -1,0 +1,425 @@
+"""Watching a run survives whatever a step prints, and whatever a page sends.
+
+The server refuses to send a websocket message over 1 MiB; every message of
+the run page (and every run.update the publisher sends through the channel
+layer) stays under ``live.MAX_MESSAGE_BYTES``, keeps the newest lines, says
+how many it left out with a link to the full log, and never holds back the
+run's status. Driven through the real ASGI application on both channel
+layers, with a real local executor running the steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+
+import msgpack
+import pytest
+from channels.layers import channel_layers
+
+from runs import consumers, live
+from runs.models import LogLine, Run
+from runs.watch import RunWatch, Tail, Update
+from tests import test_live
+from tests.conftest import make_workflow, start_run, wait_for, wait_until_final
+from tests.test_live import ORIGIN, communicator, finished, receive_until, seqs, session_cookie
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+layer = test_live.layer  # each test on the in-memory layer and on Redis
+
+SKIPPED = re.compile(
+    r'([\d,]+) earlier lines? not shown here: <a href="/runs/(\d+)/steps/(\w+)/log">full log</a>'
+)
+
+# 20,000 lines of 100 characters ("line 00001 xxx…"), as fast as awk prints them.
+LONG_LINES = """
+slug: long-lines
+steps:
+  - key: talk
+    kind: shell
+    command: |
+      while [ ! -e {go} ]; do sleep 0.02; done
+      seq 1 20000 | awk '{{printf "line %05d ", $1; for (j = 0; j < 89; j++) printf "x"; print ""}}'
+"""
+# 20,000 short lines, each in one of eight colours.
+COLOURED = """
+slug: coloured
+steps:
+  - key: talk
+    kind: shell
+    command: |
+      while [ ! -e {go} ]; do sleep 0.02; done
+      seq 1 20000 | awk '{{printf "\\033[3%dm%d\\033[0m\\n", $1 % 8, $1}}'
+"""
+
+
+def record_run_updates(monkeypatch) -> list[dict]:
+    """The run.update messages the publisher sends through the channel layer."""
+    sent: list[dict] = []
+    layer = channel_layers["default"]
+    real_group_send = layer.group_send
+
+    async def group_send(group, message):
+        if message["type"] == "run.update":
+            sent.append(message)
+        await real_group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+    return sent
+
+
+def wire_bytes(update: dict) -> int:
+    """A run.update's size as the Redis layer sends it (msgpack)."""
+    return len(msgpack.packb(update))
+
+
+async def watch_flood(run_id: int, cookie, go) -> list[str]:
+    """Connect, let the step print once the snapshot is in, take every message to the end."""
+    ws = communicator(f"/ws/runs/{run_id}/", ORIGIN, cookie)
+    assert (await ws.connect())[0]
+    await ws.send_json_to({"seen": {}})
+    messages = [await ws.receive_from(timeout=10)]
+    go.touch()
+    messages += await receive_until(ws, lambda m: finished(messages + m), timeout=60)
+    await ws.disconnect()
+    return messages
+
+
+@pytest.mark.parametrize("source, last_text", [(LONG_LINES, "line 20000 x"), (COLOURED, ">20000<")])
+def test_a_flood_of_lines_reaches_the_page_in_bounded_messages_with_every_skip_linked(
+    layer, alice, executor, tmp_path, monkeypatch, source, last_text
+):
+    go = tmp_path / "go"
+    workflow = make_workflow(source.format(go=go))
+    cookie = session_cookie(alice)
+    updates = record_run_updates(monkeypatch)
+    run = start_run(workflow, executor)
+
+    messages = asyncio.run(watch_flood(run.pk, cookie, go))
+
+    wait_until_final(run)
+    assert LogLine.objects.filter(step_run__run=run).count() == 20_000
+    sizes = [len(message.encode()) for message in messages]
+    assert max(sizes) <= live.MAX_MESSAGE_BYTES, max(sizes)
+    assert 'id="run-status">Succeeded' in messages[-1] or finished(messages)
+    received = seqs(messages)
+    assert received == sorted(set(received)), "in order, none twice"
+    assert received[-1] == 20_000 and last_text in "".join(messages)
+    # Every line is either on the page or counted in a note linking to the full log.
+    notes = [match for message in messages for match in SKIPPED.findall(message)]
+    assert notes, "a flood this size does not fit: some lines are skipped"
+    assert {(int(run_id), key) for _, run_id, key in notes} == {(run.pk, "talk")}
+    assert len(received) + sum(int(count.replace(",", "")) for count, _, _ in notes) == 20_000
+    # The publisher's own messages through the layer are bounded too.
+    assert updates and max(wire_bytes(update) for update in updates) <= live.MAX_MESSAGE_BYTES
+
+
+def test_a_reconnect_after_a_flood_gets_a_bounded_snapshot_that_ends_with_the_last_line(
+    layer, alice, executor, tmp_path
+):
+    go = tmp_path / "go"
+    go.touch()
+    workflow = make_workflow(LONG_LINES.format(go=go))
+    cookie = session_cookie(alice)
+    run = wait_until_final(start_run(workflow, executor))
+
+    async def snapshot(seen: dict) -> str:
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": seen})
+        message = await ws.receive_from(timeout=10)
+        assert await ws.receive_nothing(timeout=0.5)
+        await ws.disconnect()
+        return message
+
+    first = asyncio.run(snapshot({}))
+    assert len(first.encode()) <= live.MAX_MESSAGE_BYTES
+    assert 'id="run-status">Succeeded' in first
+    assert seqs(first.split("\n"))[-1] == 20_000
+    skipped = SKIPPED.search(first)
+    assert skipped and int(skipped[1].replace(",", "")) == seqs([first])[0] - 1
+    # The page, whole again, says so: nothing more to send.
+    step = run.steps.get()
+    again = asyncio.run(snapshot({str(step.pk): 20_000}))
+    assert seqs([again]) == []
+    assert "not shown here" not in again
+
+
+def test_state_is_never_held_back_by_lines(layer, alice, executor, tmp_path, monkeypatch):
+    """With a budget smaller than the run's state, the state still arrives whole."""
+    monkeypatch.setattr("runs.watch.MAX_MESSAGE_BYTES", 2_000)
+    go = tmp_path / "go"
+    go.touch()
+    workflow = make_workflow(LONG_LINES.format(go=go))
+    cookie = session_cookie(alice)
+    run = wait_until_final(start_run(workflow, executor))
+
+    async def snapshot() -> list[str]:
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {}})
+        messages = await receive_until(ws, lambda m: len(m) >= 2, timeout=10)
+        await ws.disconnect()
+        return messages
+
+    messages = asyncio.run(snapshot())
+    assert 'id="run-status">Succeeded' in messages[0]
+    assert 'id="step-head-talk"' in messages[0]
+    assert seqs(messages[1:])[-1] == 20_000
+    skipped = SKIPPED.search(messages[1])
+    assert skipped and int(skipped[1].replace(",", "")) == seqs(messages[1:])[0] - 1
+
+
+# What a page sends.
+
+BAD_HELLOS = {
+    "not JSON": "{seen",
+    "not an object": "[1, 2]",
+    "an infinite line number": '{"seen": {"1": 1e400}}',
+    "a fraction": '{"seen": {"1": 1.5}}',
+    "a negative line number": '{"seen": {"1": -1}}',
+    "a step that is no number": '{"seen": {"talk": 3}}',
+    "a number too large": '{"seen": {"1": 99999999999999999999999}}',
+    "too many steps": json.dumps({"seen": {str(n): 1 for n in range(2000)}}),
+    "a huge frame": json.dumps({"seen": {}, "pad": "x" * 100_000}),
+    "deep nesting": "[" * 5000 + "]" * 5000,
+}
+
+
+@pytest.mark.parametrize("hello", BAD_HELLOS.values(), ids=BAD_HELLOS.keys())
+def test_a_bad_hello_closes_the_socket_with_a_reason_and_no_traceback(
+    layer, alice, executor, caplog, hello
+):
+    workflow = make_workflow("{slug: w, steps: [{key: a, kind: shell, command: 'true'}]}")
+    run = wait_until_final(start_run(workflow, executor))
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_to(text_data=hello)
+        closed = await ws.receive_output(timeout=5)
+        await ws.wait()
+        return closed
+
+    with caplog.at_level(logging.WARNING):
+        closed = asyncio.run(scenario())
+    assert closed == {"type": "websocket.close", "code": consumers.BAD_MESSAGE}
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_the_dashboard_closes_on_a_bad_hello_too(layer, alice, caplog):
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_from(timeout=5)  # "running now"
+        await ws.send_to(text_data='{"rows": {"1": "running"}, "newest": 1e400}')
+        closed = await ws.receive_output(timeout=5)
+        await ws.wait()
+        return closed
+
+    with caplog.at_level(logging.WARNING):
+        closed = asyncio.run(scenario())
+    assert closed == {"type": "websocket.close", "code": consumers.BAD_MESSAGE}
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+# Runs driven where no message reaches this process.
+
+
+def test_lines_written_by_another_process_reach_the_page_by_the_quick_probe(
+    layer, alice, monkeypatch
+):
+    """No message, and no slow look: only the probe can find these lines."""
+    from django.utils import timezone
+
+    from tests.conftest import Nowhere, add_log
+
+    monkeypatch.setattr(consumers, "LOOK_EVERY", 3600.0)
+    workflow = make_workflow("{slug: elsewhere, steps: [{key: talk, kind: shell, command: x}]}")
+    from runs import engine
+
+    run = engine.trigger(workflow, executor=Nowhere())
+    step = run.steps.get()
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {}})
+        first = await ws.receive_from(timeout=10)
+
+        def elsewhere():
+            # What another process's executor commits, without telling anyone.
+            Run.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+            step.status, step.started_at = "running", timezone.now()
+            step.save()
+            add_log(step, 3)
+
+        await asyncio.to_thread(elsewhere)
+        later = await receive_until(ws, lambda m: len(seqs(m)) >= 3, timeout=10)
+        await ws.disconnect()
+        return first, later
+
+    first, later = asyncio.run(scenario())
+    assert "status-queued" in first
+    assert seqs(later) == [1, 2, 3]
+    assert "line 3" in "".join(later)
+    assert "Running" in "".join(later)
+
+
+def test_a_run_created_by_another_process_reaches_the_runs_list_by_the_quick_probe(
+    layer, alice, monkeypatch
+):
+    """No message, and no slow look: only the probe can find this run."""
+    monkeypatch.setattr(consumers, "DASHBOARD_LOOK_EVERY", 3600.0)
+    workflow = make_workflow("{slug: cli, name: Cli, steps: []}")
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_from(timeout=5)
+        await ws.send_json_to({"rows": {}, "newest": ""})
+        # What `run_workflow` in a terminal commits, telling no one here.
+        run = await asyncio.to_thread(
+            Run.objects.create, workflow=workflow, number=1, status="running", definition={}
+        )
+        messages = await receive_until(ws, lambda m: "Cli #1" in "".join(m), timeout=10)
+        await ws.disconnect()
+        return run, messages
+
+    run, messages = asyncio.run(scenario())
+    rows = [m for m in messages if m.startswith("<tbody")]
+    assert len(rows) == 1 and f'<tr id="run-row-{run.pk}">' in rows[0]
+    assert f'href="/runs/{run.pk}/">Cli #1</a>' in "".join(messages)
+
+
+# The runs list.
+
+
+def test_the_runs_list_gains_a_new_run_on_top_and_its_row_ends_succeeded(layer, alice, executor):
+    old = make_workflow("{slug: old, name: Old, steps: []}")
+    shown = Run.objects.create(workflow=old, number=1, status="succeeded", definition={})
+    workflow = make_workflow(
+        "{slug: nap, name: Nap, steps: [{key: a, kind: shell, command: sleep 0.5}]}"
+    )
+    cookie = session_cookie(alice)
+
+    async def scenario(newest):
+        ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_from(timeout=5)
+        await ws.send_json_to({"rows": {str(shown.pk): "succeeded"}, "newest": newest})
+        run = await asyncio.to_thread(start_run, workflow, executor)
+        messages = await receive_until(ws, lambda m: "Nothing is running" in "".join(m[1:]))
+        await ws.disconnect()
+        await asyncio.to_thread(wait_until_final, run)
+        return run, messages
+
+    run, messages = asyncio.run(scenario(""))
+    rows = [m for m in messages if m.startswith("<tbody")]
+    assert len(rows) == 1
+    assert rows[0].startswith('<tbody hx-swap-oob="afterbegin:#history-rows">')
+    assert f'<tr id="run-row-{run.pk}">' in rows[0]
+    assert f'href="/runs/{run.pk}/">#1</a>' in rows[0]
+    assert f'<div id="run-status-{run.pk}" hx-swap-oob="innerHTML">' in "".join(messages)
+    assert "status-succeeded" in "".join(m for m in messages if f"run-status-{run.pk}" in m)
+    assert f"run-status-{shown.pk}" not in "".join(messages)
+
+    # A filtered page (or an older one) gets neither the row nor updates of it.
+    run, messages = asyncio.run(scenario(None))
+    assert not [m for m in messages if "<tbody" in m or f"run-status-{run.pk}" in m]
+
+
+# The log view.
+
+
+def test_the_log_view_socket_follows_one_step_with_numbered_lines(layer, alice, executor, tmp_path):
+    go = tmp_path / "go"
+    workflow = make_workflow(
+        f"""
+        slug: two
+        steps:
+          - key: first
+            kind: shell
+            command: echo before
+          - key: talk
+            kind: shell
+            command: |
+              while [ ! -e {go} ]; do sleep 0.02; done
+              for i in 1 2 3; do echo "now $i"; sleep 0.1; done
+        """
+    )
+    cookie = session_cookie(alice)
+    run = start_run(workflow, executor)
+    step = wait_for(lambda: run.steps.filter(step_key="talk", status="running").first())
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/?step=talk", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {str(step.pk): 0}})
+        first = await ws.receive_from(timeout=10)
+        go.touch()
+        later = await receive_until(ws, lambda m: "status-succeeded" in "".join(m), timeout=20)
+        await ws.disconnect()
+        return first, later
+
+    first, later = asyncio.run(scenario())
+    everything = first + "".join(later)
+    assert 'id="log-state"' in first and "still running" in first
+    numbered = re.findall(r'<div class="line" id="L(\d+)" data-seq="\1">', "".join(later))
+    assert numbered == ["1", "2", "3"]
+    assert '<div id="log-lines" hx-swap-oob="beforeend">' in everything
+    assert '<a class="ln" href="?line=3#L3">3</a>' in everything
+    assert '<span class="text">before</span>' not in everything  # the other step's line
+    assert "3 lines" in later[-1] and "still running" not in later[-1]
+
+
+def test_the_log_view_socket_of_an_unknown_step_is_refused(layer, alice, executor):
+    workflow = make_workflow("{slug: w, steps: [{key: a, kind: shell, command: 'true'}]}")
+    run = wait_until_final(start_run(workflow, executor))
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/?step=nope", ORIGIN, cookie)
+        connected, code = await ws.connect()
+        return connected, code
+
+    assert asyncio.run(scenario()) == (False, consumers.NOT_FOUND)
+
+
+# How one message is shared.
+
+
+def test_a_chatty_step_does_not_crowd_out_a_quiet_one_and_state_comes_first():
+    watch = RunWatch(
+        1,
+        keys={1: "chatty", 2: "quiet"},
+        log_urls={1: "/runs/1/steps/chatty/log", 2: "/runs/1/steps/quiet/log"},
+    )
+    chatty = Tail(
+        1, 0, [(n, f'<div class="line" data-seq="{n}">{"x" * 200}</div>') for n in range(1, 5001)]
+    )
+    quiet = Tail(2, 0, [(1, '<div class="line" data-seq="1">done</div>')])
+    summary = '<section id="run-summary">Succeeded</section>'
+
+    (message,) = watch.messages(Update(fragments=[summary], tails=[chatty, quiet]))
+
+    assert len(message.encode()) <= live.MAX_MESSAGE_BYTES
+    assert message.startswith(summary)
+    assert (
+        '<div id="log-quiet" hx-swap-oob="beforeend"><div class="line" data-seq="1">done</div></div>'
+        in message
+    )
+    shown = [int(seq) for seq in re.findall(r'data-seq="(\d+)">x', message)]
+    assert shown == list(range(shown[0], 5001)) and len(shown) > 1000
+    assert (
+        f'{shown[0] - 1:,} earlier lines not shown here: <a href="/runs/1/steps/chatty/log">'
+        in message
+    )
