@@ -225,7 +225,13 @@ def test_it_saves_settings_and_parameters(alice_client, pipeline):
         **HTMX,
     )
 
-    assert response["HX-Refresh"] == "true"
+    page = response.content.decode()
+    assert '<span class="notice notice-success" role="status">Settings saved.</span>' in page
+    # Drawn again in place (the title, the run form, the editor), not reloaded.
+    assert "<h1>Nightly pipeline</h1>" in page
+    assert '<div id="workflow-head" hx-swap-oob="true">' in page
+    assert 'id="run-form" data-once hx-swap-oob="true">' in page
+    assert '<div id="editor" data-version="2" data-saved-from="1" hx-swap-oob="true">' in page
     workflow = Workflow.objects.get(slug="pipeline")
     assert (workflow.name, workflow.timeout, workflow.max_concurrent_runs) == (
         "Nightly pipeline",

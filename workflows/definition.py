@@ -35,6 +35,10 @@ from workflows.models import RunIf, Step, Workflow
 from workflows.params import clean_declarations, env_suffix
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+# SLUG_RE in words, for the person who typed a key it refuses.
+KEY_RULE = (
+    "use lowercase letters, digits, - and _; start with a letter or digit; 100 characters at most"
+)
 QUEUE_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 WORKFLOW_FIELDS = (
     "slug",
@@ -156,7 +160,7 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             continue
         key = raw.get("key")
         if not isinstance(key, str) or not SLUG_RE.match(key):
-            field_error(f"{where}.key", SLUG_RULE)
+            field_error(f"{where}.key", KEY_RULE if key else "is required")
             continue
         where = f"step {key}"
 

@@ -15,7 +15,13 @@ from typing import Any
 
 from django.db import transaction
 
-from workflows.definition import DefinitionError, clean_definition, save_definition, save_order
+from workflows.definition import (
+    DefinitionError,
+    clean_definition,
+    same_definition,
+    save_definition,
+    save_order,
+)
 from workflows.models import Workflow
 
 
@@ -34,6 +40,14 @@ class ChangeRefused(Exception):
     """A change that would break the workflow, with the reason for a person."""
 
 
+class ReplaceNotConfirmed(Exception):
+    """An import would replace a workflow the person has not seen the changes to."""
+
+    def __init__(self, workflow: Workflow):
+        self.workflow = workflow
+        super().__init__(f"Importing would replace “{workflow.name}”: confirm first.")
+
+
 def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
     """Apply *edit* to a copy of the saved definition, validate, save.
 
@@ -49,6 +63,29 @@ def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
         edit(definition)
         saved, _ = save_definition(clean_definition(definition), owner=owner)
     return saved
+
+
+def import_definition(
+    definition: dict[str, Any], *, replacing: int | None = None, owner=None
+) -> tuple[Workflow, bool]:
+    """Create the workflow of a validated file, or replace the one with its slug.
+
+    A workflow that exists is replaced only when *replacing* names its
+    current version: the version whose changes the person was shown. Any
+    other replacement raises ReplaceNotConfirmed, so an import never
+    overwrites a workflow silently, nor one edited after the changes were
+    shown. A file equal to the saved workflow changes nothing and needs no
+    confirmation. Returns the workflow and whether it changed.
+    """
+    with transaction.atomic():
+        existing = Workflow.objects.select_for_update().filter(slug=definition["slug"]).first()
+        if (
+            existing is not None
+            and existing.version != replacing
+            and not same_definition(existing.definition(), definition)
+        ):
+            raise ReplaceNotConfirmed(existing)
+        return save_definition(definition, owner=owner)
 
 
 def reorder(workflow: Workflow, version: int, keys: list[str]) -> Workflow:

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseNotFound
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRefresh, reswap, retarget
+from django_htmx.http import reswap, retarget
 
 from workflows import editor
-from workflows.definition import (
-    DefinitionError,
-    file_too_big,
-    parse_yaml,
-    save_definition,
-    to_yaml,
-)
+from workflows.changes import compare
+from workflows.definition import DefinitionError, file_too_big, parse_yaml, to_yaml
 from workflows.editor_forms import (
     form_values,
     settings_errors,
@@ -32,6 +27,9 @@ from workflows.kinds import KINDS
 from workflows.limits import FILE_MAX_BYTES, shown
 from workflows.models import Workflow
 from workflows.views import get_workflow_for_user, render_workflow_detail
+
+# An uploaded file's name, echoed in messages and carried by the confirmation.
+FILENAME_MAX_CHARS = 200
 
 
 def _version(request: HttpRequest) -> int:
@@ -63,9 +61,14 @@ def _after_change(
             )
         return redirect("workflow_detail", workflow.slug)
     response = render_workflow_detail(
-        request, workflow, fragment="editor", notice={"text": notice, "level": level}
+        request,
+        workflow,
+        fragment="editor",
+        notice={"text": notice, "level": level},
+        saved_from=_version(request) if level == "success" else None,
     )
-    # Whatever asked (the list, a card, a form), the whole editor is redrawn.
+    # Whatever asked (the list, a card, a form), the whole editor is redrawn;
+    # static/js/editor.js carries the other open step forms over into it.
     return reswap(retarget(response, "#editor"), "outerHTML")
 
 
@@ -103,7 +106,7 @@ def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
         if kind not in KINDS:
             return _unknown_kind(kind)
         return render_workflow_detail(
-            request, workflow, fragment="step-form" if request.htmx else None, adding=kind
+            request, workflow, fragment="new-step" if request.htmx else None, adding=kind
         )
     if not workflow.steps.filter(key=key).exists():
         return _plain_text(HttpResponseNotFound, "That step no longer exists; reload the page.")
@@ -114,7 +117,7 @@ def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
 
 @require_GET
 def step_card(request: HttpRequest, slug: str, key: str) -> HttpResponse:
-    """The card of a step: what Cancel on its form swaps back in."""
+    """The editor page, for a link to one step (its URL is the prefix of the step's actions)."""
     workflow = get_workflow_for_user(request, slug)
     return render_workflow_detail(request, workflow, fragment="editor")
 
@@ -153,15 +156,24 @@ def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
     workflow = get_workflow_for_user(request, slug)
     settings = settings_from_post(request.POST)
     try:
-        editor.save_settings(workflow, _version(request), settings)
+        workflow = editor.save_settings(workflow, _version(request), settings)
     except editor.StaleVersion as exc:
         errors = {"params": [], "form": str(exc)}
     except DefinitionError as exc:
         errors = settings_errors(exc.errors)
     else:
-        messages.success(request, "Settings saved.")
         if request.htmx:
-            return HttpResponseClientRefresh()  # the name, the run form: all of it changed
+            # The name, the run form and the version changed: drawn again in
+            # place rather than reloaded, so open step forms keep their text.
+            workflow.refresh_from_db()
+            return render_workflow_detail(
+                request,
+                workflow,
+                fragment="settings-saved",
+                saved_from=_version(request),
+                settings_saved=True,
+            )
+        messages.success(request, "Settings saved.")
         return redirect("workflow_detail", workflow.slug)
     return render_workflow_detail(
         request,
@@ -192,24 +204,66 @@ def workflow_export(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def workflow_import(request: HttpRequest) -> HttpResponse:
-    """Create or replace a workflow from an uploaded file, as import_workflows does."""
-    upload = request.FILES.get("file")
-    if upload is None:
-        messages.error(request, "Choose a workflow file (.yaml) to import.")
-        return redirect("workflow_list")
-    if upload.size > FILE_MAX_BYTES:
-        messages.error(request, f"{upload.name}: {file_too_big(upload.size)}.")
-        return redirect("workflow_list")
+    """Create a workflow from an uploaded file, or replace one once its changes were seen.
+
+    A file whose slug exists is not imported at once: the answer shows what
+    would change, with a form that posts the same text back (``content``)
+    and the version it was compared with (``replacing``). The text is
+    bounded like a file: parse_yaml refuses more than FILE_MAX_BYTES.
+    """
+    if "content" in request.POST:  # the confirmation
+        text = request.POST["content"]
+        filename = request.POST.get("filename", "")[:FILENAME_MAX_CHARS] or "workflow.yaml"
+    else:
+        upload = request.FILES.get("file")
+        if upload is None:
+            messages.error(request, "Choose a workflow file (.yaml) to import.")
+            return redirect("workflow_list")
+        filename = upload.name[:FILENAME_MAX_CHARS]
+        if upload.size > FILE_MAX_BYTES:
+            messages.error(request, f"{filename}: {file_too_big(upload.size)}.")
+            return redirect("workflow_list")
+        try:
+            text = upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            messages.error(request, f"{filename}: not a text file.")
+            return redirect("workflow_list")
     try:
-        definition = parse_yaml(upload.read().decode("utf-8"))
-    except UnicodeDecodeError:
-        messages.error(request, f"{upload.name}: not a text file.")
-        return redirect("workflow_list")
+        definition = parse_yaml(text)
     except DefinitionError as exc:
         for where, message in exc.errors:
-            messages.error(request, f"{upload.name}: {where}: {message}")
+            messages.error(request, f"{filename}: {where}: {message}")
         return redirect("workflow_list")
-    workflow, changed = save_definition(definition, owner=request.user)
-    state = "imported" if changed else "unchanged"
-    messages.success(request, f"“{workflow.name}” {state} (version {workflow.version}).")
+    replacing = _replacing(request)
+    try:
+        workflow, changed = editor.import_definition(
+            definition, replacing=replacing, owner=request.user
+        )
+    except editor.ReplaceNotConfirmed as exc:
+        current = exc.workflow.definition()
+        context = {
+            "workflow": exc.workflow,
+            "changes": compare(
+                current,
+                definition,
+                old_label=f"{exc.workflow.slug} now (version {current['version']})",
+                new_label=filename,
+            ),
+            "content": text,
+            "filename": filename,
+            "changed_meanwhile": replacing is not None,
+        }
+        return render(request, "workflows/workflow_import.html", context)
+    if changed:
+        verb = "replaced" if replacing is not None else "imported"
+        messages.success(request, f"“{workflow.name}” {verb} (version {workflow.version}).")
+    else:
+        messages.success(request, f"“{workflow.name}” unchanged (version {workflow.version}).")
     return redirect("workflow_detail", workflow.slug)
+
+
+def _replacing(request: HttpRequest) -> int | None:
+    try:
+        return int(request.POST.get("replacing", ""))
+    except ValueError:
+        return None

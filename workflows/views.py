@@ -17,7 +17,7 @@ from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from workflows.definition import DefinitionError, clean_definition, save_definition
+from workflows.definition import KEY_RULE, DefinitionError, clean_definition, save_definition
 from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
@@ -165,12 +165,17 @@ def render_workflow_detail(
     step_errors: Mapping[str, str] | None = None,
     settings: Mapping[str, Any] | None = None,
     settings_errors: Mapping[str, Any] | None = None,
+    saved_from: int | None = None,
+    settings_saved: bool = False,
 ) -> HttpResponse:
     """The workflow page (the editor), or one *fragment* of it for htmx.
 
     *values* and *errors* refill a refused run form; *editing* (a step key)
     or *adding* (a kind) opens a step form, filled from *step_values* and
-    showing *step_errors* when a save was refused.
+    showing *step_errors* when a save was refused. *saved_from* is the
+    version a change just saved was made on: open step forms made on it
+    are still current (static/js/editor.js moves them to the new version).
+    *settings_saved* draws the parts the settings change again out of band.
     """
     errors = errors or {}
     steps = list(workflow.steps.all())
@@ -198,6 +203,8 @@ def render_workflow_detail(
         "settings_values": settings_values(settings or _settings_of(workflow)),
         "settings_errors": settings_errors or {},
         "notice": notice if notice and notice.get("text") else None,
+        "saved_from": saved_from,
+        "settings_saved": settings_saved,
         **run_form_context(workflow, values, errors),
     }
     if editing or adding:
@@ -233,6 +240,8 @@ def _step_form(steps, editing, adding, values, errors) -> dict[str, Any]:
         "values": values or form_values(current),
         "errors": errors or {},
         "above": steps[:index],
+        "slot": editing or "new",  # makes the ids of each open form its own
+        "key_rule": KEY_RULE,
     }
 
 
