@@ -157,3 +157,47 @@ def test_it_creates_the_first_login_once(transactional_db):
     assert "user:     admin" in first.stdout
     assert "password:" in first.stdout
     assert "password:" not in second.stdout
+
+
+CHANGED = GOOD.replace("echo loud >&2", "echo louder >&2").replace(
+    "  - {key: shout", "  - {key: whisper, kind: shell, command: 'echo psst'}\n  - {key: shout"
+)
+
+
+def test_it_says_what_a_replaced_workflow_lost_and_gained(transactional_db, tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(CHANGED)
+    manage("import_workflows", str(tmp_path / "a.yaml"))
+
+    result = manage("import_workflows", str(tmp_path / "b.yaml"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "updated nightly (version 2)",
+        "  step whisper added",
+        "  step shout command changed: echo loud >&2 → echo louder >&2",
+        '  step shout needs changed: ["hello"] → ["whisper"]',
+    ]
+
+
+def test_a_dry_run_shows_the_changes_and_the_diff_and_saves_nothing(transactional_db, tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(CHANGED)
+    (tmp_path / "c.yaml").write_text("slug: other\nsteps: [{key: x, kind: wait, seconds: 1}]")
+    manage("import_workflows", str(tmp_path / "a.yaml"))
+
+    result = manage(
+        "import_workflows", "--dry-run", str(tmp_path / "b.yaml"), str(tmp_path / "c.yaml")
+    )
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:4] == [
+        "would update nightly (now version 1)",
+        "  step whisper added",
+        "  step shout command changed: echo loud >&2 → echo louder >&2",
+        '  step shout needs changed: ["hello"] → ["whisper"]',
+    ]
+    assert "  +- key: whisper" in lines
+    assert lines[-1] == "would create other"
+    assert list(Workflow.objects.values_list("slug", "version")) == [("nightly", 1)]

@@ -65,6 +65,20 @@ class Changes:
     reordered: bool
     diff: list[DiffLine]
 
+    def summary(self) -> list[str]:
+        """The list of changes as lines of plain text (the page shows it as a list)."""
+        lines = [f"workflow {_field_line(field)}" for field in self.workflow]
+        lines += [f"step {key} added" for key in self.added]
+        lines += [f"step {key} removed" for key in self.removed]
+        lines += [
+            f"step {step.key} {_field_line(field)}"
+            for step in self.changed
+            for field in step.fields
+        ]
+        if self.reordered:
+            lines.append("steps reordered")
+        return lines
+
 
 def compare(
     old: dict[str, Any], new: dict[str, Any], *, old_label: str, new_label: str
@@ -95,6 +109,12 @@ def compare(
         reordered=kept_old != kept_new,
         diff=_diff(to_yaml(old), to_yaml(new), fromfile=old_label, tofile=new_label),
     )
+
+
+def _field_line(field: FieldChange) -> str:
+    if field.shown:
+        return f"{field.name} changed: {field.old} → {field.new}"
+    return f"{field.name} changed"
 
 
 def _workflow_fields(definition: dict[str, Any]) -> dict[str, Any]:

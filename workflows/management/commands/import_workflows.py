@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from workflows.changes import compare
 from workflows.definition import DefinitionError, file_too_big, parse_yaml, save_definition
 from workflows.limits import FILE_MAX_BYTES
 from workflows.models import Workflow
@@ -12,7 +13,9 @@ from workflows.models import Workflow
 class Command(BaseCommand):
     help = (
         "Create or update workflows from YAML files (or folders of them), by slug. "
-        "An invalid file is reported with its step and field and imports nothing."
+        "An invalid file is reported with its step and field and imports nothing. "
+        "A workflow that is replaced is listed with what changed; --dry-run shows "
+        "that and the diff without saving anything."
     )
 
     def add_arguments(self, parser):
@@ -22,8 +25,13 @@ class Command(BaseCommand):
             action="store_true",
             help="Leave workflows that already exist as they are (used for the demos).",
         )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Say what each file would create or change, with the diff; save nothing.",
+        )
 
-    def handle(self, *args, keep_existing: bool = False, **options):
+    def handle(self, *args, keep_existing: bool = False, dry_run: bool = False, **options):
         files = [f for path in options["paths"] for f in _yaml_files(path)]
         failed = 0
         for file in files:
@@ -47,15 +55,40 @@ class Command(BaseCommand):
             if keep_existing and Workflow.objects.filter(slug=slug).exists():
                 self.stdout.write(f"kept {slug} (already there)")
                 continue
-            existed = Workflow.objects.filter(slug=slug).exists()
+            existing = Workflow.objects.filter(slug=slug).first()
+            changes = existing and compare(
+                existing.definition(),
+                definition,
+                old_label=f"{slug} now (version {existing.version})",
+                new_label=str(file),
+            )
+            if dry_run:
+                self._say_what_would_change(slug, existing, changes)
+                continue
             workflow, changed = save_definition(definition)
             if not changed:
                 self.stdout.write(f"unchanged {slug} (version {workflow.version})")
+            elif existing is None:
+                self.stdout.write(f"created {slug} (version {workflow.version})")
             else:
-                verb = "updated" if existed else "created"
-                self.stdout.write(f"{verb} {slug} (version {workflow.version})")
+                # Never replaced silently: the log of the import says what changed.
+                self.stdout.write(f"updated {slug} (version {workflow.version})")
+                for line in changes.summary() if changes else ():
+                    self.stdout.write(f"  {line}")
         if failed:
             raise CommandError(f"{failed} of {len(files)} file(s) not imported")
+
+    def _say_what_would_change(self, slug: str, existing: Workflow | None, changes) -> None:
+        if existing is None:
+            self.stdout.write(f"would create {slug}")
+        elif changes is None:
+            self.stdout.write(f"unchanged {slug} (version {existing.version})")
+        else:
+            self.stdout.write(f"would update {slug} (now version {existing.version})")
+            for line in changes.summary():
+                self.stdout.write(f"  {line}")
+            for line in changes.diff:
+                self.stdout.write(f"  {line.text}")
 
 
 def _yaml_files(path: Path) -> list[Path]:
