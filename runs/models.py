@@ -30,9 +30,9 @@ class Trigger(models.TextChoices):
     MANUAL = "manual"
     SCHEDULE = "schedule"
     WEBHOOK = "webhook"
-    API = "api"
-    CLI = "cli"
-    RERUN = "rerun"
+    API = "api", "API"
+    CLI = "cli", "CLI"
+    RERUN = "rerun", "Re-run"
 
 
 class StopRequest(models.TextChoices):

@@ -237,6 +237,16 @@ def test_it_refuses_a_post_without_csrf_token(alice, hello):
 # Runs.
 
 
+def test_it_names_each_trigger_as_people_write_it(alice_client, hello):
+    for trigger in ("cli", "api", "rerun"):
+        engine.trigger(hello, executor=Nowhere(), trigger=trigger)
+
+    history = alice_client.get("/runs/").content.decode()
+
+    for label in ("<td>CLI</td>", "<td>API</td>", "<td>Re-run</td>"):
+        assert label in history
+
+
 def test_it_shows_a_run_with_its_steps_and_escaped_logs(alice_client, alice, hello):
     run = engine.trigger(hello, executor=Nowhere(), params={"who": "Bob"}, user=alice)
     greet = steps_of(run)["greet"]
