@@ -38,14 +38,25 @@
 
   // Whether to follow is decided just before new lines arrive: at the
   // bottom then, the reader is following; anywhere else, they are reading.
+  // A step's head is drawn again when the step changes: what the reader
+  // opened in it (the Worker line) stays open.
+  let opened = new Set();
+
   function notePositions() {
     following = new Set([...logs()].filter(atBottom));
+    opened = new Set(
+      [...live.querySelectorAll(".step-head details[open]")].map((d) => d.closest(".step-head").id),
+    );
   }
 
   function settle() {
     for (const log of logs()) {
       trim(log);
       if (following.has(log)) log.scrollTop = log.scrollHeight;
+    }
+    for (const id of opened) {
+      const details = document.querySelector(`#${CSS.escape(id)} details`);
+      if (details) details.open = true;
     }
   }
 

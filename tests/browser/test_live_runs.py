@@ -51,9 +51,12 @@ def test_it_shows_each_line_as_the_step_prints_it_then_the_end(logged_in_page: P
     # Seen while the step still runs: the line came live, not with the end.
     expect(page.locator("#step-head-tick .status")).to_have_text("Running")
     assert "tick 10" not in log.inner_text()
+    page.locator("#step-head-tick summary", has_text="Worker").click()
 
     expect(page.locator("#run-status")).to_have_text("Succeeded")
     expect(page.locator("#step-head-tick .status")).to_have_text("Succeeded")
+    # The step's head was drawn again at its end; what the reader opened stays open.
+    expect(page.locator("#step-head-tick details.step-worker")).to_have_attribute("open", "")
     expect(log.locator(".line")).to_have_count(10)
     expect(page.locator("#run-timeline .gantt-bar")).to_have_count(1)
     still_the_same_page(page)
