@@ -246,7 +246,10 @@ def test_it_refuses_a_date_yaml_cannot_build_and_a_number_as_a_field(alice_clien
         import_file(alice_client, "odd.yaml", b"slug: odd\ndescription: 2026-13-45\n1: x\n")
     )
 
-    assert "odd.yaml: file: not valid YAML: month must be in 1..12" in page
+    assert (
+        "odd.yaml: line 2: not valid YAML: '2026-13-45' is not a date: month must be in 1..12"
+        in (page)
+    )
     assert stored() == before
     page = text_of(import_file(alice_client, "odd.yaml", b"slug: odd\n1: x\n"))
     assert "odd.yaml: 1: unknown field; expected one of slug, name" in page

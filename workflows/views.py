@@ -93,7 +93,14 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
             f"A workflow name has at most {NAME_MAX} characters; this one has {len(name):,}.",
         )
         return _list_page(request, status=400)
-    definition = clean_definition({"slug": _free_slug(slugify(name) or "workflow"), "name": name})
+    try:
+        definition = clean_definition(
+            {"slug": _free_slug(slugify(name) or "workflow"), "name": name}
+        )
+    except DefinitionError as exc:  # a NUL character typed or pasted
+        where, problem = exc.errors[0]
+        messages.error(request, f"The workflow {where} {problem}.")
+        return _list_page(request, status=400)
     workflow, _ = save_definition(definition, owner=request.user)
     return redirect("workflow_detail", workflow.slug)
 
