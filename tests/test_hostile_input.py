@@ -634,3 +634,18 @@ def test_the_run_form_and_run_workflow_refuse_a_nul_value(alice_client, db, no_e
     assert UNSTORABLE in text_of(response)
     assert str(refused.value) == f"bad parameters: who: {UNSTORABLE}"
     assert stored() == before
+
+
+def test_a_search_or_a_form_token_holding_nul_is_read_without_it(
+    alice_client, nightly, no_executor
+):
+    # PostgreSQL refuses a query holding NUL: each of these was a 500 there.
+    found = alice_client.get("/workflows/?q=Night%00ly")
+    history = alice_client.get("/runs/?workflow=night%00ly")
+    started = alice_client.post("/workflows/nightly/run", {"n": "1", "token": "t\0"})
+
+    assert found.status_code == 200
+    assert '<a href="/workflows/nightly/">Nightly</a>' in found.content.decode()
+    assert history.status_code == 200
+    assert started.status_code == 303
+    assert list(Run.objects.values_list("request_token", flat=True)) == ["t"]
