@@ -649,3 +649,26 @@ def test_a_search_or_a_form_token_holding_nul_is_read_without_it(
     assert history.status_code == 200
     assert started.status_code == 303
     assert list(Run.objects.values_list("request_token", flat=True)) == ["t"]
+
+
+def test_the_settings_form_says_when_defaults_take_the_workflow_past_1_mib(alice_client, db):
+    make_workflow(
+        {
+            "slug": "big",
+            "steps": [{"key": f"s{n}", "kind": "shell", "command": LONG} for n in range(15)],
+        }
+    )
+    before = stored()
+    post = {"version": "1", "name": "Big"}
+    for n in range(7):
+        post |= {f"param-{n}-name": f"p{n}", f"param-{n}-type": "string"}
+        post[f"param-{n}-default"] = "d" * 10_000
+
+    response = alice_client.post("/workflows/big/settings", post, **HTMX)
+
+    assert response.status_code == 200
+    assert (
+        '<p class="field-error" role="alert">workflow: its text comes to 1,054,966 bytes once '
+        "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)"
+    ) in response.content.decode()
+    assert stored() == before
