@@ -1,10 +1,12 @@
 """Where steps reach this dashboard: ``{{ dashboard.url }}`` and ``$ORCH_BASE_URL``.
 
-``ORCH_BASE_URL`` (a setting) wins. Without it, a server process uses the
-address its listening socket is bound to, as seen on the first request it
-serves: started on another port, it says so itself. A process that serves
-nothing (``run_workflow``, a Celery worker) knows the address only from the
-setting.
+``ORCH_BASE_URL`` (a setting) wins. Without it, a server process that runs
+steps itself (the local executor) uses the address its listening socket is
+bound to, as seen on the first request it serves: started on another port,
+it says so itself. With Celery the steps run on workers, perhaps on other
+machines, where the server's own loopback address means something else: only
+the setting counts. A process that serves nothing (``run_workflow``, a
+Celery worker) knows the address only from the setting.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ _served_at = ""
 
 def dashboard_url() -> str:
     """The dashboard's base URL without a trailing slash, or "" when unknown here."""
-    return settings.ORCH_BASE_URL or _served_at
+    if settings.ORCH_BASE_URL or settings.CELERY_BROKER_URL:
+        return settings.ORCH_BASE_URL
+    return _served_at
 
 
 def served_at(server: tuple[str, int] | None) -> str:

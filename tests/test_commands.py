@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from datetime import datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
 
 from runs.models import Run
 from tests.conftest import make_workflow, manage
@@ -201,3 +207,33 @@ def test_a_dry_run_shows_the_changes_and_the_diff_and_saves_nothing(transactiona
     assert "  +- key: whisper" in lines
     assert lines[-1] == "would create other"
     assert list(Workflow.objects.values_list("slug", "version")) == [("nightly", 1)]
+
+
+def test_it_reads_no_more_than_the_limit_from_a_pipe(db, tmp_path):
+    pipe = tmp_path / "endless.yaml"
+    os.mkfifo(pipe)
+    sent = []
+
+    def write_two_mebibytes():
+        # A pipe has no size to check first; the command must stop reading.
+        try:
+            with pipe.open("wb") as stream:
+                for _ in range(32):
+                    stream.write(b"#" * 65_536)
+                    sent.append(65_536)
+        except BrokenPipeError:
+            pass
+
+    writer = threading.Thread(target=write_two_mebibytes)
+    writer.start()
+    errors = StringIO()
+
+    with pytest.raises(CommandError, match=r"^1 of 1 file\(s\) not imported$"):
+        call_command("import_workflows", str(pipe), stderr=errors, stdout=StringIO())
+    writer.join(timeout=30)
+
+    assert errors.getvalue().splitlines() == [
+        f"{pipe}: more than 1,048,576 bytes; a workflow file may be at most 1,048,576 bytes (1 MiB)"
+    ]
+    assert sum(sent) < 32 * 65_536
+    assert not Workflow.objects.exists()

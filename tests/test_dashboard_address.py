@@ -14,7 +14,7 @@ from django.http import HttpResponse
 
 from orchestrator_site.env import env_base_url
 from runs import dashboard_address
-from tests.conftest import log_text, make_workflow, run_to_end, steps_of
+from tests.conftest import REDIS_URL, log_text, make_workflow, run_to_end, steps_of
 from workflows.definition import DefinitionError
 
 DEMO = Path(django_settings.BASE_DIR) / "workflows" / "demo" / "fan-out-fan-in.yaml"
@@ -71,6 +71,24 @@ def test_it_gives_shell_steps_the_address_too(executor, nothing_served, settings
 
 
 def test_it_fails_the_health_check_clearly_when_the_address_is_unknown(executor, nothing_served):
+    run = run_to_end(make_workflow(DEMO.read_text()), executor)
+    health = steps_of(run)["health"]
+
+    assert health.status == "failed"
+    assert health.error == (
+        "{{ dashboard.url }}: this process does not know the dashboard's address; "
+        "set ORCH_BASE_URL (for example http://127.0.0.1:8000)"
+    )
+
+
+@pytest.mark.parametrize("executor", ["celery"], indirect=True)
+def test_celery_workers_are_not_sent_the_web_servers_own_loopback_address(
+    executor, live_server, nothing_served, settings
+):
+    # The server answered a page on 127.0.0.1, but its steps run on workers
+    # that may be other machines: only ORCH_BASE_URL says where it is.
+    settings.CELERY_BROKER_URL = REDIS_URL
+    serve_one_request(("0.0.0.0", urlsplit(live_server.url).port))
     run = run_to_end(make_workflow(DEMO.read_text()), executor)
     health = steps_of(run)["health"]
 

@@ -159,3 +159,41 @@ def test_it_asks_again_when_the_confirmation_names_no_version(alice_client, pipe
     assert "<h1>Replace “Pipeline”?</h1>" in page
     assert "was changed after" not in page
     assert saved() == (1, {"fetch": "./fetch.sh", "build": "./build.sh"})
+
+
+def test_it_confirms_a_file_just_under_the_limit_as_a_browser_posts_it(alice_client, pipeline):
+    # A browser sends the text's line breaks as CRLF: a quarter more here.
+    near_limit = NEW_PIPELINE + "#é\n" * 250_000
+    as_posted = near_limit.replace("\n", "\r\n")
+    page = upload(alice_client, near_limit).content.decode()
+
+    response = alice_client.post(
+        "/workflows/import",
+        {"content": as_posted, "filename": "pipeline.yaml", "replacing": "1"},
+        follow=True,
+    )
+
+    assert len(near_limit.encode()) < 1024 * 1024 < len(as_posted.encode())
+    # Multipart, as the upload: URL-encoded, each "é" would take 6 bytes.
+    assert (
+        '<form method="post" action="/workflows/import" enctype="multipart/form-data" '
+        'class="actions">'
+    ) in page
+    assert '<li class="message-success">“Pipeline” replaced (version 2).</li>' in (
+        response.content.decode()
+    )
+    assert saved() == (2, {"fetch": "./fetch.sh --all", "test": "./test.sh"})
+
+
+def test_it_shows_at_most_2000_lines_of_the_diff(alice_client, pipeline):
+    command = "".join(f"      echo {n}\n" for n in range(3000))
+    text = PIPELINE + f"  - key: big\n    kind: shell\n    command: |\n{command}"
+
+    page = upload(alice_client, text).content.decode()
+    diff = re.search(r'<pre class="diff"><code>(.*)</code></pre>', page, re.S)[1]
+    lines = re.findall(r'<span class="(\w+)">(.*?)</span>', diff)
+
+    assert len(lines) == 2001
+    assert lines[-2] == ("add", "+    echo 1990")
+    assert lines[-1] == ("hunk", "… 1,009 more lines not shown")
+    assert saved() == (1, {"fetch": "./fetch.sh", "build": "./build.sh"})

@@ -246,7 +246,10 @@ def test_it_refuses_a_date_yaml_cannot_build_and_a_number_as_a_field(alice_clien
         import_file(alice_client, "odd.yaml", b"slug: odd\ndescription: 2026-13-45\n1: x\n")
     )
 
-    assert "odd.yaml: file: not valid YAML: month must be in 1..12" in page
+    assert (
+        "odd.yaml: line 2: not valid YAML: '2026-13-45' is not a date: month must be in 1..12"
+        in (page)
+    )
     assert stored() == before
     page = text_of(import_file(alice_client, "odd.yaml", b"slug: odd\n1: x\n"))
     assert "odd.yaml: 1: unknown field; expected one of slug, name" in page
@@ -449,4 +452,223 @@ def test_it_says_why_a_workflow_saved_before_the_limits_cannot_be_copied(alice_c
     assert "“Old” cannot be copied: description: must be at most 10,000 characters" in (
         text_of(response)
     )
+    assert stored() == before
+
+
+# Tags, URLs, aliased text, characters no database keeps
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('!!timestamp "99999-01-01"', "'99999-01-01' is not a date"),
+        ("!!bool maybe", "'maybe' is not true or false"),
+        ('!!int ""', "'' is not a whole number"),
+        ('!!float ""', "'' is not a number"),
+    ],
+)
+def test_it_names_a_tagged_value_its_type_cannot_build(alice_client, nightly, value, message):
+    before = stored()
+
+    page = text_of(import_file(alice_client, "tag.yaml", f"slug: tag\nname: {value}\n".encode()))
+
+    assert f"tag.yaml: line 2: not valid YAML: {message}" in page
+    assert stored() == before
+
+
+ODD_URLS = ["http://[::1", "http://a\uff03b/"]
+
+
+@pytest.mark.parametrize("url", ODD_URLS)
+def test_it_names_a_url_that_cannot_be_read(alice_client, nightly, url):
+    source = f'slug: odd\nsteps: [{{key: call, kind: http, url: "{url}"}}]\n'
+    before = stored()
+
+    page = text_of(import_file(alice_client, "odd.yaml", source.encode()))
+
+    assert "odd.yaml: step call.url: is not a valid URL" in page
+    assert stored() == before
+
+
+@pytest.mark.parametrize("url", ODD_URLS)
+def test_the_editor_names_a_url_that_cannot_be_read_beside_the_field(alice_client, nightly, url):
+    before = stored()
+
+    response = alice_client.post(
+        "/workflows/nightly/steps/add",
+        {"version": "1", "kind": "http", "key": "call", "method": "GET", "url": url},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert '<small class="field-error">is not a valid URL</small>' in response.content.decode()
+    assert stored() == before
+
+
+def test_the_import_command_names_a_url_that_cannot_be_read(nightly, tmp_path):
+    (tmp_path / "odd.yaml").write_text(
+        'slug: odd\nsteps: [{key: call, kind: http, url: "http://[::1"}]\n'
+    )
+    (tmp_path / "tag.yaml").write_text("slug: tag\nname: !!bool maybe\n")
+    before = stored()
+    errors = StringIO()
+
+    with pytest.raises(CommandError, match=r"^2 of 2 file\(s\) not imported$"):
+        call_command("import_workflows", str(tmp_path), stderr=errors, stdout=StringIO())
+
+    assert errors.getvalue().splitlines() == [
+        f"{tmp_path}/odd.yaml: step call.url: is not a valid URL",
+        f"{tmp_path}/tag.yaml: line 2: not valid YAML: 'maybe' is not true or false",
+    ]
+    assert stored() == before
+
+
+LONG = "x" * 65_536
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "{kind: shell, command: *long}",
+        "{kind: http, url: 'https://example.com/', headers: {X-Long: *long}}",
+    ],
+)
+def test_it_refuses_one_long_text_aliased_a_thousand_times(alice_client, nightly, settings, step):
+    settings.ORCH_MAX_STEPS = 1000
+    steps = "\n".join(f"  - {{key: s{n}, {step[1:]}" for n in range(1000))
+    source = f"slug: big\ndescription: &long {LONG}\nsteps:\n{steps}\n".encode()
+    before = stored()
+
+    response = import_file(alice_client, "big.yaml", source)
+
+    assert len(source) < 150_000
+    assert (
+        "big.yaml: line 4: more than 1,048,576 bytes of text once aliases are expanded; "
+        "a workflow may be at most 1 MiB" in text_of(response)
+    )
+    assert len(response.content) < SMALL
+    assert stored() == before
+
+
+def test_the_editor_refuses_a_step_that_takes_the_workflow_past_1_mib(alice_client, db):
+    make_workflow(
+        {
+            "slug": "big",
+            "steps": [{"key": f"s{n}", "kind": "shell", "command": LONG} for n in range(15)],
+        }
+    )
+    before = stored()
+
+    response = alice_client.post(
+        "/workflows/big/steps/add",
+        {"version": "1", "kind": "shell", "key": "one-more", "command": LONG},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert (
+        '<p class="field-error" role="alert">workflow: its text comes to 1,050,390 bytes once '
+        "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)</p>"
+    ) in response.content.decode()
+    assert stored() == before
+
+
+UNSTORABLE = "holds a NUL character or an unpaired surrogate; neither can be stored"
+
+
+@pytest.mark.parametrize(
+    ("source", "where"),
+    [
+        (
+            'slug: odd\nsteps: [{key: say, kind: shell, command: "echo \\udc80"}]',
+            "step say.command",
+        ),
+        ('slug: odd\nname: "\\ud800"', "name"),
+        ('slug: odd\nname: "a\\0b"', "name"),
+        ('slug: odd\nparams: [{name: who, default: "a\\0"}]', "params[1].default"),
+        ('slug: odd\nsteps: [{key: say, kind: shell, command: "echo \\0"}]', "step say.command"),
+    ],
+)
+def test_it_refuses_nul_and_lone_surrogates_in_a_file(alice_client, nightly, source, where):
+    before = stored()
+
+    page = text_of(import_file(alice_client, "odd.yaml", source.encode()))
+
+    assert f"odd.yaml: {where}: {UNSTORABLE}" in page
+    assert stored() == before
+
+
+def test_the_editor_refuses_nul_beside_the_field(alice_client, nightly):
+    before = stored()
+
+    step = alice_client.post(
+        "/workflows/nightly/steps/build/save",
+        {"version": "1", "kind": "shell", "key": "build", "command": "./build.sh\0"},
+        **HTMX,
+    )
+    settings = alice_client.post(
+        "/workflows/nightly/settings", {"version": "1", "name": "Night\0ly"}, **HTMX
+    )
+    new = alice_client.post("/workflows/new", {"name": "New\0"})
+
+    assert step.status_code == 200
+    assert f'<small class="field-error">{html.escape(UNSTORABLE)}</small>' in step.content.decode()
+    assert settings.status_code == 200
+    assert f'<small class="field-error">{html.escape(UNSTORABLE)}</small>' in (
+        settings.content.decode()
+    )
+    assert new.status_code == 400
+    assert f"The workflow name {UNSTORABLE}." in text_of(new)
+    assert stored() == before
+
+
+def test_the_run_form_and_run_workflow_refuse_a_nul_value(alice_client, db, no_executor):
+    make_workflow({"slug": "greet", "params": [{"name": "who"}], "steps": []})
+    before = stored()
+
+    response = alice_client.post("/workflows/greet/run", {"who": "a\0b", "token": "t"})
+    with pytest.raises(CommandError) as refused:
+        call_command("run_workflow", "greet", "--param", "who=\udc80")
+
+    assert response.status_code == 200
+    assert UNSTORABLE in text_of(response)
+    assert str(refused.value) == f"bad parameters: who: {UNSTORABLE}"
+    assert stored() == before
+
+
+def test_a_search_or_a_form_token_holding_nul_is_read_without_it(
+    alice_client, nightly, no_executor
+):
+    # PostgreSQL refuses a query holding NUL: each of these was a 500 there.
+    found = alice_client.get("/workflows/?q=Night%00ly")
+    history = alice_client.get("/runs/?workflow=night%00ly")
+    started = alice_client.post("/workflows/nightly/run", {"n": "1", "token": "t\0"})
+
+    assert found.status_code == 200
+    assert '<a href="/workflows/nightly/">Nightly</a>' in found.content.decode()
+    assert history.status_code == 200
+    assert started.status_code == 303
+    assert list(Run.objects.values_list("request_token", flat=True)) == ["t"]
+
+
+def test_the_settings_form_says_when_defaults_take_the_workflow_past_1_mib(alice_client, db):
+    make_workflow(
+        {
+            "slug": "big",
+            "steps": [{"key": f"s{n}", "kind": "shell", "command": LONG} for n in range(15)],
+        }
+    )
+    before = stored()
+    post = {"version": "1", "name": "Big"}
+    for n in range(7):
+        post |= {f"param-{n}-name": f"p{n}", f"param-{n}-type": "string"}
+        post[f"param-{n}-default"] = "d" * 10_000
+
+    response = alice_client.post("/workflows/big/settings", post, **HTMX)
+
+    assert response.status_code == 200
+    assert (
+        '<p class="field-error" role="alert">workflow: its text comes to 1,054,966 bytes once '
+        "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)"
+    ) in response.content.decode()
     assert stored() == before

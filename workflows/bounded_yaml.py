@@ -2,9 +2,12 @@
 
 PyYAML's safe loader builds whatever the file describes: nesting thousands
 deep ends in RecursionError, a few hundred bytes of aliases to aliases
-stand for billions of values, and a 5,000-digit number is refused by int()
-with a ValueError. This loader measures first and refuses with the limit
-named (workflows.limits).
+stand for billions of values (or one long text, aliased a thousand times,
+for a gigabyte), a 5,000-digit number is refused by int() with a
+ValueError, and an explicit tag on an odd value (``!!timestamp "99999-01-01"``,
+``!!bool maybe``, ``!!int ""``) fails inside PyYAML with whatever error its
+constructor meets. This loader measures first and refuses with the limit
+named (workflows.limits), and names a value its tag cannot build.
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from typing import Any
 
 import yaml
 
-from workflows.limits import DEPTH_MAX, NUMBER_DIGITS_MAX, VALUES_MAX
+from workflows.limits import DEPTH_MAX, FILE_MAX_BYTES, NUMBER_DIGITS_MAX, VALUES_MAX, shown
+
+# The scalar tags PyYAML builds with Python's parsers, and what each value must be.
+SCALAR_TYPES = {
+    "tag:yaml.org,2002:bool": "true or false",
+    "tag:yaml.org,2002:int": "a whole number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
 
 
 def load(text: str) -> Any:
@@ -63,6 +74,22 @@ class BoundedLoader(yaml.SafeLoader):
             _ExpandedSize().measure(node)
         return node
 
+    def construct_object(self, node, deep=False):
+        expected = SCALAR_TYPES.get(node.tag) if isinstance(node, yaml.ScalarNode) else None
+        if expected is None:
+            return super().construct_object(node, deep)
+        try:
+            return super().construct_object(node, deep)
+        except OverLimit:
+            raise
+        except (ValueError, OverflowError) as exc:
+            # 2026-13-45: Python's own reason says what is wrong with it.
+            problem = f"{shown(node.value)} is not {expected}: {exc}"
+        except (AttributeError, KeyError, IndexError, TypeError):
+            # PyYAML assumes a tagged value looks like its type ("!!int ''").
+            problem = f"{shown(node.value)} is not {expected}"
+        raise yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
+
     def construct_yaml_int(self, node):
         if len(node.value) > NUMBER_DIGITS_MAX:
             raise OverLimit(node.start_mark, f"a number of more than {NUMBER_DIGITS_MAX} digits")
@@ -73,7 +100,7 @@ BoundedLoader.add_constructor("tag:yaml.org,2002:int", BoundedLoader.construct_y
 
 
 class _ExpandedSize:
-    """Values and depth of a composed YAML document as if its aliases were copies.
+    """Values, text and depth of a composed YAML document as if its aliases were copies.
 
     An alias is the very node of its anchor, so each node is measured once
     and its figures reused wherever an alias repeats it. Nodes are visited
@@ -83,10 +110,11 @@ class _ExpandedSize:
     """
 
     def __init__(self):
-        self.known: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth)
+        # id(node) -> (values, bytes of text, depth)
+        self.known: dict[int, tuple[int, int, int]] = {}
         self.open: set[int] = set()
 
-    def measure(self, node) -> tuple[int, int]:
+    def measure(self, node) -> tuple[int, int, int]:
         if id(node) in self.known:
             return self.known[id(node)]
         if id(node) in self.open:
@@ -99,9 +127,12 @@ class _ExpandedSize:
             children = []
         self.open.add(id(node))
         values, depth = 1, 0
+        scalar = isinstance(node, yaml.ScalarNode)
+        size = len(node.value.encode("utf-8", "surrogatepass")) if scalar else 0
         for child in children:
-            child_values, child_depth = self.measure(child)
+            child_values, child_size, child_depth = self.measure(child)
             values += child_values
+            size += child_size
             depth = max(depth, child_depth)
         self.open.discard(id(node))
         depth += 1
@@ -110,10 +141,16 @@ class _ExpandedSize:
                 node.start_mark,
                 f"more than {VALUES_MAX:,} values once aliases are expanded",
             )
+        if size > FILE_MAX_BYTES:
+            raise OverLimit(
+                node.start_mark,
+                f"more than {FILE_MAX_BYTES:,} bytes of text once aliases are expanded; "
+                "a workflow may be at most 1 MiB",
+            )
         if depth > DEPTH_MAX:
             raise OverLimit(
                 node.start_mark,
                 f"nested more than {DEPTH_MAX} levels deep once aliases are expanded",
             )
-        self.known[id(node)] = (values, depth)
-        return values, depth
+        self.known[id(node)] = (values, size, depth)
+        return values, size, depth

@@ -9,6 +9,7 @@ lives here because ``runs`` imports ``workflows``, never the reverse.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from workflows.definition import STEP_FIELDS, same_definition, to_yaml
 # A value longer than this, or on several lines, is left to the diff.
 SHORT = 60
 DIFF_CONTEXT = 3
+# Lines of the diff shown: two big definitions can differ on tens of
+# thousands, more than a page (or a person) can take in.
+DIFF_LINES_MAX = 2_000
 NOT_SET = "(not set)"
 _ABSENT = object()
 
@@ -165,7 +169,10 @@ def _diff(old: str, new: str, *, fromfile: str, tofile: str) -> list[DiffLine]:
     # The first two lines name the files; after them a line's first
     # character says what it is (a removed "--- x" is not a header).
     kinds = {"@": "hunk", "+": "add", "-": "del"}
-    return [
+    shown = [
         DiffLine("file" if index < 2 else kinds.get(text[:1], "same"), text)
-        for index, text in enumerate(lines)
+        for index, text in enumerate(itertools.islice(lines, DIFF_LINES_MAX))
     ]
+    if more := sum(1 for _ in lines):
+        shown.append(DiffLine("hunk", f"… {more:,} more lines not shown"))
+    return shown

@@ -26,16 +26,19 @@ from workflows.limits import (
     MESSAGE_MAX,
     NAME_MAX,
     STEP_TEXT_MAX,
+    UNSTORABLE,
     URL_MAX,
     cut,
     max_steps,
     shown,
+    text_bytes,
+    unstorable,
 )
 from workflows.models import RunIf, Step, Workflow
 from workflows.params import clean_declarations, env_suffix
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-# SLUG_RE in words, for the person who typed a key it refuses.
+# SLUG_RE in words, for the person who typed a key or a slug it refuses.
 KEY_RULE = (
     "use lowercase letters, digits, - and _; start with a letter or digit; 100 characters at most"
 )
@@ -70,7 +73,7 @@ STEP_DEFAULTS = {
     "queue": "default",
 }
 WHERE_MAX = 300  # "step KEY.FIELD": a key has 100 characters, a field name is cut to 60
-SLUG_RULE = "is required: lowercase letters, digits, - and _ (at most 100 characters)"
+SLUG_RULE = f"is required: {KEY_RULE}"
 MAX_RETRIES = 100
 MAX_SECONDS = 30 * 24 * 3600
 
@@ -95,6 +98,8 @@ def clean_definition(data: Any) -> dict[str, Any]:
     """Validate *data* and return the normalised definition, or raise DefinitionError."""
     if not isinstance(data, dict):
         raise DefinitionError([("workflow", "must be a mapping of fields")])
+    if text_errors := _text_errors(data):
+        raise DefinitionError(text_errors)
     errors: list[tuple[str, str]] = []
 
     def field_error(where: str, message: str) -> None:
@@ -264,6 +269,60 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
     return steps
 
 
+def _text_errors(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """A definition's text too big in all, or texts no database keeps, by place.
+
+    Checked before anything else: the size counts every text (names of
+    fields too), so a file whose aliases repeat one long text, or an editor
+    adding long steps one at a time, meets the same 1 MiB as a file.
+    """
+    size = 0
+    flawed: dict[str, None] = {}
+    pending: list[tuple[Any, str]] = [(data, "workflow")]
+    while pending:
+        value, where = pending.pop()
+        if isinstance(value, str):
+            size += text_bytes(value)
+            if unstorable(value):
+                flawed.setdefault(where)
+        elif isinstance(value, dict):
+            for field, item in reversed(value.items()):
+                pending += [(item, _place(where, field, item)), (field, where)]
+        elif isinstance(value, list):
+            for index, item in reversed(list(enumerate(value))):
+                pending.append((item, _place(where, index, item)))
+    if size > FILE_MAX_BYTES:
+        return [
+            (
+                "workflow",
+                f"its text comes to {size:,} bytes once aliases are expanded; "
+                f"a workflow may be at most 1 MiB ({FILE_MAX_BYTES:,} bytes)",
+            )
+        ]
+    return [(where, UNSTORABLE) for where in flawed]
+
+
+def _place(where: str, field: Any, item: Any) -> str:
+    """Where *item* (the value of *field* in what *where* names) is, as errors name it.
+
+    Workflow fields, a step's fields (its config's too) and a parameter's
+    are named; anything deeper is named by the field that holds it.
+    """
+    if where == "workflow":
+        return field if isinstance(field, str) else shown(field)
+    if where == "steps" and isinstance(field, int):
+        key = item.get("key") if isinstance(item, dict) else None
+        named = isinstance(key, str) and SLUG_RE.match(key)
+        return f"step {key}" if named else f"steps[{field + 1}]"
+    if where == "params" and isinstance(field, int):
+        return f"params[{field + 1}]"
+    if where.startswith(("step", "params[")) and "." not in where:
+        if field == "config":
+            return where
+        return f"{where}.{field if isinstance(field, str) else shown(field)}"
+    return where
+
+
 def _unknown_fields(data: dict, known: set[str]) -> list[tuple[Any, str]]:
     """The fields of *data* not in *known*, each with a short label for messages.
 
@@ -406,7 +465,10 @@ def parse_yaml(text: str) -> dict[str, Any]:
     once aliases are expanded, NUMBER_DIGITS_MAX): what breaks one comes
     back as an error naming the limit, before any large value is built.
     """
-    size = len(text.encode("utf-8", errors="surrogatepass"))
+    # A browser sends a form's line breaks as CRLF: the same file posted
+    # back for confirmation must not grow past the limit.
+    text = text.replace("\r\n", "\n")
+    size = text_bytes(text)
     if size > FILE_MAX_BYTES:
         raise DefinitionError([("file", file_too_big(size))])
     try:

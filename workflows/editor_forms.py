@@ -168,8 +168,10 @@ def settings_errors(errors: list[tuple[str, str]]) -> dict[str, Any]:
     for where, message in errors:
         if where.startswith("params"):
             fields["params"].append(f"{where.removeprefix('params').lstrip('.')}: {message}")
-        elif where.startswith("step"):
-            fields.setdefault("form", f"{where}: {message}")
-        else:
+        elif where in ("name", "description", "timeout", "max_concurrent_runs"):
             fields.setdefault(where, message)
+        else:
+            # A step, or the whole workflow (its text past 1 MiB): no field of
+            # this form to stand beside, so above the buttons.
+            fields.setdefault("form", f"{where}: {message}")
     return fields

@@ -9,6 +9,7 @@ the database columns, the pages and the step environment depend on them.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
@@ -36,6 +37,31 @@ CONCURRENT_RUNS_MAX = 10_000
 ECHO_MAX = 60  # characters of a refused value quoted in a message
 MESSAGE_MAX = 500  # characters of one error message
 ERRORS_MAX = 50  # problems listed for one file or form
+
+
+# PostgreSQL's text and jsonb refuse NUL; a surrogate code point alone (as
+# "\udc80" in a YAML file) cannot be written as UTF-8, so every page showing
+# it would fail. Neither is ever meant: refused wherever text is kept.
+UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = "holds a NUL character or an unpaired surrogate; neither can be stored"
+
+
+def unstorable(text: str) -> bool:
+    return UNSTORABLE_RE.search(text) is not None
+
+
+def text_bytes(text: str) -> int:
+    """*text*'s size in UTF-8, counting a lone surrogate as it would be written."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def without_nul(text: str) -> str:
+    """*text* (searched for, or a form's token) fit for a database query.
+
+    PostgreSQL refuses a query holding NUL, and nothing stored holds one,
+    so in what is looked up it can only be noise.
+    """
+    return text.replace("\x00", "")
 
 
 def max_steps() -> int:

@@ -15,7 +15,9 @@ from workflows.limits import (
     PARAM_DESCRIPTION_MAX,
     PARAM_TEXT_MAX,
     PARAMS_MAX,
+    UNSTORABLE,
     shown,
+    unstorable,
 )
 
 PARAM_TYPES = ("string", "int", "bool", "choice")
@@ -100,6 +102,10 @@ class Param:
         text = str(value)
         if len(text) > PARAM_TEXT_MAX:
             raise ValueError(f"must be at most {PARAM_TEXT_MAX:,} characters")
+        if unstorable(text):
+            # Kept in the run's params (jsonb) and handed to steps as an
+            # environment variable, which cannot hold NUL either.
+            raise ValueError(UNSTORABLE)
         if self.type == "choice" and text not in self.choices:
             raise ValueError(f"{shown(text)} is not one of {', '.join(self.choices)}")
         return text

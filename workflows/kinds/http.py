@@ -39,8 +39,12 @@ class HttpKind(Kind):
         url = require_text(config, "url").strip()
         scope.check("url", url)
         as_checked = _with_dashboard_stand_in(url)
-        scheme = urlsplit(as_checked).scheme
-        if scheme not in ("http", "https") or not urlsplit(as_checked).netloc:
+        try:
+            parts = urlsplit(as_checked)
+        except ValueError:
+            # "http://[::1" or a host whose characters normalise to "#", "/"…
+            raise ConfigError("url", "is not a valid URL") from None
+        if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ConfigError("url", "must be an absolute http:// or https:// URL")
         headers = config.get("headers") or {}
         if not isinstance(headers, dict) or not all(

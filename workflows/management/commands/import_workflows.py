@@ -41,7 +41,15 @@ class Command(BaseCommand):
                     self.stderr.write(f"{file}: {file_too_big(size)}")
                     failed += 1
                     continue
-                definition = parse_yaml(file.read_text(encoding="utf-8"))
+                # Read within the limit too: a pipe, or a file still growing,
+                # has no size to measure first.
+                with file.open("rb") as stream:
+                    content = stream.read(FILE_MAX_BYTES + 1)
+                if len(content) > FILE_MAX_BYTES:
+                    self.stderr.write(f"{file}: more than {file_too_big(FILE_MAX_BYTES)}")
+                    failed += 1
+                    continue
+                definition = parse_yaml(content.decode("utf-8"))
             except (OSError, UnicodeDecodeError) as exc:
                 self.stderr.write(f"{file}: cannot read: {exc}")
                 failed += 1
@@ -56,12 +64,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"kept {slug} (already there)")
                 continue
             existing = Workflow.objects.filter(slug=slug).first()
-            changes = existing and compare(
-                existing.definition(),
-                definition,
-                old_label=f"{slug} now (version {existing.version})",
-                new_label=str(file),
-            )
+            changes = None
+            if existing is not None:
+                changes = compare(
+                    existing.definition(),
+                    definition,
+                    old_label=f"{slug} now (version {existing.version})",
+                    new_label=str(file),
+                )
             if dry_run:
                 self._say_what_would_change(slug, existing, changes)
                 continue
