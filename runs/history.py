@@ -18,7 +18,7 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from runs.models import LogLine, Run, RunStatus, Trigger
-from workflows.limits import shown, without_nul
+from workflows.limits import shown
 from workflows.models import Workflow
 
 PAGE_SIZE = 50
@@ -45,12 +45,12 @@ class Filters:
     @classmethod
     def from_query(cls, query: QueryDict, *, workflow: str = "") -> Filters:
         filters = cls(
-            workflow=workflow or without_nul(query.get("workflow", "")).strip(),
+            workflow=workflow or query.get("workflow", "").strip(),
             workflow_in_path=bool(workflow),
         )
         filters.status = _choice(query, "status", RunStatus.values, filters.errors)
         filters.trigger = _choice(query, "trigger", Trigger.values, filters.errors)
-        filters.who = without_nul(query.get("who", "")).strip()
+        filters.who = query.get("who", "").strip()
         filters.since = _date(query, "since", filters.errors)
         filters.until = _date(query, "until", filters.errors)
         if filters.since and filters.until and filters.since > filters.until:

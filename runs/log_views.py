@@ -28,7 +28,6 @@ from django.views.decorators.http import require_GET
 from runs.logview import render_lines
 from runs.models import LogLine, StepRun
 from runs.views import get_step_for_user
-from workflows.limits import without_nul
 
 PAGE_LINES = 500
 MAX_MATCHES = 1000  # matches numbered for next / previous; more are counted as "1,000+"
@@ -111,7 +110,7 @@ def _lines(step: StepRun, *, newest: bool = False, limit: int = PAGE_LINES, **wh
 
 
 def _search(step: StepRun, query, *, find: bool) -> Search | None:
-    text = without_nul(query.get("q", "")).strip()[:MAX_QUERY]
+    text = query.get("q", "").strip()[:MAX_QUERY]
     if not text:
         return None
     seqs = []

@@ -26,7 +26,6 @@ from runs.live import LIVE_LINES
 from runs.models import CancelSource, Run, StepRun, StopRequest, Trigger
 from runs.stats import workflow_stats
 from runs.watch import format_duration
-from workflows.limits import without_nul
 from workflows.models import Workflow
 from workflows.params import ParamError
 from workflows.views import get_workflow_for_user, new_form_token, run_form_context
@@ -67,7 +66,7 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
             params=given,
             trigger=Trigger.MANUAL,
             user=request.user,
-            token=without_nul(request.POST.get("token", ""))[:TOKEN_MAX],
+            token=request.POST.get("token", "")[:TOKEN_MAX],
         )
     except ParamError as exc:
         return _run_form(request, workflow, values=given, errors=exc.errors)
@@ -98,7 +97,7 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
     if not partial:
         context.update(history.choices())
         if workflow:
-            log_text = without_nul(request.GET.get("log", "")).strip()[:200]
+            log_text = request.GET.get("log", "").strip()[:200]
             context |= {
                 "stats": workflow_stats(workflow),
                 "stored_logs": history.stored_logs(workflow),
@@ -202,7 +201,7 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     with ``from_step`` or ``failed``, of this run's snapshot, running again
     only that step and what follows it, or the steps that did not succeed."""
     original = get_run_for_user(request, run_id)
-    token = without_nul(request.POST.get("token", ""))[:TOKEN_MAX]
+    token = request.POST.get("token", "")[:TOKEN_MAX]
     from_step = request.POST.get("from_step") or None
     try:
         if from_step or "failed" in request.POST:

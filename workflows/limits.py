@@ -55,15 +55,6 @@ def text_bytes(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
 
 
-def without_nul(text: str) -> str:
-    """*text* (searched for, or a form's token) fit for a database query.
-
-    PostgreSQL refuses a query holding NUL, and nothing stored holds one,
-    so in what is looked up it can only be noise.
-    """
-    return text.replace("\x00", "")
-
-
 def max_steps() -> int:
     """Read at each validation, so a test or a restart with a new value applies it."""
     return settings.ORCH_MAX_STEPS

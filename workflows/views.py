@@ -21,7 +21,7 @@ from workflows.definition import KEY_RULE, DefinitionError, clean_definition, sa
 from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
-from workflows.limits import NAME_MAX, cut, without_nul
+from workflows.limits import NAME_MAX, cut
 from workflows.models import Step, Workflow
 from workflows.params import PARAM_TYPES, TRUE_WORDS, Param
 
@@ -44,7 +44,7 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 
 
 def _list_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
-    query = without_nul(request.GET.get("q", "")).strip()[:NAME_MAX]  # no name is longer
+    query = request.GET.get("q", "").strip()[:NAME_MAX]  # no name is longer
     workflows = Workflow.objects.annotate(step_count=Count("steps"))
     if query:
         workflows = workflows.filter(Q(name__icontains=query) | Q(slug__icontains=query))
@@ -97,7 +97,7 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
         definition = clean_definition(
             {"slug": _free_slug(slugify(name) or "workflow"), "name": name}
         )
-    except DefinitionError as exc:  # a NUL character typed or pasted
+    except DefinitionError as exc:  # whatever the workflow rules refuse in a name
         where, problem = exc.errors[0]
         messages.error(request, f"The workflow {where} {problem}.")
         return _list_page(request, status=400)
