@@ -349,10 +349,17 @@ class DashboardConsumer(WatchingConsumer):
     async def _look_now_and_then(self) -> None:
         # Right after connecting, then when a cheap look says something
         # changed (runs started or ended by another process), or now and then.
-        await self._keep_looking(self._refresh(None, None))
+        await self._keep_looking(self._first_look())
         while True:
             await asyncio.sleep(DASHBOARD_PROBE_EVERY * random.uniform(0.8, 1.2))  # noqa: S311
             await self._keep_looking(self._look())
+
+    async def _first_look(self) -> None:
+        # What the looks compare with is read before the page's state: a run
+        # created in between is then seen by the next look, not only by the
+        # slow one.
+        self.fingerprint = await shared_dashboard_fingerprint()
+        await self._refresh(None, None)
 
     async def _look(self) -> None:
         fingerprint = await shared_dashboard_fingerprint()

@@ -81,7 +81,7 @@ async def watch_flood(run_id: int, cookie, go) -> list[str]:
     ws = communicator(f"/ws/runs/{run_id}/", ORIGIN, cookie)
     assert (await ws.connect())[0]
     await ws.send_json_to({"seen": {}})
-    messages = [await ws.receive_from(timeout=10)]
+    messages = [await ws.receive_from(timeout=20)]
     go.touch()
     messages += await receive_until(ws, lambda m: finished(messages + m), timeout=60)
     await ws.disconnect()
@@ -130,7 +130,7 @@ def test_a_reconnect_after_a_flood_gets_a_bounded_snapshot_that_ends_with_the_la
         ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
         assert (await ws.connect())[0]
         await ws.send_json_to({"seen": seen})
-        message = await ws.receive_from(timeout=10)
+        message = await ws.receive_from(timeout=20)
         assert await ws.receive_nothing(timeout=0.5)
         await ws.disconnect()
         return message
@@ -205,7 +205,7 @@ def test_a_bad_hello_closes_the_socket_with_a_reason_and_no_traceback(
         ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
         assert (await ws.connect())[0]
         await ws.send_to(text_data=hello)
-        closed = await ws.receive_output(timeout=5)
+        closed = await ws.receive_output(timeout=20)
         await ws.wait()
         return closed
 
@@ -221,9 +221,9 @@ def test_the_dashboard_closes_on_a_bad_hello_too(layer, alice, caplog):
     async def scenario():
         ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
         assert (await ws.connect())[0]
-        await ws.receive_from(timeout=5)  # "running now"
+        await ws.receive_from(timeout=20)  # "running now"
         await ws.send_to(text_data='{"rows": {"1": "running"}, "newest": 1e400}')
-        closed = await ws.receive_output(timeout=5)
+        closed = await ws.receive_output(timeout=20)
         await ws.wait()
         return closed
 
@@ -234,6 +234,8 @@ def test_the_dashboard_closes_on_a_bad_hello_too(layer, alice, caplog):
 
 
 # Runs driven where no message reaches this process.
+
+ELSEWHERE = "another-host:4242:elsewhere"  # a worker process on another machine
 
 
 def test_lines_written_by_another_process_reach_the_page_by_the_quick_probe(
@@ -256,17 +258,23 @@ def test_lines_written_by_another_process_reach_the_page_by_the_quick_probe(
         ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
         assert (await ws.connect())[0]
         await ws.send_json_to({"seen": {}})
-        first = await ws.receive_from(timeout=10)
+        first = await ws.receive_from(timeout=20)
 
         def elsewhere():
-            # What another process's executor commits, without telling anyone.
-            Run.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
-            step.status, step.started_at = "running", timezone.now()
+            # What another process's executor commits, without telling anyone:
+            # a live worker's, with fresh heartbeats (an executor of this
+            # process would otherwise take the step for lost, and fail it).
+            now = timezone.now()
+            Run.objects.filter(pk=run.pk).update(
+                status="running", started_at=now, worker=ELSEWHERE, heartbeat_at=now
+            )
+            step.status, step.started_at = "running", now
+            step.worker, step.heartbeat_at = ELSEWHERE, now
             step.save()
             add_log(step, 3)
 
         await asyncio.to_thread(elsewhere)
-        later = await receive_until(ws, lambda m: len(seqs(m)) >= 3, timeout=10)
+        later = await receive_until(ws, lambda m: len(seqs(m)) >= 3, timeout=30)
         await ws.disconnect()
         return first, later
 
@@ -288,13 +296,13 @@ def test_a_run_created_by_another_process_reaches_the_runs_list_by_the_quick_pro
     async def scenario():
         ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
         assert (await ws.connect())[0]
-        await ws.receive_from(timeout=5)
+        await ws.receive_from(timeout=20)
         await ws.send_json_to({"rows": {}, "newest": ""})
         # What `run_workflow` in a terminal commits, telling no one here.
         run = await asyncio.to_thread(
             Run.objects.create, workflow=workflow, number=1, status="running", definition={}
         )
-        messages = await receive_until(ws, lambda m: "Cli #1" in "".join(m), timeout=10)
+        messages = await receive_until(ws, lambda m: "Cli #1" in "".join(m), timeout=30)
         await ws.disconnect()
         return run, messages
 
@@ -307,21 +315,35 @@ def test_a_run_created_by_another_process_reaches_the_runs_list_by_the_quick_pro
 # The runs list.
 
 
-def test_the_runs_list_gains_a_new_run_on_top_and_its_row_ends_succeeded(layer, alice, executor):
+def test_the_runs_list_gains_a_new_run_on_top_and_its_row_ends_succeeded(
+    layer, alice, executor, tmp_path
+):
     old = make_workflow("{slug: old, name: Old, steps: []}")
     shown = Run.objects.create(workflow=old, number=1, status="succeeded", definition={})
+    go = tmp_path / "go"
+    # The run ends when the test says so, once the page has seen it running.
     workflow = make_workflow(
-        "{slug: nap, name: Nap, steps: [{key: a, kind: shell, command: sleep 0.5}]}"
+        {
+            "slug": "nap",
+            "name": "Nap",
+            "steps": [
+                {"key": "a", "kind": "shell", "command": f"until [ -e {go} ]; do sleep 0.02; done"}
+            ],
+        }
     )
     cookie = session_cookie(alice)
 
     async def scenario(newest):
+        go.unlink(missing_ok=True)
         ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
         assert (await ws.connect())[0]
-        await ws.receive_from(timeout=5)
+        await ws.receive_from(timeout=20)
         await ws.send_json_to({"rows": {str(shown.pk): "succeeded"}, "newest": newest})
         run = await asyncio.to_thread(start_run, workflow, executor)
-        messages = await receive_until(ws, lambda m: "Nothing is running" in "".join(m[1:]))
+        running = f'<li><a href="/runs/{run.pk}/">Nap #{run.number}</a>'
+        messages = await receive_until(ws, lambda m: running in "".join(m))
+        go.touch()
+        messages += await receive_until(ws, lambda m: "Nothing is running" in "".join(m))
         await ws.disconnect()
         await asyncio.to_thread(wait_until_final, run)
         return run, messages
@@ -368,7 +390,7 @@ def test_the_log_view_socket_follows_one_step_with_numbered_lines(layer, alice, 
         ws = communicator(f"/ws/runs/{run.pk}/?step=talk", ORIGIN, cookie)
         assert (await ws.connect())[0]
         await ws.send_json_to({"seen": {str(step.pk): 0}})
-        first = await ws.receive_from(timeout=10)
+        first = await ws.receive_from(timeout=20)
         go.touch()
         later = await receive_until(ws, lambda m: "status-succeeded" in "".join(m), timeout=20)
         await ws.disconnect()
@@ -598,3 +620,121 @@ def test_a_part_too_large_for_a_message_becomes_a_note_in_its_place(caplog, monk
     )
     assert messages == [small + note + note]
     assert [r.levelno for r in caplog.records if r.name == "runs.live"] == [logging.WARNING]
+
+
+# The dashboard's probe, and pages left open.
+
+
+def test_the_dashboard_probe_watches_the_runs_running_now_shows(alice):
+    from runs.dashboard import DashboardWatch, running_now
+
+    workflow = make_workflow("{slug: many, steps: []}")
+    Run.objects.bulk_create(
+        Run(workflow=workflow, number=n, status="running", definition={}) for n in range(1, 61)
+    )
+
+    _, watched = DashboardWatch.fingerprint(Run.objects.all())
+    shown = running_now(consumers.visible_runs(alice))
+
+    assert [pk for pk, _ in watched] == [run.pk for run in shown]
+    assert [run.number for run in shown] == list(range(60, 10, -1))
+
+
+def test_a_runs_list_longer_than_the_server_keeps_live_is_kept_live_not_closed(layer, alice):
+    workflow = make_workflow("{slug: long-list, name: Long list, steps: []}")
+    old = Run.objects.create(workflow=workflow, number=1, status="running", definition={})
+    cookie = session_cookie(alice)
+    # A tab left open that gained runs on top, one after another.
+    rows = {str(old.pk): "running"} | {str(old.pk + n): "succeeded" for n in range(1, 600)}
+
+    async def scenario():
+        ws = communicator("/ws/dashboard/?page=runs", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_from(timeout=20)
+        await ws.send_json_to({"rows": rows, "newest": ""})
+        await asyncio.to_thread(Run.objects.filter(pk=old.pk).update, status="succeeded")
+        messages = await receive_until(ws, lambda m: "Nothing is running" in "".join(m))
+        assert await ws.receive_nothing(timeout=1)  # not closed
+        await ws.disconnect()
+        return messages
+
+    messages = asyncio.run(scenario())
+    assert "Nothing is running" in messages[-1]
+
+
+def test_a_run_deleted_while_watched_closes_its_page_socket_with_not_found(layer, alice, caplog):
+    from runs import engine
+    from tests.conftest import Nowhere
+
+    workflow = make_workflow("{slug: pruned, steps: [{key: a, kind: shell, command: x}]}")
+    run = engine.trigger(workflow, executor=Nowhere())
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {}})
+        await ws.receive_from(timeout=20)
+        await asyncio.to_thread(Run.objects.filter(pk=run.pk).delete)
+        closed = await ws.receive_output(timeout=30)
+        await ws.wait()
+        return closed
+
+    with caplog.at_level(logging.WARNING):
+        closed = asyncio.run(scenario())
+    assert closed == {"type": "websocket.close", "code": consumers.NOT_FOUND}
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info] == []
+
+
+def test_a_database_error_in_the_background_look_is_logged_and_the_page_stays_live(
+    layer, alice, caplog, monkeypatch
+):
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from runs import engine
+    from tests.conftest import Nowhere, add_log
+
+    workflow = make_workflow("{slug: blip, steps: [{key: talk, kind: shell, command: x}]}")
+    run = engine.trigger(workflow, executor=Nowhere())
+    step = run.steps.get()
+    cookie = session_cookie(alice)
+    failures = iter([OperationalError("database is locked")] * 2)
+    real_fingerprint = consumers.run_fingerprint
+
+    def flaky_fingerprint(run_id):
+        if (failure := next(failures, None)) is not None:
+            raise failure
+        return real_fingerprint(run_id)
+
+    monkeypatch.setattr(consumers, "run_fingerprint", flaky_fingerprint)
+
+    async def scenario():
+        ws = communicator(f"/ws/runs/{run.pk}/", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.send_json_to({"seen": {}})
+        await ws.receive_from(timeout=20)
+
+        def elsewhere():
+            now = timezone.now()
+            Run.objects.filter(pk=run.pk).update(
+                status="running", started_at=now, worker=ELSEWHERE, heartbeat_at=now
+            )
+            step.status, step.started_at = "running", now
+            step.worker, step.heartbeat_at = ELSEWHERE, now
+            step.save()
+            add_log(step, 2)
+
+        await asyncio.to_thread(elsewhere)
+        later = await receive_until(ws, lambda m: len(seqs(m)) >= 2, timeout=30)
+        await ws.disconnect()
+        return later
+
+    with caplog.at_level(logging.WARNING):
+        later = asyncio.run(scenario())
+    assert seqs(later) == [1, 2]
+    warnings = [r for r in caplog.records if r.name == "runs.consumers"]
+    assert [r.getMessage() for r in warnings] == [
+        "a live page cannot read the database; trying again"
+    ]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
