@@ -43,7 +43,8 @@
   // table (a tab left open stays one page long, and its hello stays within
   // what the server takes), and "Older ›" goes on from the last row kept.
   function trim(history) {
-    const size = parseInt(history.dataset.pageSize, 10) || 50;
+    const body = history.querySelector("#history-rows");
+    const size = (body && parseInt(body.dataset.pageSize, 10)) || 50;
     const rows = history.querySelectorAll("#history-rows > tr[id^='run-row-']");
     if (rows.length <= size) return;
     for (const row of [...rows].slice(size)) row.remove();
