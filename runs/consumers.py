@@ -182,6 +182,7 @@ class RunConsumer(WatchingConsumer):
         else:
             self.watch = RunWatch(self.run_id)
         self.ready = False  # until the snapshot is sent
+        self.hello: dict[int, int] = {}  # the lines the page said it has
         self.last_message = 0.0
         self.last_read = 0.0
         self.fingerprint: tuple | None = None
@@ -194,12 +195,16 @@ class RunConsumer(WatchingConsumer):
         if seen is None:
             await self._refuse()
             return
+        self.hello = seen
         async with self.lock:
             if not self.ready:
                 try:
                     await self._send_snapshot(seen)
                 except Run.DoesNotExist:
                     await self._run_gone()
+                except Exception:
+                    # The background look sends it once the database answers.
+                    log.warning("a live page cannot read the database; trying again", exc_info=True)
 
     async def run_update(self, message: dict) -> None:
         async with self.lock:
@@ -240,11 +245,15 @@ class RunConsumer(WatchingConsumer):
             await self._run_gone()
 
     async def _snapshot_if_silent(self) -> None:
+        """What the page lacks, once: it said what it has (or nothing, in time)."""
         async with self.lock:
             if not self.ready:
-                await self._send_snapshot({})
+                await self._send_snapshot(self.hello)
 
     async def _look(self) -> None:
+        if not self.ready:  # the snapshot could not be read yet
+            await self._snapshot_if_silent()
+            return
         now = time.monotonic()
         if now - self.last_message < PROBE_EVERY:
             return  # messages are coming: nothing was missed
@@ -318,6 +327,8 @@ class DashboardConsumer(WatchingConsumer):
         self.watch = DashboardWatch(page=query.get("page", [""])[0], runs=visible_runs(user))
         self.fingerprint: tuple | None = None
         self.last_read = 0.0
+        # The rows the page said it has, until they are read.
+        self.pending_hello: tuple[dict[int, str], int | None] | None = None
         await self._join(live.DASHBOARD_GROUP)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -335,11 +346,18 @@ class DashboardConsumer(WatchingConsumer):
         # A page that grew past a page's worth (new runs on top) is kept
         # live for its newest rows, not refused: a close would end it.
         shown = dict(sorted(shown.items(), reverse=True)[:MAX_ROWS])
+        self.pending_hello = (shown, newest_of)
+        await self._keep_looking(self._take_hello())
+
+    async def _take_hello(self) -> None:
         async with self.lock:
-            await self._send_all(await _read(self.watch.page_has, shown, newest_of))
+            if self.pending_hello is not None:
+                messages = await _read(self.watch.page_has, *self.pending_hello)
+                self.pending_hello = None
+                await self._send_all(messages)
 
     async def dashboard_update(self, message: dict) -> None:
-        await self._refresh(set(message["runs"]), set(message["workflows"]))
+        await self._keep_looking(self._refresh(set(message["runs"]), set(message["workflows"])))
 
     async def _refresh(self, runs: set[int] | None, workflows: set[int] | None) -> None:
         async with self.lock:
@@ -362,6 +380,7 @@ class DashboardConsumer(WatchingConsumer):
         await self._refresh(None, None)
 
     async def _look(self) -> None:
+        await self._take_hello()  # when the database did not answer it at once
         fingerprint = await shared_dashboard_fingerprint()
         changed = self.fingerprint is not None and fingerprint != self.fingerprint
         self.fingerprint = fingerprint
