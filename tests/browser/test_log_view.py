@@ -90,9 +90,17 @@ def test_a_followed_log_keeps_its_newest_5000_lines_and_pages_back_from_the_firs
     run = wait_for(lambda: Run.objects.filter(workflow=workflow).first())
     wait_for(lambda: run.steps.filter(status="running").exists())
     try:
-        with page.expect_websocket() as opened:
-            page.goto(f"{server}/runs/{run.pk}/steps/talk/log")
-        opened.value.wait_for_event("framesent")  # the page said which line it has
+        hellos: list = []
+        page.on(
+            "websocket", lambda socket: socket.on("framesent", lambda frame: hellos.append(frame))
+        )
+        page.goto(f"{server}/runs/{run.pk}/steps/talk/log")
+        # The step prints once the page has said which line it has.
+        for _ in range(400):  # up to 20 s; Playwright delivers events while it waits
+            if hellos:
+                break
+            page.wait_for_timeout(50)
+        assert hellos, "the log view never said which line it has"
         go.touch()
 
         lines = page.locator("#log-lines > .line[data-seq]")
