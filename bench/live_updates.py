@@ -450,6 +450,9 @@ def long_lines(bench: Bench, *, redis: bool) -> None:
     load_after = os.getloadavg()
     inbox, ended = results["bench-long"]
     floor, floor_ended = results["bench-one"]
+    for slug, (viewer, _) in results.items():
+        if viewer.final_at is None:
+            sys.exit(f"{slug}: the run's final status never reached the viewer")
     print(f"long lines, {layer} layer: one viewer, {LONG_LINES:,} lines of 100 characters")
     figure(
         "largest message",

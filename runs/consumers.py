@@ -35,6 +35,7 @@ import json
 import logging
 import random
 import time
+from functools import partial
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -55,7 +56,8 @@ DASHBOARD_LOOK_EVERY = 10.0
 # What a page may say: a line number per step, the rows of a page.
 MAX_HELLO_BYTES = 64 * 1024
 MAX_SEEN_STEPS = 1000
-MAX_ROWS = 500
+MAX_ROWS = 500  # rows of the runs list kept live
+MAX_HELLO_ROWS = 5000  # rows a page may list; more is no page of ours
 MAX_SEQ = 2**63 - 1
 
 # Close codes (4000-4999 are the application's): the page does not reconnect.
@@ -112,6 +114,7 @@ class WatchingConsumer(AsyncWebsocketConsumer):
 
     group = ""
     looker: asyncio.Task | None = None
+    failing = False  # the last look failed: warn once, not every second
 
     async def _join(self, group: str) -> None:
         live.attach_server_loop(asyncio.get_running_loop())
@@ -140,6 +143,24 @@ class WatchingConsumer(AsyncWebsocketConsumer):
     async def _look_now_and_then(self) -> None:
         raise NotImplementedError
 
+    async def _keep_looking(self, look) -> None:
+        """Await *look* (one turn of the loop); an error is logged, and the loop goes on.
+
+        A database that is away for a moment must neither end the loop
+        silently (the page would stop being live) nor surface later as a
+        traceback at disconnect.
+        """
+        try:
+            await look
+        except Run.DoesNotExist:
+            raise
+        except Exception:
+            if not self.failing:
+                log.warning("a live page cannot read the database; trying again", exc_info=True)
+            self.failing = True
+        else:
+            self.failing = False
+
 
 class RunConsumer(WatchingConsumer):
     async def connect(self) -> None:
@@ -161,6 +182,7 @@ class RunConsumer(WatchingConsumer):
         else:
             self.watch = RunWatch(self.run_id)
         self.ready = False  # until the snapshot is sent
+        self.hello: dict[int, int] = {}  # the lines the page said it has
         self.last_message = 0.0
         self.last_read = 0.0
         self.fingerprint: tuple | None = None
@@ -173,9 +195,16 @@ class RunConsumer(WatchingConsumer):
         if seen is None:
             await self._refuse()
             return
+        self.hello = seen
         async with self.lock:
             if not self.ready:
-                await self._send_snapshot(seen)
+                try:
+                    await self._send_snapshot(seen)
+                except Run.DoesNotExist:
+                    await self._run_gone()
+                except Exception:
+                    # The background look sends it once the database answers.
+                    log.warning("a live page cannot read the database; trying again", exc_info=True)
 
     async def run_update(self, message: dict) -> None:
         async with self.lock:
@@ -183,8 +212,16 @@ class RunConsumer(WatchingConsumer):
                 return  # the snapshot will read it from the database
             self.last_message = time.monotonic()
             update = self.watch.take_lines(message["logs"])
-            if message["state"] or update.gap:
-                update += await self._read()
+            try:
+                if message["state"] or update.gap:
+                    update += await self._read()
+            except Run.DoesNotExist:
+                await self._run_gone()
+                return
+            except Exception:
+                # The probe reads it again soon: the page waits, it is not left behind.
+                log.warning("a live page cannot read the database", exc_info=True)
+                self.last_message, self.fingerprint = 0.0, None
             await self._send_all(self.watch.messages(update))
 
     async def _send_snapshot(self, seen: dict[int, int]) -> None:
@@ -198,41 +235,76 @@ class RunConsumer(WatchingConsumer):
         return await _read(self.watch.pull)
 
     async def _look_now_and_then(self) -> None:
-        await asyncio.sleep(HELLO_WAIT)
+        try:
+            await asyncio.sleep(HELLO_WAIT)
+            await self._keep_looking(self._snapshot_if_silent())
+            while not self.watch.final:
+                await asyncio.sleep(PROBE_EVERY * random.uniform(0.8, 1.2))  # noqa: S311 - spread, not secret
+                await self._keep_looking(self._look())
+        except Run.DoesNotExist:
+            await self._run_gone()
+
+    async def _snapshot_if_silent(self) -> None:
+        """What the page lacks, once: it said what it has (or nothing, in time)."""
         async with self.lock:
             if not self.ready:
-                await self._send_snapshot({})
-        while not self.watch.final:
-            await asyncio.sleep(PROBE_EVERY * random.uniform(0.8, 1.2))  # noqa: S311 - spread, not secret
-            now = time.monotonic()
-            if now - self.last_message < PROBE_EVERY:
-                continue  # messages are coming: nothing was missed
-            fingerprint = await shared_fingerprint(self.run_id)
-            changed = fingerprint != self.fingerprint
-            self.fingerprint = fingerprint
-            if not changed and now - max(self.last_read, self.last_message) < LOOK_EVERY:
-                continue
-            async with self.lock:
+                await self._send_snapshot(self.hello)
+
+    async def _look(self) -> None:
+        if not self.ready:  # the snapshot could not be read yet
+            await self._snapshot_if_silent()
+            return
+        now = time.monotonic()
+        if now - self.last_message < PROBE_EVERY:
+            return  # messages are coming: nothing was missed
+        fingerprint = await shared_fingerprint(self.run_id)
+        changed = fingerprint != self.fingerprint
+        self.fingerprint = fingerprint
+        if not changed and now - max(self.last_read, self.last_message) < LOOK_EVERY:
+            return
+        async with self.lock:
+            if self.ready:
                 await self._send_all(self.watch.messages(await self._read()))
 
+    async def _run_gone(self) -> None:
+        """The run was deleted while watched (pruned): nothing more to show."""
+        await self.close(code=NOT_FOUND)
 
-# One probe of a run at a time in this process, shared by its viewers.
-_fingerprints: dict[int, tuple[float, asyncio.Future]] = {}
+
+# One probe of a run (or of the dashboard) at a time in this process,
+# shared by its viewers.
+_fingerprints: dict[int | str, tuple[float, asyncio.Future]] = {}
+DASHBOARD = "dashboard"
+
+
+async def _shared(key: int | str, every: float, read) -> tuple:
+    """*read*'s result for every viewer of *key*, read at most every *every* s."""
+    now = time.monotonic()
+    taken = _fingerprints.get(key)
+    loop = asyncio.get_running_loop()
+    if taken is None or now - taken[0] >= every or taken[1].get_loop() is not loop:
+        for other, (when, _) in list(_fingerprints.items()):
+            if now - when > DASHBOARD_LOOK_EVERY:
+                del _fingerprints[other]
+        taken = (now, asyncio.ensure_future(read()))
+        _fingerprints[key] = taken
+    # Shielded: a viewer leaving does not cancel the others' probe.
+    return await asyncio.shield(taken[1])
 
 
 async def shared_fingerprint(run_id: int) -> tuple:
     """The run's fingerprint, read at most every PROBE_EVERY / 2 s for all its viewers."""
-    now = time.monotonic()
-    taken = _fingerprints.get(run_id)
-    loop = asyncio.get_running_loop()
-    if taken is None or now - taken[0] >= PROBE_EVERY / 2 or taken[1].get_loop() is not loop:
-        for other, (when, _) in list(_fingerprints.items()):
-            if now - when > LOOK_EVERY:
-                del _fingerprints[other]
-        taken = (now, asyncio.ensure_future(_read(run_fingerprint, run_id)))
-        _fingerprints[run_id] = taken
-    # Shielded: a viewer leaving does not cancel the others' probe.
-    return await asyncio.shield(taken[1])
+    return await _shared(run_id, PROBE_EVERY / 2, partial(_read, run_fingerprint, run_id))
+
+
+async def shared_dashboard_fingerprint() -> tuple:
+    """Whether runs changed, for every dashboard viewer of this process at once.
+
+    Over all runs, whoever watches: only a sign to look again, never shown;
+    each viewer then reads what it may see.
+    """
+    read = partial(_read, DashboardWatch.fingerprint, Run.objects.all())
+    return await _shared(DASHBOARD, DASHBOARD_PROBE_EVERY / 2, read)
 
 
 class DashboardConsumer(WatchingConsumer):
@@ -252,16 +324,18 @@ class DashboardConsumer(WatchingConsumer):
             await self.close(code=NOT_ALLOWED)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
-        self.watch = DashboardWatch(page=query.get("page", [""])[0])
+        self.watch = DashboardWatch(page=query.get("page", [""])[0], runs=visible_runs(user))
         self.fingerprint: tuple | None = None
         self.last_read = 0.0
+        # The rows the page said it has, until they are read.
+        self.pending_hello: tuple[dict[int, str], int | None] | None = None
         await self._join(live.DASHBOARD_GROUP)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data = read_object(text_data, bytes_data)
         rows = data.get("rows") if data is not None else None
         newest = data.get("newest") if data is not None else None
-        if not isinstance(rows, dict) or len(rows) > MAX_ROWS:
+        if not isinstance(rows, dict) or len(rows) > MAX_HELLO_ROWS:
             await self._refuse()
             return
         shown = {_count(pk): status for pk, status in rows.items() if isinstance(status, str)}
@@ -269,11 +343,21 @@ class DashboardConsumer(WatchingConsumer):
         if None in shown or len(shown) != len(rows) or (newest is not None and newest_of is None):
             await self._refuse()
             return
+        # A page that grew past a page's worth (new runs on top) is kept
+        # live for its newest rows, not refused: a close would end it.
+        shown = dict(sorted(shown.items(), reverse=True)[:MAX_ROWS])
+        self.pending_hello = (shown, newest_of)
+        await self._keep_looking(self._take_hello())
+
+    async def _take_hello(self) -> None:
         async with self.lock:
-            await self._send_all(await _read(self.watch.page_has, shown, newest_of))
+            if self.pending_hello is not None:
+                messages = await _read(self.watch.page_has, *self.pending_hello)
+                self.pending_hello = None
+                await self._send_all(messages)
 
     async def dashboard_update(self, message: dict) -> None:
-        await self._refresh(set(message["runs"]), set(message["workflows"]))
+        await self._keep_looking(self._refresh(set(message["runs"]), set(message["workflows"])))
 
     async def _refresh(self, runs: set[int] | None, workflows: set[int] | None) -> None:
         async with self.lock:
@@ -283,14 +367,25 @@ class DashboardConsumer(WatchingConsumer):
     async def _look_now_and_then(self) -> None:
         # Right after connecting, then when a cheap look says something
         # changed (runs started or ended by another process), or now and then.
-        await self._refresh(None, None)
+        await self._keep_looking(self._first_look())
         while True:
             await asyncio.sleep(DASHBOARD_PROBE_EVERY * random.uniform(0.8, 1.2))  # noqa: S311
-            fingerprint = await _read(DashboardWatch.fingerprint)
-            changed = self.fingerprint is not None and fingerprint != self.fingerprint
-            self.fingerprint = fingerprint
-            if changed or time.monotonic() - self.last_read >= DASHBOARD_LOOK_EVERY:
-                await self._refresh(None, None)
+            await self._keep_looking(self._look())
+
+    async def _first_look(self) -> None:
+        # What the looks compare with is read before the page's state: a run
+        # created in between is then seen by the next look, not only by the
+        # slow one.
+        self.fingerprint = await shared_dashboard_fingerprint()
+        await self._refresh(None, None)
+
+    async def _look(self) -> None:
+        await self._take_hello()  # when the database did not answer it at once
+        fingerprint = await shared_dashboard_fingerprint()
+        changed = self.fingerprint is not None and fingerprint != self.fingerprint
+        self.fingerprint = fingerprint
+        if changed or time.monotonic() - self.last_read >= DASHBOARD_LOOK_EVERY:
+            await self._refresh(None, None)
 
 
 async def _read(function, *args):

@@ -13,7 +13,7 @@ since it was rendered are added on top as they start.
 
 from __future__ import annotations
 
-from django.db.models import Max
+from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
 
 from runs.live import pack
@@ -27,11 +27,12 @@ NEW_ROWS_LIMIT = 50  # runs added on top at once: a page's worth
 ALL_WORKFLOWS = 0
 
 
-def running_now() -> list[Run]:
-    runs = list(Run.objects.active().select_related("workflow")[:RUNNING_NOW_LIMIT])
-    for run in runs:
+def running_now(runs: QuerySet[Run]) -> list[Run]:
+    """The newest RUNNING_NOW_LIMIT of *runs* queued or running (the "running now" panel)."""
+    active = list(runs.active().select_related("workflow").order_by("-pk")[:RUNNING_NOW_LIMIT])
+    for run in active:
         run.duration_text = format_duration(run.duration)
-    return runs
+    return active
 
 
 def _inner(target_id: str, html: str) -> str:
@@ -41,10 +42,15 @@ def _inner(target_id: str, html: str) -> str:
 
 
 class DashboardWatch:
-    """One dashboard page: ``page`` is "workflows" or "runs", the cells it has."""
+    """One dashboard page: ``page`` is "workflows" or "runs", the cells it has.
 
-    def __init__(self, page: str) -> None:
+    *runs* are the runs its viewer may see (``visible_runs``): the same rule
+    as the pages'.
+    """
+
+    def __init__(self, page: str, runs: QuerySet[Run]) -> None:
         self.page = page
+        self.runs = runs
         self.shown: dict[str, object] = {}
         self.panel_runs: set[int] = set()
         self.rows: set[int] = set()  # the runs list's rows
@@ -53,10 +59,13 @@ class DashboardWatch:
         self.top = 0  # the newest run the list has
 
     @staticmethod
-    def fingerprint() -> tuple:
-        """Changes when a run starts, is created or ends: two small indexed reads."""
-        newest = Run.objects.aggregate(newest=Max("pk"))["newest"]
-        active = Run.objects.active().order_by("pk").values_list("pk", "status")
+    def fingerprint(runs: QuerySet[Run]) -> tuple:
+        """Changes when one of *runs* is created, starts or ends: two small indexed reads.
+
+        The active runs it looks at are those "running now" shows, the newest.
+        """
+        newest = runs.aggregate(newest=Max("pk"))["newest"]
+        active = runs.active().order_by("-pk").values_list("pk", "status")
         return (newest, tuple(active[:RUNNING_NOW_LIMIT]))
 
     def page_has(self, rows: dict[int, str], newest_of: int | None) -> list[str]:
@@ -67,7 +76,7 @@ class DashboardWatch:
         for key in [key for key in self.shown if key.startswith("run-cells-")]:
             del self.shown[key]
         stale = set()
-        for run in Run.objects.filter(pk__in=rows).select_related("workflow"):
+        for run in self.runs.filter(pk__in=rows).select_related("workflow"):
             if run.status == rows[run.pk]:
                 self.shown[f"run-cells-{run.pk}"] = _run_state(run)
             else:
@@ -77,7 +86,7 @@ class DashboardWatch:
     def update(self, runs: set[int] | None, workflows: set[int] | None) -> list[str]:
         """Messages of what changed; ``None`` means: look at what was running."""
         parts: list[str] = []
-        active = running_now()
+        active = running_now(self.runs)
         state = tuple((run.pk, run.status, run.started_at) for run in active)
         if self.shown.get("running-now") != state:
             self.shown["running-now"] = state
@@ -85,7 +94,7 @@ class DashboardWatch:
         if runs is None:
             runs = set(self.panel_runs) | {run.pk for run in active}
         self.panel_runs = {run.pk for run in active}
-        changed = list(Run.objects.filter(pk__in=runs).select_related("workflow", "triggered_by"))
+        changed = list(self.runs.filter(pk__in=runs).select_related("workflow", "triggered_by"))
         if workflows is None:
             workflows = {run.workflow_id for run in changed}
         if self.page != "workflows":
@@ -109,7 +118,7 @@ class DashboardWatch:
         """Rows, newest first, for the runs started since the list's newest one."""
         if self.newest_of is None:
             return ""
-        newer = Run.objects.filter(pk__gt=self.top)
+        newer = self.runs.filter(pk__gt=self.top)
         if self.newest_of != ALL_WORKFLOWS:
             newer = newer.filter(workflow_id=self.newest_of)
         newer = newer.select_related("workflow", "triggered_by").order_by("-pk")

@@ -34,15 +34,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from html import unescape
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import transaction
+from django.utils.html import escape
 
 from runs.logview import render_line
 
@@ -312,11 +315,17 @@ def fit_newest(steps: list[list[str]], budget: int, *, line_overhead: int = 0) -
     return keep
 
 
-def pack(parts: Sequence[str], limit: int = MAX_MESSAGE_BYTES) -> list[str]:
+def pack(parts: Sequence[str], limit: int | None = None) -> list[str]:
     """*parts* (each whole, in order) joined into as few messages of at most *limit* bytes.
 
-    A part is never cut: one larger than *limit* goes alone.
+    *limit* is ``MAX_MESSAGE_BYTES`` as it is at the call. A part is never
+    cut (half an element would break the page): one larger than *limit* is
+    replaced by a note in the element it would have redrawn, saying to
+    reload the page. The page's own bounds (runs_live's filters) keep parts
+    far smaller; this is the safety net that keeps a message from being
+    refused, and resent on every reconnect.
     """
+    limit = MAX_MESSAGE_BYTES if limit is None else limit
     messages: list[str] = []
     current: list[str] = []
     used = 0
@@ -324,6 +333,9 @@ def pack(parts: Sequence[str], limit: int = MAX_MESSAGE_BYTES) -> list[str]:
         if not part:
             continue
         part_size = size(part)
+        if part_size > limit:
+            part = too_large_note(part)
+            part_size = size(part)
         if current and used + part_size > limit:
             messages.append("".join(current))
             current, used = [], 0
@@ -332,6 +344,31 @@ def pack(parts: Sequence[str], limit: int = MAX_MESSAGE_BYTES) -> list[str]:
     if current:
         messages.append("".join(current))
     return messages
+
+
+FIRST_ID = re.compile(r'^\s*<[a-zA-Z][^>]*?\sid="([^"]{1,200})"')
+_warned_too_large = False
+
+
+def too_large_note(part: str) -> str:
+    """What goes in place of a part over the bound: a note in the element it redraws."""
+    global _warned_too_large
+    if not _warned_too_large:
+        _warned_too_large = True
+        log.warning(
+            "a live update of %d bytes is over the %d-byte bound; the page shows a note instead",
+            size(part),
+            MAX_MESSAGE_BYTES,
+        )
+    found = FIRST_ID.match(part)
+    if found is None:
+        return ""  # nothing on the page to put the note in
+    # The id is the part's own markup, escaped again: it may not close the tag.
+    target = escape(unescape(found[1]))
+    return (
+        f'<div id="{target}" hx-swap-oob="beforeend">'
+        '<p class="live-note">This part is too large to show live; reload the page.</p></div>'
+    )
 
 
 _instance: Publisher | None = None

@@ -91,7 +91,13 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
     page = history.page_of(runs, request.GET, by_time=filters.by_time)
     for run in page.runs:
         run.duration_text = format_duration(run.duration)
-    context = {"workflow": workflow, "filters": filters, "page": page, "base_url": request.path}
+    context = {
+        "workflow": workflow,
+        "filters": filters,
+        "page": page,
+        "page_size": history.PAGE_SIZE,  # the runs list keeps this many rows live
+        "base_url": request.path,
+    }
     # htmx asks for the table alone when a filter or a page changes.
     partial = request.htmx and not request.htmx.history_restore_request
     if not partial:

@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from runs.live import LIVE_LINES, MAX_MESSAGE_BYTES, fit_newest, pack, render_newest, size
+from runs import live
+from runs.live import LIVE_LINES, fit_newest, pack, render_newest, size
 from runs.logview import render_lines, skipped_note
 from runs.models import STEP_FAILED, LogLine, Run, RunStatus, StepRun, StepStatus
 from runs.workers import QUEUED
@@ -30,6 +31,9 @@ from workflows.views import new_form_token
 TEMPLATE = "runs/run_detail.html"
 # Steps in these states have printed nothing (yet, or ever).
 SILENT = frozenset({StepStatus.PENDING, StepStatus.SKIPPED})
+# Bars of the timeline: a run may have a thousand steps, and the timeline is
+# sent again to every viewer when one of them changes.
+TIMELINE_BARS = 200
 
 
 def format_duration(duration: timedelta | None) -> str:
@@ -46,14 +50,18 @@ def format_duration(duration: timedelta | None) -> str:
     return f"{hours} h {minute:02d} min"
 
 
-def load(run_id: int) -> tuple[Run, list[StepRun]]:
+def load(run_id: int, step_key: str | None = None) -> tuple[Run, list[StepRun]]:
+    """The run and its steps (only the one of *step_key*, when given), prepared."""
     run = Run.objects.select_related("workflow", "triggered_by").get(pk=run_id)
-    return run, prepare(run, steps_of(run))
+    return run, prepare(run, steps_of(run, step_key))
 
 
-def steps_of(run: Run) -> list[StepRun]:
+def steps_of(run: Run, step_key: str | None = None) -> list[StepRun]:
     """The run's steps, with the step runs that reused ones came from."""
-    return list(run.steps.select_related("reused_from__run"))
+    steps = run.steps.select_related("reused_from__run")
+    if step_key is not None:
+        steps = steps.filter(step_key=step_key)
+    return list(steps)
 
 
 @dataclass(frozen=True)
@@ -168,16 +176,20 @@ def log_html(step: StepRun, lines: list[LogLine], left_out: int) -> str:
 
 
 def _timeline(run: Run, steps: list[StepRun], now) -> dict:
-    """Bars of a Gantt chart: where each step started and ended, in % of the run."""
+    """Bars of a Gantt chart: where each step started and ended, in % of the run.
+
+    The first TIMELINE_BARS steps that ran here have a bar; ``more`` counts
+    the others (their cards below say when they ran).
+    """
     start = run.started_at
     if start is None:
-        return {"bars": [], "span": 0}
+        return {"bars": [], "span": 0, "more": 0}
     end = run.finished_at or now
     span = max((end - start).total_seconds(), 0.001)
+    # A reused step ran in another run.
+    started = [step for step in steps if step.started_at is not None and not step.reused_from_id]
     bars = []
-    for step in steps:
-        if step.started_at is None or step.reused_from_id:
-            continue  # a reused step ran in another run
+    for step in started[:TIMELINE_BARS]:
         left = (step.started_at - start).total_seconds() / span
         right = ((step.finished_at or now) - start).total_seconds() / span
         bars.append(
@@ -187,7 +199,16 @@ def _timeline(run: Run, steps: list[StepRun], now) -> dict:
                 "width": f"{max(0.0, min(right, 1.0) - max(left, 0.0)) * 100:.2f}",
             }
         )
-    return {"bars": bars, "span": span}
+    return {"bars": bars, "span": span, "more": len(started) - len(bars)}
+
+
+def _timeline_state(run: Run) -> tuple:
+    """What the timeline fragment shows: its bars' steps, and how many more."""
+    bars = tuple(
+        (bar["step"].pk, bar["step"].status, bar["step"].started_at, bar["step"].finished_at)
+        for bar in run.timeline["bars"]
+    )
+    return (run.started_at, run.finished_at, bars, run.timeline["more"])
 
 
 def _summary_state(run: Run) -> tuple:
@@ -204,7 +225,7 @@ def _step_state(step: StepRun) -> tuple:
         step.started_at,
         step.finished_at,
         step.worker,
-        repr(step.outputs),
+        step.outputs,
         len(step.attempts or ()),
         step.first_failure,
     )
@@ -252,6 +273,7 @@ class RunWatch:
     log_urls: dict[int, str] = field(default_factory=dict)
     final: bool = False
     numbered = False  # lines as the log view shows them, with their numbers
+    step_key: str | None = None  # the one step followed, or all of them
 
     def snapshot(self, seen: dict[int, int]) -> Update:
         """Everything, relative to the lines the viewer says it has (*seen*)."""
@@ -262,7 +284,7 @@ class RunWatch:
 
     def pull(self) -> Update:
         """Read the run from the database: what changed."""
-        run, steps = load(self.run_id)
+        run, steps = load(self.run_id, self.step_key)
         self.keys = {step.pk: step.step_key for step in steps}
         self.log_urls = {step.pk: step.log_url for step in steps}
         tails = [tail for step in self._followed(steps) if (tail := self._new_lines(step))]
@@ -276,9 +298,7 @@ class RunWatch:
         if self.shown.get("run-summary") != (state := _summary_state(run)):
             self.shown["run-summary"] = state
             parts.append(render("run-summary", run=run, form_token=token))
-        steps_state = [(step.status, step.started_at, step.finished_at) for step in steps]
-        timeline_state = (run.started_at, run.finished_at, *steps_state)
-        if self.shown.get("run-timeline") != timeline_state:
+        if self.shown.get("run-timeline") != (timeline_state := _timeline_state(run)):
             self.shown["run-timeline"] = timeline_state
             parts.append(render("run-timeline", run=run))
         for step in steps:
@@ -313,7 +333,7 @@ class RunWatch:
         html = render_newest(
             lines,
             lambda line: (line.seq, render_lines([line], numbered=self.numbered)),
-            MAX_MESSAGE_BYTES,
+            live.MAX_MESSAGE_BYTES,
         )
         return Tail(step.pk, after, html)
 
@@ -340,28 +360,27 @@ class RunWatch:
         return update
 
     def messages(self, update: Update) -> list[str]:
-        """*update* as websocket messages of at most MAX_MESSAGE_BYTES each.
+        """*update* as websocket messages of at most ``MAX_MESSAGE_BYTES`` each.
 
-        State comes first and whole; lines share what is left of the last
-        message, the newest kept, a note with a link to the full log in
-        place of the others.
+        State comes first and whole. Then each step's new lines: together at
+        most one message's worth after a note's room is set aside for every
+        step, the newest kept, a note with a link to the full log in place
+        of the others. Everything goes through ``pack``, which never makes
+        a message over the bound, however many steps there are.
         """
-        messages = pack(update.fragments)
         tails: dict[int, Tail] = {}
         for tail in update.tails:  # a message's lines, then the database's after them
             if tail.step_id in tails:
                 tails[tail.step_id].lines += tail.lines
             else:
                 tails[tail.step_id] = Tail(tail.step_id, tail.have, list(tail.lines))
-        if not tails:
-            return messages
-        room = MAX_MESSAGE_BYTES
-        if messages and size(messages[-1]) < MAX_MESSAGE_BYTES:
-            room -= size(messages[-1])
-        else:
-            messages.append("")
-        # Each step's wrapper and its note, if lines are left out.
-        room -= NOTE_BYTES * len(tails)
+        limit = live.MAX_MESSAGE_BYTES
+        state = pack(update.fragments, limit)
+        # Lines join the state's last message when it leaves them half of
+        # one, else they fill one of their own. Each step's wrapper and its
+        # note, if lines are left out, are set aside first.
+        last = size(state[-1]) if state else 0
+        room = (limit - last if last <= limit // 2 else limit) - NOTE_BYTES * len(tails)
         keep = fit_newest([[html for _, html in tail.lines] for tail in tails.values()], room)
         parts = []
         for tail, count in zip(tails.values(), keep, strict=True):
@@ -372,8 +391,10 @@ class RunWatch:
             if note or kept:
                 html = note + "".join(html for _, html in kept)
                 parts.append(_append(self._target(tail.step_id), html))
-        messages[-1] += "".join(parts)
-        return [message for message in messages if message]
+        if not parts:
+            return state
+        # The state's messages stay as they are; the lines go after them.
+        return state[:-1] + pack(state[-1:] + parts, limit)
 
 
 class StepLogWatch(RunWatch):

@@ -36,5 +36,32 @@
     for (const empty of history.querySelectorAll(":scope > .empty")) empty.remove();
     const table = history.querySelector("table[hidden]");
     if (table) table.hidden = false;
+    trim(history);
   });
+
+  // New runs go on top: past a page's worth, the oldest rows leave the
+  // table (a tab left open stays one page long, and its hello stays within
+  // what the server takes), and "Older ›" goes on from the last row kept.
+  function trim(history) {
+    const body = history.querySelector("#history-rows");
+    const size = (body && parseInt(body.dataset.pageSize, 10)) || 50;
+    const rows = history.querySelectorAll("#history-rows > tr[id^='run-row-']");
+    if (rows.length <= size) return;
+    for (const row of [...rows].slice(size)) row.remove();
+    const last = rows[size - 1].id.slice("run-row-".length);
+    const nav = history.querySelector("nav.pages");
+    if (!nav) return;
+    const old = nav.querySelector("a[rel='next']");
+    const url = new URL(old ? old.href : location.href, location.href);
+    url.searchParams.delete("after");
+    url.searchParams.set("before", last);
+    const link = document.createElement("a");
+    link.rel = "next";
+    link.href = url.pathname + url.search;
+    link.setAttribute("hx-get", link.getAttribute("href"));
+    link.textContent = "Older ›";
+    if (old) old.replaceWith(link);
+    else nav.append(link);
+    htmx.process(link);
+  }
 })();

@@ -70,8 +70,35 @@
     following = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
   });
   document.addEventListener("htmx:wsAfterMessage", () => {
+    trim();
     if (following) log.scrollTop = log.scrollHeight;
   });
+
+  // A step that prints for hours: the page keeps its newest lines (as the
+  // run page does), and "Earlier lines…" goes on from the first one kept.
+  const keep = parseInt(log.dataset.liveLines, 10) || 5000;
+
+  function trim() {
+    const lines = log.querySelectorAll(":scope > .line[data-seq]");
+    const extra = lines.length - keep;
+    if (extra <= 0) return;
+    const before = log.scrollHeight;
+    for (let i = 0; i < extra; i++) lines[i].remove();
+    for (const skip of log.querySelectorAll(":scope > .log-skip")) skip.remove();
+    const first = lines[extra].dataset.seq;
+    const old = more("before");
+    const sentinel = document.createElement("div");
+    sentinel.className = "log-more";
+    sentinel.dataset.more = "before";
+    sentinel.setAttribute("hx-get", `?before=${first}`);
+    sentinel.setAttribute("hx-trigger", "load-more");
+    sentinel.setAttribute("hx-swap", "outerHTML");
+    sentinel.textContent = "Earlier lines…";
+    if (old) old.replaceWith(sentinel);
+    else log.prepend(sentinel);
+    htmx.process(sentinel);
+    if (!following) log.scrollTop -= before - log.scrollHeight;
+  }
 
   // The current search match is the line the address names.
   const line = log.dataset.line;

@@ -36,3 +36,27 @@ def test_it_filters_the_history_and_the_back_button_undoes_it(logged_in_page: Pa
     page.go_back()
     expect(page).to_have_url(f"{server}/runs/")
     expect(rows).to_have_count(4)
+
+
+def test_a_runs_list_left_open_stays_one_page_long_and_older_goes_on_from_its_last_row(
+    logged_in_page: Page, server
+):
+    page = logged_in_page
+    nightly = make_workflow("{slug: nightly, name: Nightly, steps: []}")
+    for number in range(1, 51):
+        Run.objects.create(workflow=nightly, number=number, status="succeeded", definition={})
+    rows = page.locator("#history tbody tr")
+
+    page.goto(f"{server}/runs/")
+    expect(rows).to_have_count(50)
+    # Runs started elsewhere (a terminal, a schedule) come on top as they start.
+    for number in range(51, 54):
+        Run.objects.create(workflow=nightly, number=number, status="succeeded", definition={})
+    expect(rows.first).to_contain_text("#53", timeout=15_000)
+    expect(rows).to_have_count(50)
+    expect(rows.last).to_contain_text("#4")
+
+    page.locator("#history a[rel=next]").click()  # Older
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("#3")
+    expect(rows.last).to_contain_text("#1")

@@ -63,3 +63,52 @@ def test_a_line_address_opens_the_log_at_that_line(logged_in_page: Page, server,
     expect(page.locator("#L4321.current")).to_be_visible()
     assert in_view(page, 4321)
     assert page.url.endswith("?line=4321#L4321")
+
+
+def test_a_followed_log_keeps_its_newest_5000_lines_and_pages_back_from_the_first_kept(
+    logged_in_page: Page, server, tmp_path
+):
+    from runs.models import Run
+    from tests.conftest import make_workflow, wait_for
+
+    go, done = tmp_path / "go", tmp_path / "done"
+    workflow = make_workflow(
+        f"""
+        slug: chunks
+        steps:
+          - key: talk
+            kind: shell
+            command: |
+              until [ -e {go} ]; do sleep 0.05; done
+              for i in $(seq 0 59); do seq $((i * 100 + 1)) $((i * 100 + 100)); sleep 0.05; done
+              until [ -e {done} ]; do sleep 0.05; done
+        """
+    )
+    page = logged_in_page
+    page.goto(f"{server}/workflows/")
+    page.get_by_role("row", name="chunks").get_by_role("button", name="Run").click()
+    run = wait_for(lambda: Run.objects.filter(workflow=workflow).first())
+    wait_for(lambda: run.steps.filter(status="running").exists())
+    try:
+        hellos: list = []
+        page.on(
+            "websocket", lambda socket: socket.on("framesent", lambda frame: hellos.append(frame))
+        )
+        page.goto(f"{server}/runs/{run.pk}/steps/talk/log")
+        # The step prints once the page has said which line it has.
+        for _ in range(400):  # up to 20 s; Playwright delivers events while it waits
+            if hellos:
+                break
+            page.wait_for_timeout(50)
+        assert hellos, "the log view never said which line it has"
+        go.touch()
+
+        lines = page.locator("#log-lines > .line[data-seq]")
+        expect(page.locator("#L6000")).to_be_attached(timeout=30_000)
+        expect(lines).to_have_count(5000)
+        expect(lines.first).to_have_id("L1001")
+        page.locator("#log-lines").evaluate("l => l.scrollTo(0, 0)")
+        expect(page.locator("#L1000")).to_be_attached(timeout=10_000)
+    finally:
+        done.touch()
+    wait_for(lambda: Run.objects.filter(pk=run.pk, status="succeeded").exists())
