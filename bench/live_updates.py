@@ -17,7 +17,8 @@ until its viewers have their snapshot, then prints. Prints:
   runs.live.MAX_MESSAGE_BYTES; the server refuses over 1 MiB), how many
   messages, and how long after the step's process exited the viewer got the
   run's final status; beside it, the floor: the same for a step that prints
-  one line, and the machine's load average. With each channel layer.
+  one line, and their ratio; medians of --repeat rounds (5), and the
+  machine's load average. With each channel layer.
 - fan-out (with --redis only): --clients viewers (100) of a step printing a
   line every 50 ms for 10 s, each holding the time it was printed: the
   delay from print to receipt over all viewers (median, p95, max), how far
@@ -28,7 +29,7 @@ until its viewers have their snapshot, then prints. Prints:
 The viewers run in this process, on the same machine clock as the steps.
 
 Usage: python bench/live_updates.py [--redis redis://127.0.0.1:6379/0]
-       [--postgres postgres://user@host:5432] [--clients 100]
+       [--postgres postgres://user@host:5432] [--clients 100] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -436,34 +437,49 @@ def flood(bench: Bench, *, redis: bool) -> None:
     )
 
 
-def long_lines(bench: Bench, *, redis: bool) -> None:
-    """The flood of long lines that once made messages over 1 MiB, beside a one-line floor."""
+def long_lines(bench: Bench, *, redis: bool, repeat: int) -> None:
+    """The flood of long lines that once made messages over 1 MiB, beside a one-line floor.
+
+    Each of the *repeat* rounds runs the floor (a step printing one line)
+    and the flood in the same server, one after the other; the figures are
+    the medians over the rounds, and their ratio.
+    """
     from runs.live import MAX_MESSAGE_BYTES
 
     layer = "Redis" if redis else "in-memory"
     load_before = os.getloadavg()
+    floors: list[float] = []
+    delays: list[float] = []
+    largest = 0
+    messages: list[int] = []
     with daphne(bench.env(redis=redis), bench.tmp / f"daphne-long-{layer}.log") as server:
-        results = {}
-        for slug in ("bench-one", "bench-long"):
-            run_id, (inbox,) = watch_run(server, bench, slug, 1)
-            results[slug] = (inbox, float(step_record(run_id).outputs["ended"]))
+        for _ in range(repeat):
+            for slug, times in (("bench-one", floors), ("bench-long", delays)):
+                run_id, (inbox,) = watch_run(server, bench, slug, 1)
+                if inbox.final_at is None:
+                    sys.exit(f"{slug}: the run's final status never reached the viewer")
+                times.append(inbox.final_at - float(step_record(run_id).outputs["ended"]))
+                if slug == "bench-long":
+                    largest = max(largest, inbox.largest)
+                    messages.append(len(inbox.messages))
     load_after = os.getloadavg()
-    inbox, ended = results["bench-long"]
-    floor, floor_ended = results["bench-one"]
-    for slug, (viewer, _) in results.items():
-        if viewer.final_at is None:
-            sys.exit(f"{slug}: the run's final status never reached the viewer")
-    print(f"long lines, {layer} layer: one viewer, {LONG_LINES:,} lines of 100 characters")
+    floor, delay = statistics.median(floors), statistics.median(delays)
+    print(
+        f"long lines, {layer} layer: one viewer, {LONG_LINES:,} lines of 100 characters,"
+        f" median of {repeat} rounds"
+    )
     figure(
         "largest message",
-        f"{inbox.largest / 1024:.0f} KiB (bound {MAX_MESSAGE_BYTES / 1024:.0f} KiB;"
+        f"{largest / 1024:.0f} KiB (bound {MAX_MESSAGE_BYTES / 1024:.0f} KiB;"
         " the server refuses over 1024 KiB)",
     )
-    figure("messages", f"{len(inbox.messages)}")
+    figure(
+        "messages",
+        f"median {statistics.median(messages):g} (min {min(messages)}, max {max(messages)})",
+    )
     figure(
         "process exit -> final status",
-        f"{inbox.final_at - ended:.2f} s"
-        f" (floor, a one-line step: {floor.final_at - floor_ended:.2f} s)",
+        f"{delay:.2f} s; floor, a one-line step: {floor:.2f} s; ratio {delay / floor:.1f}",
     )
     figure(
         "load average (1 min)",
@@ -532,6 +548,7 @@ def main() -> None:
     parser.add_argument("--redis", metavar="URL", help="also measure with this Redis")
     parser.add_argument("--postgres", metavar="URL", help="server to create a database on")
     parser.add_argument("--clients", type=int, default=100, help="viewers of the fan-out")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds of the long-lines scenario")
     args = parser.parse_args()
 
     began = time.monotonic()
@@ -549,10 +566,10 @@ def main() -> None:
                 f" {os.cpu_count()} cores; python {sys.version.split()[0]}; viewers in this process"
             )
             flood(bench, redis=False)
-            long_lines(bench, redis=False)
+            long_lines(bench, redis=False, repeat=args.repeat)
             if args.redis:
                 flood(bench, redis=True)
-                long_lines(bench, redis=True)
+                long_lines(bench, redis=True, repeat=args.repeat)
                 fan_out(bench, args.clients)
             else:
                 print("fan-out: skipped (it needs Redis: --redis URL)")
