@@ -238,13 +238,32 @@ def test_the_dashboard_closes_on_a_bad_hello_too(layer, alice, caplog):
 ELSEWHERE = "another-host:4242:elsewhere"  # a worker process on another machine
 
 
+def runs_elsewhere(run: Run, step, lines: int) -> None:
+    """What another process's executor commits, without telling anyone.
+
+    A live worker's, with fresh heartbeats: an executor of this process
+    would otherwise take the step for lost, and fail it.
+    """
+    from django.utils import timezone
+
+    from tests.conftest import add_log
+
+    now = timezone.now()
+    Run.objects.filter(pk=run.pk).update(
+        status="running", started_at=now, worker=ELSEWHERE, heartbeat_at=now
+    )
+    step.status, step.started_at = "running", now
+    step.worker, step.heartbeat_at = ELSEWHERE, now
+    step.save()
+    add_log(step, lines)
+
+
 def test_lines_written_by_another_process_reach_the_page_by_the_quick_probe(
     layer, alice, monkeypatch
 ):
     """No message, and no slow look: only the probe can find these lines."""
-    from django.utils import timezone
 
-    from tests.conftest import Nowhere, add_log
+    from tests.conftest import Nowhere
 
     monkeypatch.setattr(consumers, "LOOK_EVERY", 3600.0)
     workflow = make_workflow("{slug: elsewhere, steps: [{key: talk, kind: shell, command: x}]}")
@@ -260,20 +279,7 @@ def test_lines_written_by_another_process_reach_the_page_by_the_quick_probe(
         await ws.send_json_to({"seen": {}})
         first = await ws.receive_from(timeout=20)
 
-        def elsewhere():
-            # What another process's executor commits, without telling anyone:
-            # a live worker's, with fresh heartbeats (an executor of this
-            # process would otherwise take the step for lost, and fail it).
-            now = timezone.now()
-            Run.objects.filter(pk=run.pk).update(
-                status="running", started_at=now, worker=ELSEWHERE, heartbeat_at=now
-            )
-            step.status, step.started_at = "running", now
-            step.worker, step.heartbeat_at = ELSEWHERE, now
-            step.save()
-            add_log(step, 3)
-
-        await asyncio.to_thread(elsewhere)
+        await asyncio.to_thread(runs_elsewhere, run, step, 3)
         later = await receive_until(ws, lambda m: len(seqs(m)) >= 3, timeout=30)
         await ws.disconnect()
         return first, later
@@ -690,10 +696,9 @@ def test_a_database_error_in_the_background_look_is_logged_and_the_page_stays_li
     layer, alice, caplog, monkeypatch
 ):
     from django.db import OperationalError
-    from django.utils import timezone
 
     from runs import engine
-    from tests.conftest import Nowhere, add_log
+    from tests.conftest import Nowhere
 
     workflow = make_workflow("{slug: blip, steps: [{key: talk, kind: shell, command: x}]}")
     run = engine.trigger(workflow, executor=Nowhere())
@@ -715,17 +720,7 @@ def test_a_database_error_in_the_background_look_is_logged_and_the_page_stays_li
         await ws.send_json_to({"seen": {}})
         await ws.receive_from(timeout=20)
 
-        def elsewhere():
-            now = timezone.now()
-            Run.objects.filter(pk=run.pk).update(
-                status="running", started_at=now, worker=ELSEWHERE, heartbeat_at=now
-            )
-            step.status, step.started_at = "running", now
-            step.worker, step.heartbeat_at = ELSEWHERE, now
-            step.save()
-            add_log(step, 2)
-
-        await asyncio.to_thread(elsewhere)
+        await asyncio.to_thread(runs_elsewhere, run, step, 2)
         later = await receive_until(ws, lambda m: len(seqs(m)) >= 2, timeout=30)
         await ws.disconnect()
         return later
