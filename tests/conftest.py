@@ -55,6 +55,24 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
 
 
+@pytest.fixture(autouse=True)
+def _no_process_executor_outlives_its_test(django_db_blocker):
+    """Stop this process's executor (``get_executor()``) if a test started it.
+
+    Its reaper watches every run in the test database: left running, it
+    would take over the steps of later tests, the Celery workers' lost steps
+    among them, and run them in this process.
+    """
+    yield
+    from runs import executors
+
+    with executors._lock:
+        started, executors._executor = executors._executor, None
+    if isinstance(started, LocalExecutor):
+        with django_db_blocker.unblock():
+            started.stop()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     """Remove a SQLite test database's WAL files left by an earlier run.
