@@ -342,8 +342,8 @@ def bench(args, began_all: float) -> None:
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from runs import history
     from runs.models import LogLine, Run, StepRun
+    from runs.pages import history
     from workflows.definition import clean_definition, save_definition
 
     call_command("migrate", verbosity=0)

@@ -14,7 +14,7 @@ until its viewers have their snapshot, then prints. Prints:
   stored, the last one visible within 2 s of the step's end.
 - long lines: a step prints 20,000 lines of 100 characters as fast as it
   can, to one viewer: the largest websocket message (bound:
-  runs.live.MAX_MESSAGE_BYTES; the server refuses over 1 MiB), how many
+  runs.live.publish.MAX_MESSAGE_BYTES; the server refuses over 1 MiB), how many
   messages, and how long after the step's process exited the viewer got the
   run's final status; beside it, the floor: the same for a step that prints
   one line, and their ratio; medians of --repeat rounds (5), and the
@@ -444,7 +444,7 @@ def long_lines(bench: Bench, *, redis: bool, repeat: int) -> None:
     and the flood in the same server, one after the other; the figures are
     the medians over the rounds, and their ratio.
     """
-    from runs.live import MAX_MESSAGE_BYTES
+    from runs.live.publish import MAX_MESSAGE_BYTES
 
     layer = "Redis" if redis else "in-memory"
     load_before = os.getloadavg()

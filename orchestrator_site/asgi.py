@@ -21,7 +21,7 @@ from django.conf import settings  # noqa: E402
 
 from orchestrator_site.websocket_origin import SameOriginValidator  # noqa: E402
 from runs.executors import get_executor  # noqa: E402
-from runs.routing import websocket_urlpatterns  # noqa: E402
+from runs.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "channels",
     "workflows",
     "runs",
+    "runs.live",  # tells the browsers what the engine announces
 ]
 
 MIDDLEWARE = [
@@ -68,7 +69,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "runs.dashboard_address.remember_served_at",
+    "orchestrator_site.dashboard_address.remember_served_at",
 ]
 
 ROOT_URLCONF = "orchestrator_site.urls"

@@ -50,6 +50,10 @@ class CancelSource(models.TextChoices):
 
 
 RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+# StepRun.worker of a step sent to a Celery queue and not yet taken by a
+# worker process: nobody heartbeats it, and it is not lost (see
+# runs/executors/celery.py).
+QUEUED = "queued"
 STEP_FINAL = frozenset(
     {
         StepStatus.SUCCEEDED,

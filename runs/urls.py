@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from runs import log_views, views
+from runs.pages import log_page, views
 
 urlpatterns = [
     # Under /workflows/ for the user, but here: starting a run is a runs matter.
@@ -13,5 +13,5 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel", views.run_cancel, name="run_cancel"),
     path("runs/<int:run_id>/rerun", views.run_rerun, name="run_rerun"),
     path("runs/<int:run_id>/steps/<slug:key>/log.txt", views.step_log, name="step_log"),
-    path("runs/<int:run_id>/steps/<slug:key>/log", log_views.step_log_page, name="step_log_page"),
+    path("runs/<int:run_id>/steps/<slug:key>/log", log_page.step_log_page, name="step_log_page"),
 ]

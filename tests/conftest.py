@@ -316,7 +316,7 @@ def queued_run(workflow, **params) -> Run:
 @pytest.fixture
 def no_executor(monkeypatch):
     """Runs started through the pages stay queued (use it for a whole module)."""
-    monkeypatch.setattr("runs.views.get_executor", Nowhere)
+    monkeypatch.setattr("runs.pages.views.get_executor", Nowhere)
 
 
 @pytest.fixture

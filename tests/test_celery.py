@@ -15,8 +15,8 @@ import pytest
 from django.conf import settings
 
 from runs import engine
+from runs.executors.processes import stop_leftover_processes
 from runs.models import Run, StepRun, StopRequest
-from runs.workers import stop_leftover_processes
 from tests.celery_workers import Workers
 from tests.conftest import (
     REDIS_URL,
@@ -158,7 +158,7 @@ def test_lines_a_worker_prints_reach_a_websocket_through_redis(
 ):
     from channels.layers import channel_layers
 
-    from runs import live
+    from runs.live import publish
     from tests.test_live import seqs, session_cookie, watch_to_the_end
 
     settings.CHANNEL_LAYERS = {
@@ -168,9 +168,9 @@ def test_lines_a_worker_prints_reach_a_websocket_through_redis(
         }
     }
     channel_layers.backends.clear()
-    live.reset()
+    publish.reset()
     # Only the worker's messages can bring the lines: no reading of the database.
-    monkeypatch.setattr("runs.consumers.LOOK_EVERY", 3600)
+    monkeypatch.setattr("runs.live.consumers.LOOK_EVERY", 3600)
     workflow = make_workflow(
         "{slug: talk, steps: [{key: talk, kind: shell,"
         " command: 'sleep 1; for i in $(seq 1 20); do echo line $i; sleep 0.05; done'}]}"
@@ -185,7 +185,7 @@ def test_lines_a_worker_prints_reach_a_websocket_through_redis(
         messages = asyncio.run(scenario())
     finally:
         channel_layers.backends.clear()
-        live.reset()
+        publish.reset()
     assert seqs(messages) == list(range(1, 21))
     assert "line 20" in "".join(messages)
 

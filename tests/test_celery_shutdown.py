@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from runs.workers import stop_leftover_processes
+from runs.executors.processes import stop_leftover_processes
 from tests.celery_workers import Worker, Workers
 from tests.conftest import log_text, make_workflow, start_run, steps_of, wait_for, wait_until_final
 from tests.test_celery import running_somewhere, worker_of

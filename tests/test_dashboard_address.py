@@ -12,8 +12,8 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpResponse
 
+from orchestrator_site import dashboard_address
 from orchestrator_site.env import env_base_url
-from runs import dashboard_address
 from tests.conftest import REDIS_URL, log_text, make_workflow, run_to_end, steps_of
 from workflows.definition import DefinitionError
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from django.utils.html import escape
 
-from runs.definition_view import changes_since, snapshot_yaml
 from runs.models import Run
+from runs.pages.definition_diff import changes_since, snapshot_yaml
 from tests.conftest import make_workflow, queued_run
 
 pytestmark = pytest.mark.usefixtures("no_executor")

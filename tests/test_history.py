@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import pytest
 from django.utils import timezone
 
-from runs import history
 from runs.models import Run
+from runs.pages import history
 from tests.conftest import make_workflow
 
 pytestmark = pytest.mark.usefixtures("no_executor")
@@ -74,7 +74,7 @@ def test_a_bad_filter_value_is_said_and_ignored(alice_client, two):
 
 
 def test_the_pages_go_older_newer_and_to_both_ends(alice_client, two, monkeypatch):
-    monkeypatch.setattr("runs.history.PAGE_SIZE", 3)
+    monkeypatch.setattr("runs.pages.history.PAGE_SIZE", 3)
     runs = add_runs(two[0], 8, status="succeeded")
     ids = [run.pk for run in runs]
 
@@ -101,7 +101,7 @@ def test_the_pages_go_older_newer_and_to_both_ends(alice_client, two, monkeypatc
 
 
 def test_the_pages_keep_the_filters(alice_client, two, monkeypatch):
-    monkeypatch.setattr("runs.history.PAGE_SIZE", 2)
+    monkeypatch.setattr("runs.pages.history.PAGE_SIZE", 2)
     a, b = two
     add_runs(a, 3, status="failed")
     add_runs(b, 3, status="succeeded")
@@ -171,7 +171,7 @@ def test_dates_are_days_of_the_local_time_zone(alice_client, two, settings):
 
 
 def test_a_workflows_history_says_how_much_log_its_runs_keep(alice_client, two):
-    from runs.logs import PendingLine, write_lines
+    from runs.logs.capture import PendingLine, write_lines
     from runs.models import StepRun
 
     a, _ = two
@@ -187,7 +187,7 @@ def test_a_workflows_history_says_how_much_log_its_runs_keep(alice_client, two):
 
 
 def test_a_range_of_days_pages_by_creation_time(alice_client, two, monkeypatch):
-    monkeypatch.setattr("runs.history.PAGE_SIZE", 2)
+    monkeypatch.setattr("runs.pages.history.PAGE_SIZE", 2)
     runs = add_runs(two[0], 6, status="succeeded")
     day = timezone.now().replace(hour=12) - timedelta(days=3)
     for offset, run in enumerate(runs):  # a2 is the oldest, a5 the newest

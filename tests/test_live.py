@@ -18,7 +18,7 @@ from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from runs import live
+from runs.live import publish
 from runs.models import LogLine, Run, StepRun
 from tests.conftest import (
     REDIS_URL,
@@ -49,10 +49,10 @@ def layer(request, settings):
     else:
         settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     channel_layers.backends.clear()
-    live.reset()
+    publish.reset()
     yield request.param
     channel_layers.backends.clear()
-    live.reset()
+    publish.reset()
 
 
 def application():
@@ -147,7 +147,7 @@ def test_it_refuses_a_foreign_origin(layer, alice):
 def test_it_refuses_a_run_the_user_may_not_see_before_joining_its_group(layer, alice, monkeypatch):
     run = finished_run()
     cookie = session_cookie(alice)
-    monkeypatch.setattr("runs.consumers.visible_runs", lambda user: Run.objects.none())
+    monkeypatch.setattr("runs.live.consumers.visible_runs", lambda user: Run.objects.none())
     joined = []
 
     async def scenario():

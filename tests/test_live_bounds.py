@@ -2,7 +2,7 @@
 
 The server refuses to send a websocket message over 1 MiB; every message of
 the run page (and every run.update the publisher sends through the channel
-layer) stays under ``live.MAX_MESSAGE_BYTES``, keeps the newest lines, says
+layer) stays under ``publish.MAX_MESSAGE_BYTES``, keeps the newest lines, says
 how many it left out with a link to the full log, and never holds back the
 run's status. Driven through the real ASGI application on both channel
 layers, with a real local executor running the steps.
@@ -19,9 +19,9 @@ import msgpack
 import pytest
 from channels.layers import channel_layers
 
-from runs import consumers, live
+from runs.live import consumers, publish
+from runs.live.watch import RunWatch, Tail, Update
 from runs.models import LogLine, Run
-from runs.watch import RunWatch, Tail, Update
 from tests import test_live
 from tests.conftest import make_workflow, start_run, wait_for, wait_until_final
 from tests.test_live import ORIGIN, communicator, finished, receive_until, seqs, session_cookie
@@ -103,7 +103,7 @@ def test_a_flood_of_lines_reaches_the_page_in_bounded_messages_with_every_skip_l
     wait_until_final(run)
     assert LogLine.objects.filter(step_run__run=run).count() == 20_000
     sizes = [len(message.encode()) for message in messages]
-    assert max(sizes) <= live.MAX_MESSAGE_BYTES, max(sizes)
+    assert max(sizes) <= publish.MAX_MESSAGE_BYTES, max(sizes)
     assert 'id="run-status">Succeeded' in messages[-1] or finished(messages)
     received = seqs(messages)
     assert received == sorted(set(received)), "in order, none twice"
@@ -114,7 +114,7 @@ def test_a_flood_of_lines_reaches_the_page_in_bounded_messages_with_every_skip_l
     assert {(int(run_id), key) for _, run_id, key in notes} == {(run.pk, "talk")}
     assert len(received) + sum(int(count.replace(",", "")) for count, _, _ in notes) == 20_000
     # The publisher's own messages through the layer are bounded too.
-    assert updates and max(wire_bytes(update) for update in updates) <= live.MAX_MESSAGE_BYTES
+    assert updates and max(wire_bytes(update) for update in updates) <= publish.MAX_MESSAGE_BYTES
 
 
 def test_a_reconnect_after_a_flood_gets_a_bounded_snapshot_that_ends_with_the_last_line(
@@ -136,7 +136,7 @@ def test_a_reconnect_after_a_flood_gets_a_bounded_snapshot_that_ends_with_the_la
         return message
 
     first = asyncio.run(snapshot({}))
-    assert len(first.encode()) <= live.MAX_MESSAGE_BYTES
+    assert len(first.encode()) <= publish.MAX_MESSAGE_BYTES
     assert 'id="run-status">Succeeded' in first
     assert seqs(first.split("\n"))[-1] == 20_000
     skipped = SKIPPED.search(first)
@@ -152,7 +152,7 @@ def test_state_is_never_held_back_by_lines(layer, alice, executor, tmp_path, mon
     """With a bound too small for the state and the lines together, the state arrives whole,
     first, and every message is within the bound (read when the message is made)."""
     limit = 4_000  # the state of this run is about 3 KB
-    monkeypatch.setattr(live, "MAX_MESSAGE_BYTES", limit)
+    monkeypatch.setattr(publish, "MAX_MESSAGE_BYTES", limit)
     go = tmp_path / "go"
     go.touch()
     workflow = make_workflow(LONG_LINES.format(go=go))
@@ -443,7 +443,7 @@ def test_a_chatty_step_does_not_crowd_out_a_quiet_one_and_state_comes_first():
 
     (message,) = watch.messages(Update(fragments=[summary], tails=[chatty, quiet]))
 
-    assert len(message.encode()) <= live.MAX_MESSAGE_BYTES
+    assert len(message.encode()) <= publish.MAX_MESSAGE_BYTES
     assert message.startswith(summary)
     assert (
         '<div id="log-quiet" hx-swap-oob="beforeend"><div class="line" data-seq="1">done</div></div>'
@@ -489,7 +489,7 @@ def test_a_step_with_a_megabyte_of_outputs_shows_a_bounded_card_on_every_connect
 
     for _ in range(2):  # a reconnect gets the same bounded card
         messages = asyncio.run(snapshot())
-        assert max(len(message.encode()) for message in messages) <= live.MAX_MESSAGE_BYTES
+        assert max(len(message.encode()) for message in messages) <= publish.MAX_MESSAGE_BYTES
         card = "".join(messages)
         assert "10 more outputs, not shown here" in card
         assert re.findall(r"<dt><code>(o\d\d)</code></dt>", card) == [
@@ -571,10 +571,10 @@ def test_the_timeline_of_a_run_of_many_steps_shows_200_bars_and_counts_the_other
         return messages
 
     messages = asyncio.run(snapshot())
-    assert max(len(message.encode()) for message in messages) <= live.MAX_MESSAGE_BYTES
+    assert max(len(message.encode()) for message in messages) <= publish.MAX_MESSAGE_BYTES
     (timeline,) = re.findall(r'<section id="run-timeline".*?</section>', "".join(messages), re.S)
     assert timeline.count('<li class="gantt-row">') == 200
-    assert len(timeline.encode()) < live.MAX_MESSAGE_BYTES // 2
+    assert len(timeline.encode()) < publish.MAX_MESSAGE_BYTES // 2
 
 
 def test_skip_notes_of_a_thousand_steps_are_spread_over_bounded_messages():
@@ -599,7 +599,7 @@ def test_skip_notes_of_a_thousand_steps_are_spread_over_bounded_messages():
         Update(fragments=['<section id="run-summary">Running</section>'], tails=tails)
     )
 
-    assert max(len(message.encode()) for message in messages) <= live.MAX_MESSAGE_BYTES
+    assert max(len(message.encode()) for message in messages) <= publish.MAX_MESSAGE_BYTES
     assert messages[0].startswith('<section id="run-summary">')
     everything = "".join(messages)
     for n in steps:
@@ -613,26 +613,26 @@ def test_skip_notes_of_a_thousand_steps_are_spread_over_bounded_messages():
 
 
 def test_a_part_too_large_for_a_message_becomes_a_note_in_its_place(caplog, monkeypatch):
-    monkeypatch.setattr(live, "_warned_too_large", False)
-    huge = '<div class="step-head" id="step-head-big">' + "x" * live.MAX_MESSAGE_BYTES + "</div>"
+    monkeypatch.setattr(publish, "_warned_too_large", False)
+    huge = '<div class="step-head" id="step-head-big">' + "x" * publish.MAX_MESSAGE_BYTES + "</div>"
     small = '<section id="run-summary">Running</section>'
 
     with caplog.at_level(logging.WARNING):
-        messages = live.pack([small, huge, huge])
+        messages = publish.pack([small, huge, huge])
 
     note = (
         '<div id="step-head-big" hx-swap-oob="beforeend"><p class="live-note">'
         "This part is too large to show live; reload the page.</p></div>"
     )
     assert messages == [small + note + note]
-    assert [r.levelno for r in caplog.records if r.name == "runs.live"] == [logging.WARNING]
+    assert [r.levelno for r in caplog.records if r.name == "runs.live.publish"] == [logging.WARNING]
 
 
 # The dashboard's probe, and pages left open.
 
 
 def test_the_dashboard_probe_watches_the_runs_running_now_shows(alice):
-    from runs.dashboard import DashboardWatch, running_now
+    from runs.live.dashboard import DashboardWatch, running_now
 
     workflow = make_workflow("{slug: many, steps: []}")
     Run.objects.bulk_create(
@@ -728,7 +728,7 @@ def test_a_database_error_in_the_background_look_is_logged_and_the_page_stays_li
     with caplog.at_level(logging.WARNING):
         later = asyncio.run(scenario())
     assert seqs(later) == [1, 2]
-    warnings = [r for r in caplog.records if r.name == "runs.consumers"]
+    warnings = [r for r in caplog.records if r.name == "runs.live.consumers"]
     assert [r.getMessage() for r in warnings] == [
         "a live page cannot read the database; trying again"
     ]

@@ -7,7 +7,7 @@ import resource
 
 from django.test import override_settings
 
-from runs.logs import LogCapture
+from runs.logs.capture import LogCapture
 from tests.conftest import log_text, make_workflow, run_to_end, start_run, steps_of, wait_for
 
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runs.logview import ansi_to_html, render_line
+from runs.logs.render import ansi_to_html, render_line
 from runs.models import LogStream
 
 

@@ -128,7 +128,7 @@ def test_a_redis_restart_in_the_middle_of_a_run_loses_nothing(
 ):
     from channels.layers import channel_layers
 
-    from runs import live
+    from runs.live import publish
     from tests.test_live import ORIGIN, communicator, finished, receive_until, seqs, session_cookie
 
     trace = tmp_path / "trace"
@@ -153,7 +153,7 @@ def test_a_redis_restart_in_the_middle_of_a_run_loses_nothing(
             }
         }
         channel_layers.backends.clear()
-        live.reset()
+        publish.reset()
         broker = redis.Redis.from_url(private_redis.url)
 
         def parked_in_its_queue() -> bool:
@@ -177,7 +177,7 @@ def test_a_redis_restart_in_the_middle_of_a_run_loses_nothing(
         finally:
             broker.close()
             channel_layers.backends.clear()
-            live.reset()
+            publish.reset()
 
         run = wait_until_final(run)
         steps = steps_of(run)

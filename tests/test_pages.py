@@ -171,7 +171,7 @@ def test_it_shows_a_bad_int_param_next_to_the_field_and_starts_no_run(alice_clie
 
 @pytest.mark.django_db(transaction=True)
 def test_it_starts_a_run_and_redirects_to_its_page(alice_client, alice, executor, monkeypatch):
-    monkeypatch.setattr("runs.views.get_executor", lambda: executor)
+    monkeypatch.setattr("runs.pages.views.get_executor", lambda: executor)
     make_workflow(HELLO)
 
     response = alice_client.post(
@@ -279,7 +279,7 @@ def test_it_shows_a_run_with_its_steps_and_escaped_logs(alice_client, alice, hel
 
 
 def test_it_shows_only_the_last_lines_of_a_long_log(alice_client, hello, monkeypatch):
-    monkeypatch.setattr("runs.views.LIVE_LINES", 5)
+    monkeypatch.setattr("runs.pages.views.LIVE_LINES", 5)
     run = queued_run(hello)
     greet = steps_of(run)["greet"]
     now = timezone.now()
@@ -326,7 +326,7 @@ def test_it_says_so_when_cancelling_a_finished_run(alice_client, hello):
 
 @pytest.mark.django_db(transaction=True)
 def test_it_cancels_a_running_run(alice_client, executor, monkeypatch):
-    monkeypatch.setattr("runs.views.get_executor", lambda: executor)
+    monkeypatch.setattr("runs.pages.views.get_executor", lambda: executor)
     make_workflow(
         "{slug: slow, steps: [{key: nap, kind: shell, command: 'echo napping; sleep 30'}]}"
     )

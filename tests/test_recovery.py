@@ -12,10 +12,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from runs import engine, recovery
+from runs import engine
+from runs.engine import recovery
 from runs.executors.local import LocalExecutor
+from runs.executors.processes import is_gone
 from runs.models import Run, RunStatus, StepRun, StepStatus
-from runs.workers import is_gone
 from tests.conftest import (
     log_text,
     make_workflow,

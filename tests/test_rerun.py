@@ -122,7 +122,7 @@ def test_nothing_to_rerun_and_unknown_steps_are_refused(pipeline, executor):
 
 
 def test_the_page_offers_reruns_and_starts_them(pipeline, executor, alice_client, monkeypatch):
-    monkeypatch.setattr("runs.views.get_executor", lambda: executor)
+    monkeypatch.setattr("runs.pages.views.get_executor", lambda: executor)
     workflow, _, _ = pipeline
     first = run_to_end(workflow, executor)
 

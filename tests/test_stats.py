@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from runs.models import Run
-from runs.stats import workflow_stats
+from runs.pages.stats import workflow_stats
 from tests.conftest import make_workflow
 
 pytestmark = pytest.mark.usefixtures("no_executor")
@@ -170,7 +170,7 @@ def test_nothing_in_the_page_breaks_out_of_its_script(alice_client, monkeypatch)
         stats.points[0]["status"] = evil
         return stats
 
-    monkeypatch.setattr("runs.views.workflow_stats", with_text)
+    monkeypatch.setattr("runs.pages.views.workflow_stats", with_text)
 
     html = alice_client.get("/workflows/evil/runs/").content.decode()
 

@@ -52,11 +52,10 @@ from kombu.exceptions import OperationalError as BrokerError
 
 from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
+from runs.engine.plan import StepJob
+from runs.engine.recovery import resumed_job
 from runs.executors.local import SUPERVISE_EVERY, LocalExecutor, with_db_retries
-from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
-from runs.recovery import resumed_job
-from runs.snapshot import StepJob
-from runs.workers import QUEUED
+from runs.models import QUEUED, RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
 from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)

@@ -29,10 +29,11 @@ from django.db import (
 )
 from django.utils import timezone
 
-from runs import engine, recovery
-from runs.logs import LogCapture, write_lines
+from runs import engine
+from runs.engine import recovery
+from runs.executors.processes import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
+from runs.logs.capture import LogCapture, write_lines
 from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
-from runs.workers import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
 from workflows.kinds import get_kind
 from workflows.kinds.base import StepResult
 
@@ -453,7 +454,7 @@ class LocalExecutor:
             self._hand_out_reaped(job)
 
     def _is_gone(self, worker: str, heartbeat_at: datetime | None) -> bool:
-        """Whether *worker* stopped (see runs/workers.py), after a database outage too.
+        """Whether *worker* stopped (see runs/executors/processes.py), after a database outage too.
 
         While the database was away nobody could heartbeat: a live process's
         heartbeat is as old as the outage. Heartbeats count from when this

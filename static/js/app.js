@@ -31,7 +31,7 @@
     }
   });
 
-  // As runs/watch.py's format_duration: 3.2 s, 4 min 05 s, 2 h 03 min.
+  // As runs/live/watch.py's format_duration: 3.2 s, 4 min 05 s, 2 h 03 min.
   // Shared with the other scripts (they load after this one).
   function formatDuration(seconds) {
     if (seconds < 60) return `${seconds.toFixed(1)} s`;

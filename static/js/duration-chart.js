@@ -4,7 +4,7 @@
  *
  * Markup (templates/runs/workflow_stats.html): a <div class="duration-chart">
  * holding a <script type="application/json"> with the points, as written by
- * runs/stats.py through Django's `json_script` filter:
+ * runs/pages/stats.py through Django's `json_script` filter:
  *
  *   [{"id": 7, "number": 42, "status": "failed", "started": 1767225600.0,
  *     "started_text": "2026-01-01 00:00:00", "duration": 63.2,

@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from runs.live import MAX_MESSAGE_BYTES
+from runs.live.publish import MAX_MESSAGE_BYTES
 from runs.models import Run
 from tests.browser.test_live_runs import never_reloaded, press_run, still_the_same_page
 from tests.conftest import make_workflow, wait_for

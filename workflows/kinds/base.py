@@ -81,7 +81,7 @@ OUTPUT_REF_RE = re.compile(
     r"^\s*steps\.([a-z0-9][a-z0-9_-]*)\.outputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*$"
 )
 
-# The dashboard's own address; runs/dashboard_address.py says where it comes from.
+# The dashboard's own address; orchestrator_site/dashboard_address.py says where it comes from.
 DASHBOARD_REF_RE = re.compile(r"^\s*dashboard\.url\s*$")
 DASHBOARD_URL_VARIABLE = "ORCH_BASE_URL"
 

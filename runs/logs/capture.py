@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from django.db import transaction
 from django.db.models import F
 
-from runs import live
+from runs.engine import news
 from runs.models import LogLine, LogStream, Run
 
 STREAMS = {
@@ -76,7 +76,7 @@ def write_lines(step_run_id: int, lines: list[PendingLine], *, run_id: int) -> N
             cursor.executemany(sql, rows)
     size = sum(len(line.text.encode()) for line in lines)
     Run.objects.filter(pk=run_id).update(log_bytes=F("log_bytes") + size)
-    live.on_commit_lines_written(run_id, step_run_id, lines)
+    news.on_commit_lines_written(run_id, step_run_id, lines)
 
 
 _COLUMNS = "step_run_id, seq, attempt, ts, stream, text"

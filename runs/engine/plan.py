@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db.models import F
 
-from runs.dashboard_address import dashboard_url
+from orchestrator_site.dashboard_address import dashboard_url
 from runs.models import STEP_FINAL, Run, StepRun
 
 

@@ -15,8 +15,8 @@ from typing import TypedDict
 from django.urls import reverse
 from django.utils.timezone import localtime
 
+from runs.live.watch import format_duration
 from runs.models import Run, RunStatus
-from runs.watch import format_duration
 from workflows.models import Workflow
 
 RECENT_RUNS = 100

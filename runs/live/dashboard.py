@@ -16,9 +16,9 @@ from __future__ import annotations
 from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
 
-from runs.live import pack
+from runs.live.publish import pack
+from runs.live.watch import format_duration
 from runs.models import Run
-from runs.watch import format_duration
 from workflows.models import Workflow
 from workflows.views import with_runs
 

@@ -1,7 +1,8 @@
 """Live updates: tell the browsers watching a run what changed, after it is committed.
 
-The engine and the executors call ``state_changed`` and ``lines_written``
-once their transaction has committed. This module gathers what they say per
+The engine and the log capture announce a state change or new log lines
+once their transaction has committed (runs/engine/news.py); this module
+listens (registered in runs/live/apps.py). This module gathers what they say per
 run and sends it through the channel layer at most every ``SEND_EVERY``
 seconds per run, however fast a step prints:
 
@@ -18,7 +19,7 @@ message too); each step's part says which line came before its first one
 (``after``), so a consumer knows what it skipped on purpose and what it
 missed.
 
-The consumers (runs/consumers.py) read the run's state from the database
+The consumers (runs/live/consumers.py) read the run's state from the database
 when told it changed, and fill any gap from it, so a lost message costs a
 delay, never a line.
 
@@ -44,10 +45,9 @@ from functools import partial
 from html import unescape
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
-from django.db import transaction
 from django.utils.html import escape
 
-from runs.logview import render_line
+from runs.logs.render import render_line
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +77,6 @@ def lines_written(run_id: int, step_run_id: int, lines: Sequence) -> None:
     """*lines* (PendingLines, in order) are committed for this step run."""
     if lines:
         _publisher().lines_written(run_id, step_run_id, lines)
-
-
-def on_commit_state_changed(run_id: int, workflow_id: int | None = None) -> None:
-    """Publish a state change once the current transaction commits."""
-    # Robust: a failure to tell the browsers must not fail what was committed.
-    transaction.on_commit(partial(state_changed, run_id, workflow_id), robust=True)
-
-
-def on_commit_lines_written(run_id: int, step_run_id: int, lines: Sequence) -> None:
-    if lines:
-        callback = partial(lines_written, run_id, step_run_id, list(lines))
-        transaction.on_commit(callback, robust=True)
 
 
 def attach_server_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -17,8 +17,8 @@ from django.db.models import Max
 from django.utils import timezone
 
 from runs.engine import INTERRUPTED, advance, complete_attempt
+from runs.engine.plan import StepJob, job_for, lock_run, outputs_of, step_states
 from runs.models import Run, StepRun, StepStatus
-from runs.snapshot import StepJob, job_for, lock_run, outputs_of, step_states
 from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)

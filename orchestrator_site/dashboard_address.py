@@ -13,10 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from inspect import iscoroutinefunction
+from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import sync_and_async_middleware
+
+if TYPE_CHECKING:  # the engine reads dashboard_url() and loads without HTTP
+    from django.http import HttpRequest, HttpResponse
 
 # Bound to every interface, the server is reached through loopback from here.
 ANY_INTERFACE = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104

@@ -1,6 +1,6 @@
 """What someone watching a run sees: the run page's fragments, and what changed since.
 
-The page (runs.views.run_detail) and the websocket (runs.consumers) render
+The page (runs.pages.views.run_detail) and the websocket (runs.live.consumers) render
 the same partials of ``runs/run_detail.html`` from the same context built
 here. A ``RunWatch`` remembers, for one viewer, the last log line it has of
 each step and the state of each fragment it was sent, so an update holds
@@ -21,11 +21,10 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from runs import live
-from runs.live import LIVE_LINES, fit_newest, pack, render_newest, size
-from runs.logview import render_lines, skipped_note
-from runs.models import STEP_FAILED, LogLine, Run, RunStatus, StepRun, StepStatus
-from runs.workers import QUEUED
+from runs.live import publish
+from runs.live.publish import LIVE_LINES, fit_newest, pack, render_newest, size
+from runs.logs.render import render_lines, skipped_note
+from runs.models import QUEUED, STEP_FAILED, LogLine, Run, RunStatus, StepRun, StepStatus
 from workflows.views import new_form_token
 
 TEMPLATE = "runs/run_detail.html"
@@ -333,7 +332,7 @@ class RunWatch:
         html = render_newest(
             lines,
             lambda line: (line.seq, render_lines([line], numbered=self.numbered)),
-            live.MAX_MESSAGE_BYTES,
+            publish.MAX_MESSAGE_BYTES,
         )
         return Tail(step.pk, after, html)
 
@@ -374,7 +373,7 @@ class RunWatch:
                 tails[tail.step_id].lines += tail.lines
             else:
                 tails[tail.step_id] = Tail(tail.step_id, tail.have, list(tail.lines))
-        limit = live.MAX_MESSAGE_BYTES
+        limit = publish.MAX_MESSAGE_BYTES
         state = pack(update.fragments, limit)
         # Lines join the state's last message when it leaves them half of
         # one, else they fill one of their own. Each step's wrapper and its

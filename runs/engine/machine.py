@@ -17,21 +17,8 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from runs import live
-from runs.logs import PendingLine, write_lines
-from runs.models import (
-    STEP_FAILED,
-    STEP_FINAL,
-    CancelSource,
-    LogStream,
-    Run,
-    RunStatus,
-    StepRun,
-    StepStatus,
-    StopRequest,
-    Trigger,
-)
-from runs.snapshot import (
+from runs.engine import news
+from runs.engine.plan import (
     Plan,
     StepJob,
     StepState,
@@ -43,7 +30,20 @@ from runs.snapshot import (
     remember_plan,
     step_states,
 )
-from runs.workers import QUEUED
+from runs.logs.capture import PendingLine, write_lines
+from runs.models import (
+    QUEUED,
+    STEP_FAILED,
+    STEP_FINAL,
+    CancelSource,
+    LogStream,
+    Run,
+    RunStatus,
+    StepRun,
+    StepStatus,
+    StopRequest,
+    Trigger,
+)
 from workflows.kinds.base import StepResult
 from workflows.limits import shown
 from workflows.models import RunIf, Workflow
@@ -244,7 +244,7 @@ def _create_run(
     remember_plan(run, plan)
     for state, step in zip(states, StepRun.objects.bulk_create(steps), strict=True):
         state.pk = step.pk
-    live.on_commit_state_changed(run.pk, workflow.pk)
+    news.on_commit_state_changed(run.pk, workflow.pk)
     if not dispatching:
         transaction.on_commit(lambda: executor.submit(run.pk))
         return run
@@ -349,7 +349,7 @@ def complete_attempt(
                 ),
             )
             write_lines(step.pk, [note], run_id=job.run_id)
-            live.on_commit_state_changed(run.pk, run.workflow_id)
+            news.on_commit_state_changed(run.pk, run.workflow_id)
             return Progress(run.status, retry_job=job.next_attempt(next_seq + 1, delay))
         step.status = result.status
         step.error = result.error
@@ -361,7 +361,7 @@ def complete_attempt(
             error=result.error,
             finished_at=now,
         )
-        live.on_commit_state_changed(run.pk, run.workflow_id)
+        news.on_commit_state_changed(run.pk, run.workflow_id)
         jobs = _advance_locked(run, starts_as or worker, steps)  # may end the run
         return Progress(run.status, jobs=jobs, limited=bool(run.workflow_limit))
 
@@ -396,7 +396,7 @@ def request_stop(
                 run.cancel_requested_at = timezone.now()
                 fields += ["cancelled_by", "cancelled_from", "cancel_requested_at"]
             run.save(update_fields=fields)
-            live.on_commit_state_changed(run.pk, run.workflow_id)
+            news.on_commit_state_changed(run.pk, run.workflow_id)
         result = stopped_result(run.stop_requested)
         # Sent to a queue and taken by no worker: these never ran.
         StepRun.objects.filter(run_id=run.pk, status=StepStatus.RUNNING, worker=QUEUED).update(
@@ -434,7 +434,7 @@ def _promote(run: Run, worker: str) -> bool:
         return False
     _mark_running(run, worker, plan_of(run).definition.get("timeout") or 0, timezone.now())
     run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
-    live.on_commit_state_changed(run.pk, run.workflow_id)
+    news.on_commit_state_changed(run.pk, run.workflow_id)
     return True
 
 
@@ -481,7 +481,7 @@ def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None)
     if all(step.status in STEP_FINAL for step in steps):
         _finish(run, steps, plan.specs, now)
     if decided or run.is_final:
-        live.on_commit_state_changed(run.pk, run.workflow_id)
+        news.on_commit_state_changed(run.pk, run.workflow_id)
     outputs = outputs_of(steps) if starting else {}
     return [job_for(run, step, outputs) for step in starting]
 

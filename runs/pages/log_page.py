@@ -11,7 +11,7 @@ and the matches on the page are marked.
 
 While the step runs, the page that shows the end of its log follows it: the
 run's websocket, asked for this one step, appends new lines and changes the
-status (runs.watch.StepLogWatch).
+status (runs.live.watch.StepLogWatch).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from runs.logview import render_lines
+from runs.logs.render import render_lines
 from runs.models import LogLine, StepRun
-from runs.views import get_step_for_user
+from runs.pages.views import get_step_for_user
 
 PAGE_LINES = 500
 MAX_MATCHES = 1000  # matches numbered for next / previous; more are counted as "1,000+"
@@ -96,7 +96,7 @@ def step_log_page(request: HttpRequest, run_id: int, key: str) -> HttpResponse:
     if before is not None or after is not None:
         return render(request, "runs/step_log.html#page", context)
     context["total"] = step.log_lines.aggregate(last=Max("seq"))["last"] or 0
-    # The end of a running step's log follows it (runs.consumers, with ?step=).
+    # The end of a running step's log follows it (runs.live.consumers, with ?step=).
     context["follow"] = not step.is_final and not context["has_later"] and not search
     return render(request, "runs/step_log.html", context)
 

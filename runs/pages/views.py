@@ -19,13 +19,15 @@ from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from runs import definition_view, engine, history, watch
-from runs.consumers import visible_runs
+from runs import engine
 from runs.executors import get_executor
-from runs.live import LIVE_LINES
+from runs.live import watch
+from runs.live.consumers import visible_runs
+from runs.live.publish import LIVE_LINES
+from runs.live.watch import format_duration
 from runs.models import CancelSource, Run, StepRun, StopRequest, Trigger
-from runs.stats import workflow_stats
-from runs.watch import format_duration
+from runs.pages import definition_diff, history
+from runs.pages.stats import workflow_stats
 from workflows.models import Workflow
 from workflows.params import ParamError
 from workflows.views import get_workflow_for_user, new_form_token, run_form_context
@@ -134,8 +136,8 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "steps": steps,
         "live_lines": LIVE_LINES,
         "form_token": new_form_token(),
-        "definition_yaml": definition_view.snapshot_yaml(run),
-        "changes": definition_view.changes_since(run, run.workflow),
+        "definition_yaml": definition_diff.snapshot_yaml(run),
+        "changes": definition_diff.changes_since(run, run.workflow),
     }
     return render(request, "runs/run_detail.html", context)
 

@@ -18,10 +18,9 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from runs.models import QUEUED
+
 HOST = socket.gethostname()
-# The worker of a step sent to a Celery queue and not yet taken by a worker
-# process: nobody heartbeats it, and it is not lost (see executors/celery.py).
-QUEUED = "queued"
 _live_tokens: set[str] = set()
 
 

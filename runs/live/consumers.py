@@ -4,7 +4,7 @@ Both refuse a connection before joining any group unless the user is logged
 in and may see what they ask for (the origin is checked before, by
 AllowedHostsOriginValidator in asgi.py). Messages to the browser are HTML
 fragments swapped by id by the htmx websocket extension, each at most
-``live.MAX_MESSAGE_BYTES``: the server drops a connection rather than send
+``publish.MAX_MESSAGE_BYTES``: the server drops a connection rather than send
 a message over 1 MiB.
 
 The run consumer joins the run's group first, then waits for the page to say
@@ -41,10 +41,10 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from runs import live
-from runs.dashboard import DashboardWatch
+from runs.live import publish
+from runs.live.dashboard import DashboardWatch
+from runs.live.watch import RunWatch, StepLogWatch, Update, run_fingerprint
 from runs.models import Run, StepRun
-from runs.watch import RunWatch, StepLogWatch, Update, run_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ class WatchingConsumer(AsyncWebsocketConsumer):
     failing = False  # the last look failed: warn once, not every second
 
     async def _join(self, group: str) -> None:
-        live.attach_server_loop(asyncio.get_running_loop())
+        publish.attach_server_loop(asyncio.get_running_loop())
         self.group = group
         self.lock = asyncio.Lock()
         await self.channel_layer.group_add(group, self.channel_name)
@@ -186,7 +186,7 @@ class RunConsumer(WatchingConsumer):
         self.last_message = 0.0
         self.last_read = 0.0
         self.fingerprint: tuple | None = None
-        await self._join(live.run_group(self.run_id))
+        await self._join(publish.run_group(self.run_id))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.ready:
@@ -329,7 +329,7 @@ class DashboardConsumer(WatchingConsumer):
         self.last_read = 0.0
         # The rows the page said it has, until they are read.
         self.pending_hello: tuple[dict[int, str], int | None] | None = None
-        await self._join(live.DASHBOARD_GROUP)
+        await self._join(publish.DASHBOARD_GROUP)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data = read_object(text_data, bytes_data)

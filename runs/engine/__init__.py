@@ -1,0 +1,47 @@
+"""The engine: a run's state machine, its plan, recovery and re-runs.
+
+- ``machine``: trigger, advance, complete an attempt, stop, re-run. Every
+  turn locks the run's row, is idempotent, and returns what executors must
+  do next (``Progress``) instead of doing it.
+- ``plan``: a run's frozen plan (its steps, their order and rules), the
+  row lock and what each step may start with.
+- ``recovery``: steps whose process is gone, taken over or failed.
+- ``news``: what the engine announces once committed (state changes, log
+  lines), for listeners such as the live package.
+
+Nothing here imports Channels, Celery, Redis, templates or HTTP
+(tests/test_layout.py proves it); executors and pages import the engine,
+never the other way round.
+"""
+
+from __future__ import annotations
+
+from runs.engine.machine import (
+    INTERRUPTED,
+    Dispatcher,
+    Executor,
+    Progress,
+    RerunRefused,
+    advance,
+    complete_attempt,
+    request_stop,
+    rerun,
+    stopped_result,
+    trigger,
+)
+from runs.engine.plan import StepJob
+
+__all__ = [
+    "INTERRUPTED",
+    "Dispatcher",
+    "Executor",
+    "Progress",
+    "RerunRefused",
+    "StepJob",
+    "advance",
+    "complete_attempt",
+    "request_stop",
+    "rerun",
+    "stopped_result",
+    "trigger",
+]

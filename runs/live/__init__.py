@@ -1,0 +1,1 @@
+"""Live updates: publishing (publish), websocket consumers, what they watch, routing."""

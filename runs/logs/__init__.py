@@ -1,0 +1,1 @@
+"""Log lines: capture and storage (capture), their HTML (render)."""

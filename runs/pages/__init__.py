@@ -1,0 +1,1 @@
+"""The run pages: run list and detail, history, stats, the log page, the definition diff."""
