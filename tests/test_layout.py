@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 from django.conf import settings
 
@@ -98,3 +100,44 @@ def test_the_check_refuses_channels_and_a_view():
     assert "ImportError: refused: channels" in live.stderr
     assert page.returncode != 0
     assert "ImportError: refused: django." in page.stderr
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every module *path* imports, at its top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_the_workflows_app_reaches_runs_through_one_door():
+    base = Path(settings.BASE_DIR)
+    crossings = {
+        str(path.relative_to(base)): names
+        for path in (base / "workflows").rglob("*.py")
+        if (
+            names := sorted(
+                name
+                for name in imports_of(path)
+                if name.startswith("runs.") and not name.startswith("runs.for_workflows")
+            )
+        )
+    }
+    assert crossings == {}
+    assert "runs.for_workflows" in imports_of(base / "workflows" / "views.py")
+
+
+def test_no_app_imports_another_apps_views():
+    base = Path(settings.BASE_DIR)
+    for app, other in (("runs", "workflows"), ("workflows", "runs")):
+        for path in (base / app).rglob("*.py"):
+            views = [
+                name
+                for name in imports_of(path)
+                if name.startswith(f"{other}.") and "views" in name.split(".")
+            ]
+            assert views == [], path

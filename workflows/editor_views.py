@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from orchestrator_site.access import get_workflow_for_user
 from workflows import editor
 from workflows.changes import compare
 from workflows.definition import DefinitionError, file_too_big, parse_yaml, to_yaml
@@ -26,7 +27,7 @@ from workflows.editor_forms import (
 from workflows.kinds import KINDS
 from workflows.limits import FILE_MAX_BYTES, shown
 from workflows.models import Workflow
-from workflows.views import get_workflow_for_user, render_workflow_detail
+from workflows.views import render_workflow_detail
 
 # An uploaded file's name, echoed in messages and carried by the confirmation.
 FILENAME_MAX_CHARS = 200

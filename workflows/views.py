@@ -2,40 +2,30 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from orchestrator_site.access import get_workflow_for_user
+from runs import for_workflows
 from workflows.definition import KEY_RULE, DefinitionError, clean_definition, save_definition
 from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
 from workflows.limits import NAME_MAX, cut
 from workflows.models import Step, Workflow
-from workflows.params import PARAM_TYPES, TRUE_WORDS, Param
+from workflows.params import PARAM_TYPES
 
 RECENT_RUNS = 20
-
-
-def get_workflow_for_user(request: HttpRequest, slug: str) -> Workflow:
-    """The workflow *slug* if this user may see it, else 404.
-
-    Every view (and later every consumer) that takes a workflow from the
-    request goes through here, so access rules live in one place. For now
-    every logged-in user may see every workflow.
-    """
-    return get_object_or_404(Workflow, slug=slug)
 
 
 @require_GET
@@ -48,37 +38,15 @@ def _list_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     workflows = Workflow.objects.annotate(step_count=Count("steps"))
     if query:
         workflows = workflows.filter(Q(name__icontains=query) | Q(slug__icontains=query))
-    context = {"workflows": with_runs(workflows), "query": query, "form_token": new_form_token()}
+    context = {
+        "workflows": for_workflows.with_runs(workflows),
+        "query": query,
+        "form_token": for_workflows.new_form_token(),
+    }
     template = "workflows/workflow_list.html"
     if request.htmx and request.htmx.target == "workflow-rows":
         template += "#rows"
     return render(request, template, context, status=status)
-
-
-def with_runs(workflows: QuerySet[Workflow]) -> list[Workflow]:
-    """The workflows, each with its latest run and the statuses of its recent runs."""
-    workflows = list(_with_last_run(workflows))
-    recent = _recent_statuses([w.pk for w in workflows])
-    for workflow in workflows:
-        workflow.recent_statuses = recent.get(workflow.pk, [])
-    return workflows
-
-
-def _recent_statuses(workflow_ids: list[int], count: int = 10) -> dict[int, list[dict]]:
-    """The last *count* runs of each workflow, oldest first, in one query."""
-    runs = Workflow._meta.get_field("runs").related_model.objects  # no import of runs
-    rows = (
-        runs.filter(workflow_id__in=workflow_ids)
-        .annotate(rank=Window(RowNumber(), partition_by=F("workflow_id"), order_by=F("id").desc()))
-        .filter(rank__lte=count)
-        .values("workflow_id", "id", "number", "status")
-    )
-    recent: dict[int, list[dict]] = {}
-    for row in rows:
-        recent.setdefault(row["workflow_id"], []).append(row)
-    for statuses in recent.values():
-        statuses.sort(key=lambda row: row["id"])
-    return recent
 
 
 @require_POST
@@ -129,8 +97,7 @@ def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
 def workflow_delete(request: HttpRequest, slug: str) -> HttpResponse:
     """GET asks for confirmation (saying how many runs go too); POST deletes."""
     workflow = get_workflow_for_user(request, slug)
-    runs = workflow.runs.count()
-    active = workflow.runs.filter(status__in=["queued", "running"]).count()
+    runs, active = for_workflows.run_counts(workflow)
     if request.method == "POST":
         if active:
             messages.error(
@@ -212,12 +179,12 @@ def render_workflow_detail(
         "notice": notice if notice and notice.get("text") else None,
         "saved_from": saved_from,
         "settings_saved": settings_saved,
-        **run_form_context(workflow, values, errors),
+        **for_workflows.run_form_context(workflow, values, errors),
     }
     if editing or adding:
         context["step_form"] = _step_form(steps, editing, adding, step_values, step_errors)
     if fragment is None:
-        context["runs"] = workflow.runs.select_related("triggered_by").order_by("-id")[:RECENT_RUNS]
+        context["runs"] = for_workflows.recent_runs(workflow, RECENT_RUNS)
     template = "workflows/workflow_detail.html"
     return render(request, f"{template}#{fragment}" if fragment else template, context)
 
@@ -260,72 +227,6 @@ def _graph(steps: list[Step]) -> dict[str, Any]:
     }
 
 
-def _with_last_run(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:
-    """Annotate each workflow with its latest run's id, number, status and time.
-
-    The subqueries go through the reverse ``runs`` relation of Workflow
-    itself, because this app must not import ``runs``.
-    """
-
-    def latest(field: str) -> Subquery:
-        return Subquery(
-            Workflow.objects.filter(pk=OuterRef("pk"), runs__isnull=False)
-            .order_by("-runs__id")
-            .values(f"runs__{field}")[:1]
-        )
-
-    return workflows.annotate(
-        last_run_id=latest("id"),
-        last_run_number=latest("number"),
-        last_run_status=latest("status"),
-        last_run_at=latest("created_at"),
-    )
-
-
 def _summary(step: Step) -> str:
     kind = KINDS.get(step.kind)
     return kind.summary(step.config) if kind is not None else ""
-
-
-def run_form_context(
-    workflow: Workflow,
-    values: Mapping[str, str] | None = None,
-    errors: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """What the run form needs: its fields, errors not tied to a field, a fresh token.
-
-    The token makes a double submit start one run: the second finds the
-    run the first started.
-    """
-    errors = errors or {}
-    declared = {param.name for param in workflow.param_specs}
-    return {
-        "run_fields": [_run_field(param, values, errors) for param in workflow.param_specs],
-        "run_errors": {name: message for name, message in errors.items() if name not in declared},
-        "form_token": new_form_token(),
-    }
-
-
-def new_form_token() -> str:
-    return secrets.token_urlsafe(16)
-
-
-def _run_field(
-    param: Param, values: Mapping[str, str] | None, errors: Mapping[str, str]
-) -> dict[str, Any]:
-    """What the template needs to draw the input of one parameter."""
-    if values is not None and param.name in values:
-        value = values[param.name]
-    elif param.default is None:
-        value = ""
-    elif param.type == "bool":
-        value = "true" if param.default else "false"
-    else:
-        value = str(param.default)
-    return {
-        "param": param,
-        "id": f"param-{param.name}",
-        "value": value,
-        "checked": str(value).strip().lower() in TRUE_WORDS,
-        "error": errors.get(param.name, ""),
-    }

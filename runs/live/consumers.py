@@ -41,6 +41,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from orchestrator_site.access import visible_runs
 from runs.live import publish
 from runs.live.dashboard import DashboardWatch
 from runs.live.watch import RunWatch, StepLogWatch, Update, run_fingerprint
@@ -65,13 +66,6 @@ BAD_MESSAGE = 4400
 NOT_LOGGED_IN = 4401
 NOT_ALLOWED = 4403
 NOT_FOUND = 4404
-
-
-def visible_runs(user):
-    """The runs *user* may see: the one rule, for pages and websockets."""
-    if not (user.is_authenticated and user.is_active):
-        return Run.objects.none()
-    return Run.objects.all()
 
 
 def read_object(text_data: str | None, bytes_data: bytes | None) -> dict | None:

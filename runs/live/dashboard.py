@@ -16,11 +16,11 @@ from __future__ import annotations
 from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
 
+from runs.for_workflows import with_runs
 from runs.live.publish import pack
 from runs.live.watch import format_duration
 from runs.models import Run
 from workflows.models import Workflow
-from workflows.views import with_runs
 
 RUNNING_NOW_LIMIT = 50
 NEW_ROWS_LIMIT = 50  # runs added on top at once: a page's worth

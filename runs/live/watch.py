@@ -25,7 +25,7 @@ from runs.live import publish
 from runs.live.publish import LIVE_LINES, fit_newest, pack, render_newest, size
 from runs.logs.render import render_lines, skipped_note
 from runs.models import QUEUED, STEP_FAILED, LogLine, Run, RunStatus, StepRun, StepStatus
-from workflows.views import new_form_token
+from runs.pages.run_form import new_form_token
 
 TEMPLATE = "runs/run_detail.html"
 # Steps in these states have printed nothing (yet, or ever).

@@ -25,9 +25,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from orchestrator_site.access import get_step_for_user
 from runs.logs.render import render_lines
 from runs.models import LogLine, StepRun
-from runs.pages.views import get_step_for_user
 
 PAGE_LINES = 500
 MAX_MATCHES = 1000  # matches numbered for next / previous; more are counted as "1,000+"

@@ -7,47 +7,36 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import (
-    Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseRedirect,
     StreamingHttpResponse,
 )
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from orchestrator_site.access import (
+    get_run_for_user,
+    get_step_for_user,
+    get_workflow_for_user,
+    visible_runs,
+)
 from runs import engine
 from runs.executors import get_executor
 from runs.live import watch
-from runs.live.consumers import visible_runs
 from runs.live.publish import LIVE_LINES
 from runs.live.watch import format_duration
-from runs.models import CancelSource, Run, StepRun, StopRequest, Trigger
+from runs.models import CancelSource, StepRun, StopRequest, Trigger
 from runs.pages import definition_diff, history
+from runs.pages.run_form import new_form_token, run_form_context
 from runs.pages.stats import workflow_stats
 from workflows.models import Workflow
 from workflows.params import ParamError
-from workflows.views import get_workflow_for_user, new_form_token, run_form_context
 
 TOKEN_MAX = 64
-
-
-def get_run_for_user(request: HttpRequest, run_id: int) -> Run:
-    """The run if this user may see it, else 404 (the websockets use the same rule)."""
-    runs = visible_runs(request.user).select_related("workflow", "triggered_by")
-    return get_object_or_404(runs, pk=run_id)
-
-
-def get_step_for_user(request: HttpRequest, run_id: int, key: str) -> tuple[Run, StepRun]:
-    """The run and its step *key*, if this user may see the run, else 404."""
-    run = get_run_for_user(request, run_id)
-    step = run.steps.filter(step_key=key).first()
-    if step is None:
-        raise Http404("No such step in this run.")
-    return run, step
 
 
 @require_http_methods(["GET", "POST"])

@@ -47,7 +47,7 @@ def clip(text: Any, limit: int) -> str:
 @register.simple_tag(takes_context=True)
 def running_now(context) -> list:
     """The runs queued or running now that the page's user may see, newest first."""
-    from runs.live.consumers import visible_runs
+    from orchestrator_site.access import visible_runs
 
     user = context.get("user")
     return active_runs(visible_runs(user) if user is not None else Run.objects.none())
