@@ -18,7 +18,6 @@ from django.template.loader import render_to_string
 
 from runs.for_workflows import with_runs
 from runs.live.publish import pack
-from runs.live.watch import format_duration
 from runs.models import Run
 from workflows.models import Workflow
 
@@ -30,8 +29,6 @@ ALL_WORKFLOWS = 0
 def running_now(runs: QuerySet[Run]) -> list[Run]:
     """The newest RUNNING_NOW_LIMIT of *runs* queued or running (the "running now" panel)."""
     active = list(runs.active().select_related("workflow").order_by("-pk")[:RUNNING_NOW_LIMIT])
-    for run in active:
-        run.duration_text = format_duration(run.duration)
     return active
 
 
@@ -102,7 +99,6 @@ class DashboardWatch:
         new_rows = self._new_rows() if self.page == "runs" else ""
         for run in changed if self.page == "runs" else []:
             if run.pk in self.rows:
-                run.duration_text = format_duration(run.duration)
                 parts.append(self._once(f"run-cells-{run.pk}", _run_state(run), _run_cells, run))
         for workflow in with_runs(Workflow.objects.filter(pk__in=workflows)):
             parts.append(
@@ -130,7 +126,6 @@ class DashboardWatch:
         for run in runs:
             self.rows.add(run.pk)
             self.shown[f"run-cells-{run.pk}"] = _run_state(run)
-            run.duration_text = format_duration(run.duration)
             workflow = run.workflow if self.newest_of != ALL_WORKFLOWS else None
             rows.append(
                 render_to_string("runs/run_list.html#run-row", {"run": run, "workflow": workflow})

@@ -49,10 +49,10 @@ def format_duration(duration: timedelta | None) -> str:
     return f"{hours} h {minute:02d} min"
 
 
-def load(run_id: int, step_key: str | None = None) -> tuple[Run, list[StepRun]]:
+def load(run_id: int, step_key: str | None = None) -> tuple[RunRow, list[StepRow]]:
     """The run and its steps (only the one of *step_key*, when given), prepared."""
     run = Run.objects.select_related("workflow", "triggered_by").get(pk=run_id)
-    return run, prepare(run, steps_of(run, step_key))
+    return prepare(run, steps_of(run, step_key))
 
 
 def steps_of(run: Run, step_key: str | None = None) -> list[StepRun]:
@@ -72,7 +72,7 @@ class EarlierAttempt:
     status_text: str
     exit_code: int | None
     error: str
-    duration_text: str
+    duration: timedelta | None
     # The raw text of this attempt's lines alone.
     lines_url: str
 
@@ -94,46 +94,84 @@ class EarlierAttempt:
             status_text=StepStatus(status).label if status in StepStatus else status,
             exit_code=record.get("exit_code"),
             error=error,
-            duration_text=format_duration(duration),
+            duration=duration,
             lines_url=f"{raw_url}?attempt={record['attempt']}",
         )
 
 
-def prepare(run: Run, steps: list[StepRun]) -> list[StepRun]:
-    """Give the run and its steps what the templates show beyond their fields.
+@dataclass
+class StepRow:
+    """A step run as its card shows it: what is worked out for display, and
+    the step's own fields and methods, read through (``step_key``, ``status``…)."""
 
-    Besides durations and log addresses: which failures count (a step with
-    continue_on_failure fails "allowed"), the step that failed the run
-    (``run.failed_step``, the first in file order, as the engine names it in
-    the run's error), whether a step ran here at all (a step skipped,
-    cancelled before a worker took it, or reused from another run has no
-    log of its own), and its earlier attempts.
+    step: StepRun
+    log_url: str  # the log view
+    raw_url: str  # the raw text
+    failure_allowed: bool  # failed, with continue_on_failure
+    is_failure: bool  # failed, and it counts
+    first_failure: bool  # the step that failed the run
+    ran: bool  # has a log of its own (not skipped, reused or never taken)
+    earlier_attempts: list[EarlierAttempt]
+    log_html: str = ""  # the newest lines, on the page's first load
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "step":  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(self.step, name)
+
+
+@dataclass
+class RunRow:
+    """A run as its page shows it: the step that failed it, its timeline, and
+    the run's own fields and methods, read through."""
+
+    run: Run
+    failed_step: StepRow | None  # the first in file order, as the engine names it
+    timeline: dict
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "run":
+            raise AttributeError(name)
+        return getattr(self.run, name)
+
+
+def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
+    """The run and its steps with what the templates show beyond their fields.
+
+    Which failures count (a step with continue_on_failure fails "allowed"),
+    the step that failed the run, whether a step ran here at all (a step
+    skipped, cancelled before a worker took it, or reused from another run
+    has no log of its own), its log addresses and its earlier attempts.
     """
-    now = timezone.now()
-    run.duration_text = format_duration(run.duration)
     allowed_to_fail = {
         spec["key"] for spec in run.definition.get("steps", []) if spec.get("continue_on_failure")
     }
-    run.failed_step = None
-    # The log view (log_url) and the raw text (raw_url) of each step.
+    # One reverse() for every step's addresses: a run may have a thousand.
     log_prefix = reverse("step_log_page", args=[run.pk, "-"]).removesuffix("-/log")
+    failed_step = None
+    rows = []
     for step in steps:
-        step.duration_text = format_duration(step.duration)
-        step.log_url = f"{log_prefix}{step.step_key}/log"
-        step.raw_url = f"{step.log_url}.txt"
+        log_url = f"{log_prefix}{step.step_key}/log"
+        raw_url = f"{log_url}.txt"
         failed = step.status in STEP_FAILED
-        step.failure_allowed = failed and step.step_key in allowed_to_fail
-        step.is_failure = failed and not step.failure_allowed
-        step.first_failure = False
-        if step.is_failure and run.failed_step is None and run.status == RunStatus.FAILED:
-            run.failed_step = step
-            step.first_failure = True
-        step.ran = bool(step.started_at) and not step.reused_from_id and step.worker != QUEUED
-        step.earlier_attempts = [
-            EarlierAttempt.of(record, step.raw_url) for record in step.attempts or ()
-        ]
-    run.timeline = _timeline(run, steps, now)
-    return steps
+        failure_allowed = failed and step.step_key in allowed_to_fail
+        is_failure = failed and not failure_allowed
+        first_failure = is_failure and failed_step is None and run.status == RunStatus.FAILED
+        row = StepRow(
+            step,
+            log_url=log_url,
+            raw_url=raw_url,
+            failure_allowed=failure_allowed,
+            is_failure=is_failure,
+            first_failure=first_failure,
+            ran=bool(step.started_at) and not step.reused_from_id and step.worker != QUEUED,
+            earlier_attempts=[EarlierAttempt.of(record, raw_url) for record in step.attempts or ()],
+        )
+        if first_failure:
+            failed_step = row
+        rows.append(row)
+    timeline = _timeline(run, rows, timezone.now())
+    return RunRow(run, failed_step=failed_step, timeline=timeline), rows
 
 
 def log_tail(step: StepRun, after: int = 0, limit: int = LIVE_LINES) -> tuple[list[LogLine], int]:
@@ -169,12 +207,12 @@ def render(fragment: str, **context) -> str:
     return render_to_string(f"{TEMPLATE}#{fragment}", context)
 
 
-def log_html(step: StepRun, lines: list[LogLine], left_out: int) -> str:
+def log_html(step: StepRow, lines: list[LogLine], left_out: int) -> str:
     note = skipped_note(left_out, step.log_url) if left_out else ""
     return mark_safe(note + render_lines(lines))  # noqa: S308 - both escape what they show
 
 
-def _timeline(run: Run, steps: list[StepRun], now) -> dict:
+def _timeline(run: Run, steps: list[StepRow], now) -> dict:
     """Bars of a Gantt chart: where each step started and ended, in % of the run.
 
     The first TIMELINE_BARS steps that ran here have a bar; ``more`` counts
@@ -201,7 +239,7 @@ def _timeline(run: Run, steps: list[StepRun], now) -> dict:
     return {"bars": bars, "span": span, "more": len(started) - len(bars)}
 
 
-def _timeline_state(run: Run) -> tuple:
+def _timeline_state(run: RunRow) -> tuple:
     """What the timeline fragment shows: its bars' steps, and how many more."""
     bars = tuple(
         (bar["step"].pk, bar["step"].status, bar["step"].started_at, bar["step"].finished_at)
@@ -210,11 +248,11 @@ def _timeline_state(run: Run) -> tuple:
     return (run.started_at, run.finished_at, bars, run.timeline["more"])
 
 
-def _summary_state(run: Run) -> tuple:
+def _summary_state(run: RunRow) -> tuple:
     return (run.status, run.stop_requested, run.error, run.started_at, run.finished_at)
 
 
-def _step_state(step: StepRun) -> tuple:
+def _step_state(step: StepRow) -> tuple:
     return (
         step.status,
         step.attempt,
@@ -291,7 +329,7 @@ class RunWatch:
         self.final = self._ended(run, steps)
         return update
 
-    def _fragments(self, run: Run, steps: list[StepRun]) -> list[str]:
+    def _fragments(self, run: RunRow, steps: list[StepRow]) -> list[str]:
         parts: list[str] = []
         token = new_form_token()
         if self.shown.get("run-summary") != (state := _summary_state(run)):
@@ -308,17 +346,17 @@ class RunWatch:
                 parts.append(render("step-head", run=run, step=step, form_token=token))
         return parts
 
-    def _followed(self, steps: list[StepRun]) -> list[StepRun]:
+    def _followed(self, steps: list[StepRow]) -> list[StepRow]:
         return steps
 
-    def _ended(self, run: Run, steps: list[StepRun]) -> bool:
+    def _ended(self, run: RunRow, steps: list[StepRow]) -> bool:
         return run.is_final
 
     def _target(self, step_id: int) -> str:
         """The id of the element a step's new lines are appended to."""
         return f"log-{self.keys[step_id]}"
 
-    def _new_lines(self, step: StepRun) -> Tail | None:
+    def _new_lines(self, step: StepRow) -> Tail | None:
         if step.pk in self.complete or step.status in SILENT:
             return None
         after = self.sent.get(step.pk, 0)
@@ -410,16 +448,16 @@ class StepLogWatch(RunWatch):
         super().__init__(run_id)
         self.step_key = step_key
 
-    def _followed(self, steps: list[StepRun]) -> list[StepRun]:
+    def _followed(self, steps: list[StepRow]) -> list[StepRow]:
         return [step for step in steps if step.step_key == self.step_key]
 
-    def _ended(self, run: Run, steps: list[StepRun]) -> bool:
+    def _ended(self, run: RunRow, steps: list[StepRow]) -> bool:
         return all(step.is_final for step in self._followed(steps))
 
     def _target(self, step_id: int) -> str:
         return "log-lines"
 
-    def _fragments(self, run: Run, steps: list[StepRun]) -> list[str]:
+    def _fragments(self, run: RunRow, steps: list[StepRow]) -> list[str]:
         parts = []
         for step in self._followed(steps):
             # The lines were read first: the viewer has them all up to sent.

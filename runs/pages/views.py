@@ -28,7 +28,6 @@ from runs import engine
 from runs.executors import get_executor
 from runs.live import watch
 from runs.live.publish import LIVE_LINES
-from runs.live.watch import format_duration
 from runs.models import CancelSource, StepRun, StopRequest, Trigger
 from runs.pages import definition_diff, history
 from runs.pages.run_form import new_form_token, run_form_context
@@ -80,8 +79,6 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
     filters = history.Filters.from_query(request.GET, workflow=workflow.slug if workflow else "")
     runs = filters.apply(visible_runs(request.user)).select_related("workflow", "triggered_by")
     page = history.page_of(runs, request.GET, by_time=filters.by_time)
-    for run in page.runs:
-        run.duration_text = format_duration(run.duration)
     context = {
         "workflow": workflow,
         "filters": filters,
@@ -117,7 +114,7 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    steps = watch.prepare(run, watch.steps_of(run))
+    run, steps = watch.prepare(run, watch.steps_of(run))
     for step in steps:
         step.log_html = watch.log_html(step, *watch.log_tail(step, limit=LIVE_LINES))
     context = {
@@ -179,8 +176,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     if request.htmx:
         # The run page: its summary, now saying "Stopping…" (or how it ended).
         run.refresh_from_db()
-        watch.prepare(run, [])
-        context = {"run": run, "form_token": new_form_token()}
+        context = {"run": watch.prepare(run, [])[0], "form_token": new_form_token()}
         return render(request, "runs/run_detail.html#run-summary", context)
     run.refresh_from_db(fields=["status"])
     if not stopping:

@@ -1,10 +1,14 @@
-"""How a status reads on a page: one casing everywhere ("Timed out", "Succeeded")."""
+"""How a status and a duration read on a page: one casing everywhere ("Timed out"), one
+way of writing a duration ("4 min 05 s")."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from django import template
 from django.utils.text import capfirst
 
+from runs.live.watch import format_duration
 from runs.models import RunStatus, StepStatus
 
 register = template.Library()
@@ -16,3 +20,9 @@ LABELS = {**dict(StepStatus.choices), **dict(RunStatus.choices)}
 def status_label(status: str) -> str:
     """The display label of a run's or step's status value, capitalised."""
     return capfirst(str(LABELS.get(status, status)))
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """A run's, step's or attempt's duration: 3.2 s, 4 min 05 s, 2 h 03 min; "" if none."""
+    return format_duration(value)
