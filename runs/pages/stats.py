@@ -15,7 +15,7 @@ from typing import TypedDict
 from django.urls import reverse
 from django.utils.timezone import localtime
 
-from runs.live.watch import format_duration
+from runs.live.rows import format_duration
 from runs.models import Run, RunStatus
 from workflows.models import Workflow
 

@@ -26,7 +26,7 @@ from orchestrator_site.access import (
 )
 from runs import engine
 from runs.executors import get_executor
-from runs.live import watch
+from runs.live import rows, watch
 from runs.live.publish import LIVE_LINES
 from runs.models import CancelSource, StepRun, StopRequest, Trigger
 from runs.pages import definition_diff, history
@@ -114,7 +114,7 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     run = get_run_for_user(request, run_id)
-    run, steps = watch.prepare(run, watch.steps_of(run))
+    run, steps = rows.prepare(run, rows.steps_of(run))
     for step in steps:
         step.log_html = watch.log_html(step, *watch.log_tail(step, limit=LIVE_LINES))
     context = {
@@ -176,7 +176,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
     if request.htmx:
         # The run page: its summary, now saying "Stopping…" (or how it ended).
         run.refresh_from_db()
-        context = {"run": watch.prepare(run, [])[0], "form_token": new_form_token()}
+        context = {"run": rows.prepare(run, [])[0], "form_token": new_form_token()}
         return render(request, "runs/run_detail.html#run-summary", context)
     run.refresh_from_db(fields=["status"])
     if not stopping:

@@ -8,7 +8,7 @@ from datetime import timedelta
 from django import template
 from django.utils.text import capfirst
 
-from runs.live.watch import format_duration
+from runs.live.rows import format_duration
 from runs.models import RunStatus, StepStatus
 
 register = template.Library()

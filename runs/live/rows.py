@@ -1,0 +1,189 @@
+"""A run and its steps as the run page shows them: rows with display values.
+
+``prepare`` turns a Run and its StepRuns into a RunRow and StepRows, which
+read the models' fields through and add what is worked out for display
+(log addresses, which failure counts, earlier attempts, the timeline). The
+page (runs.pages.views) and the websocket's watcher (runs.live.watch)
+render the same partials from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.urls import reverse
+from django.utils import timezone
+
+from runs.models import QUEUED, STEP_FAILED, Run, RunStatus, StepRun, StepStatus
+
+# Bars of the timeline: a run may have a thousand steps, and the timeline is
+# sent again to every viewer when one of them changes.
+TIMELINE_BARS = 200
+
+
+def format_duration(duration: timedelta | None) -> str:
+    """3.2 s, 4 min 05 s, 2 h 03 min: short and readable; empty when not started."""
+    if duration is None:
+        return ""
+    seconds = duration.total_seconds()
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, second = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {second:02d} s"
+    hours, minute = divmod(minutes, 60)
+    return f"{hours} h {minute:02d} min"
+
+
+def load(run_id: int, step_key: str | None = None) -> tuple[RunRow, list[StepRow]]:
+    """The run and its steps (only the one of *step_key*, when given), prepared."""
+    run = Run.objects.select_related("workflow", "triggered_by").get(pk=run_id)
+    return prepare(run, steps_of(run, step_key))
+
+
+def steps_of(run: Run, step_key: str | None = None) -> list[StepRun]:
+    """The run's steps, with the step runs that reused ones came from."""
+    steps = run.steps.select_related("reused_from__run")
+    if step_key is not None:
+        steps = steps.filter(step_key=step_key)
+    return list(steps)
+
+
+@dataclass(frozen=True)
+class EarlierAttempt:
+    """One attempt of a retried step before its last, as its card lists it."""
+
+    number: int
+    status: str
+    status_text: str
+    exit_code: int | None
+    error: str
+    duration: timedelta | None
+    # The raw text of this attempt's lines alone.
+    lines_url: str
+
+    @classmethod
+    def of(cls, record: dict[str, Any], raw_url: str) -> EarlierAttempt:
+        started, finished = (record.get(name) for name in ("started_at", "finished_at"))
+        duration = (
+            datetime.fromisoformat(finished) - datetime.fromisoformat(started)
+            if started and finished
+            else None
+        )
+        status = record.get("status", "")
+        error = record.get("error") or ""
+        if record.get("exit_code") is not None and error == f"exit code {record['exit_code']}":
+            error = ""  # shown as the exit code already
+        return cls(
+            number=record["attempt"],
+            status=status,
+            status_text=StepStatus(status).label if status in StepStatus else status,
+            exit_code=record.get("exit_code"),
+            error=error,
+            duration=duration,
+            lines_url=f"{raw_url}?attempt={record['attempt']}",
+        )
+
+
+@dataclass
+class StepRow:
+    """A step run as its card shows it: what is worked out for display, and
+    the step's own fields and methods, read through (``step_key``, ``status``…)."""
+
+    step: StepRun
+    log_url: str  # the log view
+    raw_url: str  # the raw text
+    failure_allowed: bool  # failed, with continue_on_failure
+    is_failure: bool  # failed, and it counts
+    first_failure: bool  # the step that failed the run
+    ran: bool  # has a log of its own (not skipped, reused or never taken)
+    earlier_attempts: list[EarlierAttempt]
+    log_html: str = ""  # the newest lines, on the page's first load
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "step":  # not set yet (a copy being made)
+            raise AttributeError(name)
+        return getattr(self.step, name)
+
+
+@dataclass
+class RunRow:
+    """A run as its page shows it: the step that failed it, its timeline, and
+    the run's own fields and methods, read through."""
+
+    run: Run
+    failed_step: StepRow | None  # the first in file order, as the engine names it
+    timeline: dict
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "run":
+            raise AttributeError(name)
+        return getattr(self.run, name)
+
+
+def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
+    """The run and its steps with what the templates show beyond their fields.
+
+    Which failures count (a step with continue_on_failure fails "allowed"),
+    the step that failed the run, whether a step ran here at all (a step
+    skipped, cancelled before a worker took it, or reused from another run
+    has no log of its own), its log addresses and its earlier attempts.
+    """
+    allowed_to_fail = {
+        spec["key"] for spec in run.definition.get("steps", []) if spec.get("continue_on_failure")
+    }
+    # One reverse() for every step's addresses: a run may have a thousand.
+    log_prefix = reverse("step_log_page", args=[run.pk, "-"]).removesuffix("-/log")
+    failed_step = None
+    rows = []
+    for step in steps:
+        log_url = f"{log_prefix}{step.step_key}/log"
+        raw_url = f"{log_url}.txt"
+        failed = step.status in STEP_FAILED
+        failure_allowed = failed and step.step_key in allowed_to_fail
+        is_failure = failed and not failure_allowed
+        first_failure = is_failure and failed_step is None and run.status == RunStatus.FAILED
+        row = StepRow(
+            step,
+            log_url=log_url,
+            raw_url=raw_url,
+            failure_allowed=failure_allowed,
+            is_failure=is_failure,
+            first_failure=first_failure,
+            ran=bool(step.started_at) and not step.reused_from_id and step.worker != QUEUED,
+            earlier_attempts=[EarlierAttempt.of(record, raw_url) for record in step.attempts or ()],
+        )
+        if first_failure:
+            failed_step = row
+        rows.append(row)
+    timeline = _timeline(run, rows, timezone.now())
+    return RunRow(run, failed_step=failed_step, timeline=timeline), rows
+
+
+def _timeline(run: Run, steps: list[StepRow], now) -> dict:
+    """Bars of a Gantt chart: where each step started and ended, in % of the run.
+
+    The first TIMELINE_BARS steps that ran here have a bar; ``more`` counts
+    the others (their cards below say when they ran).
+    """
+    start = run.started_at
+    if start is None:
+        return {"bars": [], "span": 0, "more": 0}
+    end = run.finished_at or now
+    span = max((end - start).total_seconds(), 0.001)
+    # A reused step ran in another run.
+    started = [step for step in steps if step.started_at is not None and not step.reused_from_id]
+    bars = []
+    for step in started[:TIMELINE_BARS]:
+        left = (step.started_at - start).total_seconds() / span
+        right = ((step.finished_at or now) - start).total_seconds() / span
+        bars.append(
+            {
+                "step": step,
+                "left": f"{max(0.0, min(left, 1.0)) * 100:.2f}",
+                "width": f"{max(0.0, min(right, 1.0) - max(left, 0.0)) * 100:.2f}",
+            }
+        )
+    return {"bars": bars, "span": span, "more": len(started) - len(bars)}
