@@ -46,7 +46,8 @@ def main() -> None:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from workflows.definition import clean_definition, save_definition
+    from workflows.definition import clean_definition
+    from workflows.store import save_definition
 
     call_command("migrate", verbosity=0)
     steps = [

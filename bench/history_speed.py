@@ -344,7 +344,8 @@ def bench(args, began_all: float) -> None:
 
     from runs.models import LogLine, Run, StepRun
     from runs.pages import history
-    from workflows.definition import clean_definition, save_definition
+    from workflows.definition import clean_definition
+    from workflows.store import save_definition
 
     call_command("migrate", verbosity=0)
     began = time.perf_counter()

@@ -120,7 +120,8 @@ def seed() -> None:
     from django.core.management import call_command
 
     from tests.browser.phone_pages import finished_run, long_workflow
-    from workflows.definition import parse_yaml, save_definition
+    from workflows.file_format import parse_yaml
+    from workflows.store import save_definition
 
     call_command("migrate", verbosity=0)
     with contextlib.redirect_stdout(sys.stderr):

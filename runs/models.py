@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -66,6 +68,20 @@ STEP_FINAL = frozenset(
 STEP_FAILED = frozenset({StepStatus.FAILED, StepStatus.TIMED_OUT})
 
 
+class Timed:
+    """A run or a step run: started, perhaps finished."""
+
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def duration(self) -> timedelta | None:
+        """How long it ran, or has run until now; None before it starts."""
+        if self.started_at is None:
+            return None
+        return (self.finished_at or timezone.now()) - self.started_at
+
+
 class RunQuerySet(models.QuerySet):
     def active(self) -> RunQuerySet:
         return self.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
@@ -74,7 +90,7 @@ class RunQuerySet(models.QuerySet):
         return self.filter(status__in=RUN_FINAL)
 
 
-class Run(models.Model):
+class Run(Timed, models.Model):
     workflow = models.ForeignKey(Workflow, on_delete=models.CASCADE, related_name="runs")
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=RunStatus, default=RunStatus.QUEUED)
@@ -150,14 +166,8 @@ class Run(models.Model):
     def is_final(self) -> bool:
         return self.status in RUN_FINAL
 
-    @property
-    def duration(self):
-        if self.started_at is None:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
 
-
-class StepRun(models.Model):
+class StepRun(Timed, models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
     step_key = models.CharField(max_length=100)
     name = models.CharField(max_length=200)
@@ -196,12 +206,6 @@ class StepRun(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in STEP_FINAL
-
-    @property
-    def duration(self):
-        if self.started_at is None:
-            return None
-        return (self.finished_at or timezone.now()) - self.started_at
 
 
 class LogStream(models.IntegerChoices):

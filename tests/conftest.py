@@ -15,8 +15,9 @@ from django.conf import settings
 from runs import engine
 from runs.executors.local import LocalExecutor
 from runs.models import Run, StepRun
-from workflows.definition import clean_definition, save_definition
+from workflows.definition import clean_definition
 from workflows.models import Workflow
+from workflows.store import save_definition
 
 # Short grace periods keep the suite quick; the code reads them at run time.
 settings.ORCH_KILL_GRACE = 1.0

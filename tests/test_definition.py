@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from workflows.definition import DefinitionError, parse_yaml, save_definition, to_yaml
+from workflows.definition import DefinitionError
+from workflows.file_format import parse_yaml, to_yaml
 from workflows.models import Workflow
+from workflows.store import save_definition
 
 
 def errors_of(text: str) -> dict[str, str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_workflow
-from workflows.definition import DefinitionError, parse_yaml
+from workflows.definition import DefinitionError
+from workflows.file_format import parse_yaml
 from workflows.models import Workflow
 
 PIPELINE = """

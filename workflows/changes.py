@@ -14,7 +14,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.definition import STEP_FIELDS, same_definition, to_yaml
+from workflows.definition import STEP_FIELDS
+from workflows.file_format import to_yaml
+from workflows.store import same_definition
 
 # A value longer than this, or on several lines, is left to the diff.
 SHORT = 60

@@ -1,9 +1,9 @@
-"""A workflow as plain data: validation, saving, and the YAML file format.
+"""A workflow as plain data, validated: ``clean_definition``.
 
 One validator serves the YAML import, the editor and the API, so a rule
 holds the same everywhere. Definitions are dicts shaped like
-``Workflow.definition()``; in YAML a step's kind fields sit beside the
-common ones (``command:`` next to ``timeout:``).
+``Workflow.definition()``. Saving one is workflows.store; the YAML file,
+workflows.file_format.
 """
 
 from __future__ import annotations
@@ -11,10 +11,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import yaml
-from django.db import connection, transaction
-
-from workflows import bounded_yaml
 from workflows.kinds import KINDS
 from workflows.kinds.base import ConfigError, PlaceholderScope
 from workflows.limits import (
@@ -34,7 +30,7 @@ from workflows.limits import (
     text_bytes,
     unstorable,
 )
-from workflows.models import RunIf, Step, Workflow
+from workflows.models import RunIf
 from workflows.params import clean_declarations, env_suffix
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -368,167 +364,3 @@ def _seconds(value: Any, field: str, error) -> float:
         error(field, f"must be between 0 and {MAX_SECONDS} seconds")
         return 0
     return value
-
-
-def save_order(workflow: Workflow, keys: list[str]) -> None:
-    """Give the steps the positions of *keys* and bump the version.
-
-    One statement run for every step: bulk_update's CASE costs far more in
-    Python. The caller holds the workflow's row lock.
-    """
-    table = Step._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET position = %s WHERE workflow_id = %s AND key = %s",  # noqa: S608
-            [(index, workflow.pk, key) for index, key in enumerate(keys)],
-        )
-    workflow.version += 1
-    workflow.save(update_fields=["version", "updated_at"])
-
-
-def _only_reordered(saved: dict[str, Any], definition: dict[str, Any]) -> bool:
-    def by_key(data):
-        return sorted(data["steps"], key=lambda step: step["key"])
-
-    rest = {"version", "steps"}
-    return {k: v for k, v in saved.items() if k not in rest} == {
-        k: v for k, v in definition.items() if k not in rest
-    } and by_key(saved) == by_key(definition)
-
-
-def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Equal as workflows, whatever the version and however numbers were written."""
-    strip = {"version"}
-    return {k: v for k, v in a.items() if k not in strip} == {
-        k: v for k, v in b.items() if k not in strip
-    }
-
-
-@transaction.atomic
-def save_definition(definition: dict[str, Any], *, owner=None) -> tuple[Workflow, bool]:
-    """Create or replace the workflow with this definition's slug.
-
-    The version goes up by one when anything changed; an identical
-    definition changes nothing. Returns the workflow and whether it changed.
-    """
-    workflow = Workflow.objects.select_for_update().filter(slug=definition["slug"]).first()
-    if workflow is not None:
-        saved = workflow.definition()
-        if same_definition(saved, definition):
-            return workflow, False
-        if _only_reordered(saved, definition):
-            save_order(workflow, [step["key"] for step in definition["steps"]])
-            return workflow, True
-    fields = {
-        "name": definition["name"],
-        "description": definition["description"],
-        "params": definition["params"],
-        "timeout": definition["timeout"],
-        "max_concurrent_runs": definition["max_concurrent_runs"],
-    }
-    if workflow is None:
-        workflow = Workflow.objects.create(slug=definition["slug"], owner=owner, **fields)
-    else:
-        for name, value in fields.items():
-            setattr(workflow, name, value)
-        workflow.version += 1
-        workflow.save()
-        workflow.steps.all().delete()
-    Step.objects.bulk_create(
-        Step(
-            workflow=workflow,
-            position=position,
-            key=step["key"],
-            name=step["name"],
-            kind=step["kind"],
-            config=step["config"],
-            needs=step["needs"],
-            run_if=step["run_if"],
-            timeout=step["timeout"],
-            retries=step["retries"],
-            retry_delay=step["retry_delay"],
-            continue_on_failure=step["continue_on_failure"],
-            queue=step["queue"],
-        )
-        for position, step in enumerate(definition["steps"])
-    )
-    return workflow, True
-
-
-# The YAML file format.
-
-
-def parse_yaml(text: str) -> dict[str, Any]:
-    """Parse and validate one workflow file; raise DefinitionError.
-
-    The file is read within limits (FILE_MAX_BYTES, DEPTH_MAX, VALUES_MAX
-    once aliases are expanded, NUMBER_DIGITS_MAX): what breaks one comes
-    back as an error naming the limit, before any large value is built.
-    """
-    # A browser sends a form's line breaks as CRLF: the same file posted
-    # back for confirmation must not grow past the limit.
-    text = text.replace("\r\n", "\n")
-    size = text_bytes(text)
-    if size > FILE_MAX_BYTES:
-        raise DefinitionError([("file", file_too_big(size))])
-    try:
-        data = bounded_yaml.load(text)
-    except bounded_yaml.OverLimit as exc:
-        raise DefinitionError([(f"line {exc.mark.line + 1}", exc.problem)]) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "file"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise DefinitionError([(where, f"not valid YAML: {problem}")]) from None
-    except (ValueError, OverflowError) as exc:
-        # A value PyYAML's resolver took for a date or a number and Python
-        # refused (2026-13-45): the file is wrong, not the server.
-        raise DefinitionError([("file", f"not valid YAML: {exc}")]) from None
-    return clean_definition(data)
-
-
-def file_too_big(size: int) -> str:
-    return f"{size:,} bytes; a workflow file may be at most {FILE_MAX_BYTES:,} bytes (1 MiB)"
-
-
-def to_yaml(definition: dict[str, Any]) -> str:
-    """The file form of a definition: defaults left out, kind fields inline."""
-    data: dict[str, Any] = {"slug": definition["slug"], "name": definition["name"]}
-    if definition.get("description"):
-        data["description"] = definition["description"]
-    if definition.get("params"):
-        data["params"] = definition["params"]
-    if definition.get("timeout"):
-        data["timeout"] = definition["timeout"]
-    if definition.get("max_concurrent_runs"):
-        data["max_concurrent_runs"] = definition["max_concurrent_runs"]
-    steps = []
-    previous: list[str] = []
-    for step in definition["steps"]:
-        item: dict[str, Any] = {"key": step["key"]}
-        if step["name"] != step["key"]:
-            item["name"] = step["name"]
-        item["kind"] = step["kind"]
-        item.update(step["config"])
-        if step["needs"] != previous:
-            item["needs"] = step["needs"]
-        for field, default in STEP_DEFAULTS.items():
-            if step[field] != default:
-                item[field] = step[field]
-        steps.append(item)
-        previous = [step["key"]]
-    data["steps"] = steps
-    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-
-
-class _Dumper(yaml.SafeDumper):
-    pass
-
-
-def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    # Multi-line commands read best as literal blocks.
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _text)

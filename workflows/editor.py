@@ -15,14 +15,9 @@ from typing import Any
 
 from django.db import transaction
 
-from workflows.definition import (
-    DefinitionError,
-    clean_definition,
-    same_definition,
-    save_definition,
-    save_order,
-)
+from workflows.definition import DefinitionError, clean_definition
 from workflows.models import Workflow
+from workflows.store import same_definition, save_definition, save_order
 
 
 class StaleVersion(Exception):

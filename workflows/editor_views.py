@@ -17,13 +17,14 @@ from django_htmx.http import reswap, retarget
 from orchestrator_site.access import get_workflow_for_user
 from workflows import editor
 from workflows.changes import compare
-from workflows.definition import DefinitionError, file_too_big, parse_yaml, to_yaml
+from workflows.definition import DefinitionError
 from workflows.editor_forms import (
     form_values,
     settings_errors,
     settings_from_post,
     step_from_post,
 )
+from workflows.file_format import file_too_big, parse_yaml, to_yaml
 from workflows.kinds import KINDS
 from workflows.limits import FILE_MAX_BYTES, shown
 from workflows.models import Workflow

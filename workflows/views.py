@@ -17,13 +17,14 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from orchestrator_site.access import get_workflow_for_user
 from runs import for_workflows
-from workflows.definition import KEY_RULE, DefinitionError, clean_definition, save_definition
+from workflows.definition import KEY_RULE, DefinitionError, clean_definition
 from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
 from workflows.limits import NAME_MAX, cut
 from workflows.models import Step, Workflow
 from workflows.params import PARAM_TYPES
+from workflows.store import save_definition
 
 RECENT_RUNS = 20
 

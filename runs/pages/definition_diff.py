@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from runs.models import Run
 from workflows.changes import Changes, compare
-from workflows.definition import to_yaml
+from workflows.file_format import to_yaml
 from workflows.models import Workflow
 
 

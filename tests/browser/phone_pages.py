@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from runs import engine
 from runs.models import LogLine, LogStream, Run, RunStatus, StepRun, StepStatus
-from workflows.definition import clean_definition, save_definition
+from workflows.definition import clean_definition
 from workflows.models import Workflow
+from workflows.store import save_definition
 
 LONG_NAME = "Quarterly reconciliation of every regional ledger with the central warehouse"
 LONG_WORD = "x" * 40

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workflows.definition import to_yaml
+from workflows.file_format import to_yaml
 from workflows.models import Workflow
 
 

@@ -5,9 +5,11 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from workflows.changes import compare
-from workflows.definition import DefinitionError, file_too_big, parse_yaml, save_definition
+from workflows.definition import DefinitionError
+from workflows.file_format import file_too_big, parse_yaml
 from workflows.limits import FILE_MAX_BYTES
 from workflows.models import Workflow
+from workflows.store import save_definition
 
 
 class Command(BaseCommand):
