@@ -28,10 +28,10 @@
         // feel in every browser (and what automated browsers drive).
         forceFallback: true,
         draggable: ".step-card",
+        // SortableJS fires "end" on the list itself, which htmx posts on
+        // (hx-trigger): firing another here would post every order twice.
         onEnd: function (event) {
-          if (event.oldIndex === event.newIndex) return;
-          list.classList.add("saving");
-          list.dispatchEvent(new Event("end", { bubbles: true }));
+          if (event.oldIndex !== event.newIndex) list.classList.add("saving");
         },
       });
     });
