@@ -10,10 +10,7 @@ from django.contrib import messages
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Window
 from django.db.models.functions import RowNumber
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -24,6 +21,7 @@ from workflows.kinds.http import METHODS
 from workflows.limits import NAME_MAX, cut
 from workflows.models import Step, Workflow
 from workflows.params import PARAM_TYPES, TRUE_WORDS, Param
+from workflows.step_cards import card_form_fields, step_cards
 
 RECENT_RUNS = 20
 
@@ -186,23 +184,12 @@ def render_workflow_detail(
     """
     errors = errors or {}
     steps = list(workflow.steps.all())
-    # One reverse() for all the steps' links: a long workflow has hundreds.
-    prefix = reverse("step_card", args=[workflow.slug, "-"]).removesuffix("-/")
-    for step in steps:
-        step.summary = _summary(step)
-        step.url = f"{prefix}{step.key}/"
-    # The hidden fields of every card's small forms, built once, not per card.
-    card_form_fields = format_html(
-        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-        '<input type="hidden" name="version" value="{}">',
-        get_token(request),
-        workflow.version,
-    )
     context = {
-        "card_form_fields": card_form_fields,
+        "card_form_fields": card_form_fields(request, workflow),
         "workflow": workflow,
         "params": workflow.param_specs,
         "steps": steps,
+        "cards": step_cards(workflow, steps),
         "graph": _graph(steps),
         "kinds": KINDS.values(),
         "http_methods": METHODS,
@@ -214,8 +201,10 @@ def render_workflow_detail(
         "settings_saved": settings_saved,
         **run_form_context(workflow, values, errors),
     }
-    if editing or adding:
-        context["step_form"] = _step_form(steps, editing, adding, step_values, step_errors)
+    # Always set: every card asks, and a missing name is slow to look up.
+    context["step_form"] = (
+        _step_form(steps, editing, adding, step_values, step_errors) if editing or adding else None
+    )
     if fragment is None:
         context["runs"] = workflow.runs.select_related("triggered_by").order_by("-id")[:RECENT_RUNS]
     template = "workflows/workflow_detail.html"
@@ -280,11 +269,6 @@ def _with_last_run(workflows: QuerySet[Workflow]) -> QuerySet[Workflow]:
         last_run_status=latest("status"),
         last_run_at=latest("created_at"),
     )
-
-
-def _summary(step: Step) -> str:
-    kind = KINDS.get(step.kind)
-    return kind.summary(step.config) if kind is not None else ""
 
 
 def run_form_context(
