@@ -211,6 +211,38 @@ def render_workflow_detail(
     return render(request, f"{template}#{fragment}" if fragment else template, context)
 
 
+def render_order_saved(
+    request: HttpRequest, workflow: Workflow, before: list[str], *, notice: str, saved_from: int
+) -> HttpResponse:
+    """What a saved new order changes on the editor, for a list already showing it.
+
+    *before* is the order the list showed until the change: only the steps
+    whose number changed get their number again, and only those that became,
+    or stopped being, the first or the last get their arrows again.
+    """
+    steps = list(workflow.steps.all())
+    was = {key: index for index, key in enumerate(before, 1)}
+    # The same steps in another order: only a step that moved can have
+    # become, or stopped being, the first or the last.
+    moved = {step.key for index, step in enumerate(steps, 1) if was.get(step.key) != index}
+    renumbered = step_cards(workflow, steps, only=moved)
+    context = {
+        "workflow": workflow,
+        "card_form_fields": card_form_fields(request, workflow),
+        "graph": _graph(steps),
+        "notice": {"text": notice, "level": "success"},
+        "saved_from": saved_from,
+        "renumbered": renumbered,
+        "rearmed": [
+            card
+            for card in renumbered
+            if (card["first"], card["last"])
+            != (was.get(card["key"]) == 1, was.get(card["key"]) == len(before))
+        ],
+    }
+    return render(request, "workflows/workflow_detail.html#order-saved", context)
+
+
 def _settings_of(workflow: Workflow) -> dict[str, Any]:
     return {
         "name": workflow.name,
