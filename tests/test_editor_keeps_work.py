@@ -59,15 +59,22 @@ def test_the_yaml_import_says_the_same_rule(db):
 
 
 def test_it_tells_the_editor_which_version_a_saved_change_was_made_on(alice_client, pipeline):
-    saved = alice_client.post(
+    dragged = alice_client.post(
         "/workflows/pipeline/steps/order", {"version": "1", "order": ["fetch", "build"]}, **HTMX
     )
+    deleted = alice_client.post("/workflows/pipeline/steps/build/delete", {"version": "2"}, **HTMX)
     refused = alice_client.post(
         "/workflows/pipeline/steps/order", {"version": "1", "order": ["fetch", "build"]}, **HTMX
     )
 
-    assert '<div id="editor" data-version="2" data-saved-from="1">' in saved.content.decode()
-    assert '<div id="editor" data-version="2">' in refused.content.decode()
+    # A drag answers with the editor's version alone (the list already shows
+    # the order); other changes with the whole editor.
+    assert (
+        '<input type="hidden" id="editor-version" name="version" value="2" data-saved-from="1">'
+        in dragged.content.decode()
+    )
+    assert '<div id="editor" data-version="3" data-saved-from="2">' in deleted.content.decode()
+    assert '<div id="editor" data-version="3">' in refused.content.decode()
 
 
 def test_it_opens_a_new_step_form_in_its_own_place_with_ids_of_its_own(alice_client, pipeline):

@@ -41,18 +41,40 @@ def test_it_shows_the_steps_in_order_with_their_graph(alice_client, pipeline):
     assert 'hx-post="/workflows/pipeline/steps/order"' in page
 
 
-def test_it_saves_a_dragged_order_and_redraws_the_editor(alice_client, pipeline):
+def test_it_saves_a_dragged_order_and_sends_only_what_the_order_changed(alice_client, pipeline):
     response = alice_client.post(
         "/workflows/pipeline/steps/order",
         {"version": "1", "order": ["lint", "fetch", "build"]},
         **HTMX,
     )
+    page = response.content.decode()
 
     assert response.status_code == 200
-    assert response["HX-Retarget"] == "#editor"
-    assert "New order saved." in response.content.decode()
-    assert 'id="editor-version" name="version" value="2"' in response.content.decode()
+    assert response["HX-Retarget"] == "#editor-version"  # the list already shows the order
+    assert "New order saved." in page
+    assert 'id="editor-version" name="version" value="2"' in page
+    # Every step moved: each gets its number, and the first and last their arrows.
+    assert '<span hx-swap-oob="innerHTML:#step-lint .step-index">1</span>' in page
+    assert '<span hx-swap-oob="innerHTML:#step-build .step-index">3</span>' in page
+    assert 'aria-label="Move lint up" disabled>' in page
+    assert 'aria-label="Move build down" disabled>' in page
+    assert 'aria-label="Move lint down">' in page  # no longer the last
+    assert '"edges": [{"from": "fetch", "to": "build"}]' in page
+    assert 'class="step-card"' not in page
     assert keys() == ["lint", "fetch", "build"]
+
+
+def test_it_sends_again_only_the_steps_a_drag_moved(alice_client, pipeline):
+    page = alice_client.post(
+        "/workflows/pipeline/steps/order",
+        {"version": "1", "order": ["fetch", "lint", "build"]},
+        **HTMX,
+    ).content.decode()
+
+    assert "#step-fetch" not in page  # still the first, with the same number
+    assert '<span hx-swap-oob="innerHTML:#step-lint .step-index">2</span>' in page
+    assert '<div hx-swap-oob="innerHTML:#step-build .step-move">' in page  # now the last
+    assert '<div hx-swap-oob="innerHTML:#step-lint .step-move">' in page  # no longer the last
 
 
 def test_it_refuses_a_drag_above_a_needed_step_and_shows_the_saved_order(alice_client, pipeline):

@@ -3,7 +3,8 @@
 Each action posts a change with the version it was made on. With htmx the
 answer is the page's ``editor`` fragment, drawn again from what was saved
 (or, for an invalid step, the step's form with the errors beside the
-fields); without JavaScript the browser is redirected back to the page.
+fields; for a saved drag, only what the new order changed); without
+JavaScript the browser is redirected back to the page.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from workflows.file_format import file_too_big, parse_yaml, to_yaml
 from workflows.kinds import KINDS
 from workflows.limits import FILE_MAX_BYTES, shown
 from workflows.models import Workflow
-from workflows.views import render_workflow_detail
+from workflows.views import render_order_saved, render_workflow_detail
 
 # An uploaded file's name, echoed in messages and carried by the confirmation.
 FILENAME_MAX_CHARS = 200
@@ -80,12 +81,26 @@ def _refused(request: HttpRequest, workflow: Workflow, exc: Exception) -> HttpRe
 
 @require_POST
 def steps_order(request: HttpRequest, slug: str) -> HttpResponse:
+    """Save the order a drag left the list in.
+
+    With htmx the list already shows that order, so a saved one answers with
+    only what the order changed (the ``order-saved`` fragment), not with the
+    whole editor; a refused one draws the editor again in the saved order.
+    """
     workflow = get_workflow_for_user(request, slug)
+    # The order the list showed before the drag, if the drag is saved: it is
+    # refused when anything was saved since the version the page showed.
+    before = list(workflow.steps.values_list("key", flat=True))
     try:
-        editor.reorder(workflow, _version(request), request.POST.getlist("order"))
+        saved = editor.reorder(workflow, _version(request), request.POST.getlist("order"))
     except (editor.ChangeRefused, editor.StaleVersion) as exc:
         return _refused(request, workflow, exc)
-    return _after_change(request, workflow, notice="New order saved.")
+    if not request.htmx:
+        return _after_change(request, workflow, notice="New order saved.")
+    response = render_order_saved(
+        request, saved, before, notice="New order saved.", saved_from=_version(request)
+    )
+    return reswap(retarget(response, "#editor-version"), "outerHTML")
 
 
 @require_POST

@@ -8,10 +8,7 @@ from typing import Any
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -24,6 +21,7 @@ from workflows.kinds.http import METHODS
 from workflows.limits import NAME_MAX, cut
 from workflows.models import Step, Workflow
 from workflows.params import PARAM_TYPES
+from workflows.step_cards import card_form_fields, step_cards
 from workflows.store import save_definition
 
 RECENT_RUNS = 20
@@ -154,23 +152,12 @@ def render_workflow_detail(
     """
     errors = errors or {}
     steps = list(workflow.steps.all())
-    # One reverse() for all the steps' links: a long workflow has hundreds.
-    prefix = reverse("step_card", args=[workflow.slug, "-"]).removesuffix("-/")
-    for step in steps:
-        step.summary = _summary(step)
-        step.url = f"{prefix}{step.key}/"
-    # The hidden fields of every card's small forms, built once, not per card.
-    card_form_fields = format_html(
-        '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
-        '<input type="hidden" name="version" value="{}">',
-        get_token(request),
-        workflow.version,
-    )
     context = {
-        "card_form_fields": card_form_fields,
+        "card_form_fields": card_form_fields(request, workflow),
         "workflow": workflow,
         "params": workflow.param_specs,
         "steps": steps,
+        "cards": step_cards(workflow, steps),
         "graph": _graph(steps),
         "kinds": KINDS.values(),
         "http_methods": METHODS,
@@ -182,12 +169,46 @@ def render_workflow_detail(
         "settings_saved": settings_saved,
         **for_workflows.run_form_context(workflow, values, errors),
     }
-    if editing or adding:
-        context["step_form"] = _step_form(steps, editing, adding, step_values, step_errors)
+    # Always set: every card asks, and a missing name is slow to look up.
+    context["step_form"] = (
+        _step_form(steps, editing, adding, step_values, step_errors) if editing or adding else None
+    )
     if fragment is None:
         context["runs"] = for_workflows.recent_runs(workflow, RECENT_RUNS)
     template = "workflows/workflow_detail.html"
     return render(request, f"{template}#{fragment}" if fragment else template, context)
+
+
+def render_order_saved(
+    request: HttpRequest, workflow: Workflow, before: list[str], *, notice: str, saved_from: int
+) -> HttpResponse:
+    """What a saved new order changes on the editor, for a list already showing it.
+
+    *before* is the order the list showed until the change: only the steps
+    whose number changed get their number again, and only those that became,
+    or stopped being, the first or the last get their arrows again.
+    """
+    steps = list(workflow.steps.all())
+    was = {key: index for index, key in enumerate(before, 1)}
+    # The same steps in another order: only a step that moved can have
+    # become, or stopped being, the first or the last.
+    moved = {step.key for index, step in enumerate(steps, 1) if was.get(step.key) != index}
+    renumbered = step_cards(workflow, steps, only=moved)
+    context = {
+        "workflow": workflow,
+        "card_form_fields": card_form_fields(request, workflow),
+        "graph": _graph(steps),
+        "notice": {"text": notice, "level": "success"},
+        "saved_from": saved_from,
+        "renumbered": renumbered,
+        "rearmed": [
+            card
+            for card in renumbered
+            if (card["first"], card["last"])
+            != (was.get(card["key"]) == 1, was.get(card["key"]) == len(before))
+        ],
+    }
+    return render(request, "workflows/workflow_detail.html#order-saved", context)
 
 
 def _settings_of(workflow: Workflow) -> dict[str, Any]:
@@ -226,8 +247,3 @@ def _graph(steps: list[Step]) -> dict[str, Any]:
         "nodes": [{"id": s.key, "label": s.name or s.key, "kind": s.kind} for s in steps],
         "edges": [{"from": need, "to": s.key} for s in steps for need in s.needs],
     }
-
-
-def _summary(step: Step) -> str:
-    kind = KINDS.get(step.kind)
-    return kind.summary(step.config) if kind is not None else ""

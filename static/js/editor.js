@@ -2,12 +2,13 @@
 // keeps what a person is typing.
 //
 // - Drag steps to reorder them (SortableJS). Dropping a step fires "end" on
-//   the list; htmx posts the new order and swaps in the editor as the server
-//   saved it, so a refused move snaps back to the saved order.
-// - Every change answers with the whole editor drawn from the database. The
-//   step forms open in the old one are carried over into the new one, so
-//   typing in one step survives saving another, a drag, adding a step or
-//   saving the settings.
+//   the list (SortableJS does) and htmx posts the new order. A saved order
+//   answers with only what it changed (the list already shows it); a refused
+//   one with the editor as the server saved it, so the move snaps back.
+// - Every other change answers with the whole editor drawn from the
+//   database. The step forms open in the old one are carried over into the
+//   new one, so typing in one step survives saving another, a drag, adding
+//   a step or saving the settings.
 // - One "Add a step" form at a time; the key proposed from the name and its
 //   rule said beside the field; leaving with unsaved changes asks first.
 (function () {
@@ -28,10 +29,10 @@
         // feel in every browser (and what automated browsers drive).
         forceFallback: true,
         draggable: ".step-card",
+        // SortableJS fires "end" on the list itself, which htmx posts on
+        // (hx-trigger): firing another here would post every order twice.
         onEnd: function (event) {
-          if (event.oldIndex === event.newIndex) return;
-          list.classList.add("saving");
-          list.dispatchEvent(new Event("end", { bubbles: true }));
+          if (event.oldIndex !== event.newIndex) list.classList.add("saving");
         },
       });
     });
@@ -137,8 +138,29 @@
     return slot;
   }
 
+  // A saved drag answers with the editor's version input, saying which
+  // version the drag was made on (data-saved-from), rather than a new editor.
+  // Everything in the editor made on that version (the cards' small forms,
+  // the open step forms) is still current, as in carry(): it moves to the
+  // new one.
+  function orderSaved(field) {
+    const editor = field.closest("#editor");
+    const savedFrom = field.dataset.savedFrom;
+    editor.dataset.version = field.value;
+    editor.querySelectorAll("input[name=version]").forEach(function (version) {
+      if (version.value === savedFrom) version.value = field.value;
+    });
+    editor.querySelectorAll("ol.sortable.saving").forEach(function (list) {
+      list.classList.remove("saving");
+    });
+  }
+
   document.addEventListener("htmx:load", function (event) {
-    if (event.target.id === "editor") carryOpenForms(event.target);
+    const target = event.target;
+    if (target.id === "editor") carryOpenForms(target);
+    else if (target.id === "editor-version" && target.dataset.savedFrom !== undefined) {
+      orderSaved(target);
+    }
   });
 
   // Cancel closes the form on the page: the card under it shows again.

@@ -98,3 +98,37 @@ def test_it_shows_an_invalid_field_beside_it(logged_in_page: Page, server: str, 
     expect(form.locator(".field-error")).to_have_text("is required")
     page.reload()
     expect(page.locator("#step-build .step-summary")).to_have_text("./build.sh")
+
+
+def test_a_drag_numbers_the_steps_again_and_the_cards_act_on_the_new_version(
+    logged_in_page: Page, server: str, transactional_db
+):
+    make_workflow(
+        """
+        slug: pipeline
+        name: Pipeline
+        steps:
+          - {key: fetch, name: Fetch, kind: shell, command: ./fetch.sh}
+          - {key: build, name: Build, kind: shell, command: ./build.sh}
+          - {key: lint, name: Lint, kind: shell, command: ./lint.sh, needs: []}
+        """
+    )
+    page = logged_in_page
+    page.goto(f"{server}/workflows/pipeline/")
+
+    drag_to_top(page, "lint")
+
+    expect(page.get_by_role("status")).to_have_text("New order saved.")
+    expect(page.locator("#steps .step-index")).to_have_text(["1", "2", "3"])
+    expect(page.locator("svg[data-workflow-graph] .graph-node")).to_have_count(3)
+    expect(page.get_by_role("button", name="Move lint up")).to_be_disabled()
+    expect(page.get_by_role("button", name="Move fetch up")).to_be_enabled()
+    expect(page.get_by_role("button", name="Move lint down")).to_be_enabled()
+    expect(page.get_by_role("button", name="Move build down")).to_be_disabled()
+
+    # Its form was not sent again: it was moved to the new version on the page.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete lint").click()
+
+    expect(page.get_by_role("status")).to_have_text("Step “lint” deleted.")
+    expect(page.locator("#steps .step-key")).to_have_text(["fetch", "build"])
