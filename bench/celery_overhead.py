@@ -11,6 +11,11 @@ afterwards), it starts two Celery workers as users do
   bench/engine_overhead.py; and how each step's time splits between its
   trip to a worker (started -> claimed) and its execution and record
   (claimed -> finished), from the step runs' timestamps;
+- the same run as a user starts it, through ``manage.py run_workflow`` (a
+  new process each time, which connects to the broker, triggers the run and
+  follows it): its first step's wait (started -> claimed) beside the bare
+  round trip and beside the same wait of the runs triggered here, and its
+  per-step overhead beside the one of the runs triggered here;
 - throughput: runs of a one-step `true` workflow triggered as fast as
   `engine.trigger` goes, first trigger to last run final, runs per second;
 - for comparison, bare Celery on the same broker and workers: the round
@@ -20,7 +25,10 @@ afterwards), it starts two Celery workers as users do
 The bare tasks are defined in this module; the workers load it with
 ``--include bench.celery_overhead``.
 
-Usage: python bench/celery_overhead.py [--repeat N] [--runs N] [--concurrency N]
+The machine's load average is printed with the figures: on a shared machine
+they move with it, so compare figures of the same invocation.
+
+Usage: python bench/celery_overhead.py [--repeat N] [--cli-repeat N] [--runs N] [--concurrency N]
        [--postgres postgres://user@host:5432] [--redis redis://host:6379/0]
 """
 
@@ -29,8 +37,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -42,6 +50,11 @@ from pathlib import Path
 from celery import shared_task
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from bench.processes import CeleryWorker  # noqa: E402
+
 STEPS = 10
 WORKERS = 2
 WORKER_START_TIMEOUT = 60.0
@@ -118,55 +131,6 @@ def fresh_database(server: str):
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
-class Worker:
-    """A Celery worker in its own process group, as users start one."""
-
-    def __init__(
-        self, name: str, concurrency: int, pool: str, env: dict[str, str], log: Path
-    ) -> None:
-        self.name = name
-        self.log = log
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
-                *("-Q", "default", "-n", f"{name}@%h", "-c", str(concurrency), "-P", pool),
-                *("--loglevel", "INFO", "--include", "bench.celery_overhead"),
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited:\n{self.tail()}")
-            if " ready." in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"worker {self.name} not ready:\n{self.tail()}")
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-
 def wait_final(run_ids: list[int], timeout: float, every: float) -> None:
     from runs.models import RUN_FINAL, Run
 
@@ -181,13 +145,16 @@ def wait_final(run_ids: list[int], timeout: float, every: float) -> None:
 
 
 def run_linear(workflow, executor) -> dict:
-    """One run of the linear workflow: its wall time and its steps' timestamps."""
+    """One run of the linear workflow, triggered here: see measure_run."""
     from runs import engine
     from runs.models import Run
 
     run = engine.trigger(workflow, executor=executor)
     wait_final([run.pk], timeout=60, every=0.005)
-    run = Run.objects.get(pk=run.pk)
+    return measure_run(Run.objects.get(pk=run.pk))
+
+
+def measure_run(run) -> dict:
     assert run.status == "succeeded", (run.status, run.error)
     steps = list(
         run.steps.order_by("position").values_list("started_at", "heartbeat_at", "finished_at")
@@ -261,7 +228,28 @@ def bare_throughput(key: str, count: int, task=reply) -> dict:
     return {"elapsed": last - began, "sent": sent, "rate": count / (last - began)}
 
 
-def cpu_by_program(workers: list[Worker], database: str) -> dict[str, float]:
+def run_workflow_command(slug: str, env: dict[str, str]) -> dict:
+    """One run through ``manage.py run_workflow``, as a user starts one: a new
+    process that triggers the run, sends its first step and follows it."""
+    from runs.models import Run
+
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "manage.py", "run_workflow", slug, "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    command = time.perf_counter() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"run_workflow exited with {done.returncode}:\n{done.stderr[-3000:]}")
+    measured = measure_run(Run.objects.get(pk=json.loads(done.stdout)["id"]))
+    return {**measured, "command": command}
+
+
+def cpu_by_program(workers: list[CeleryWorker], database: str) -> dict[str, float]:
     """CPU seconds used so far by this benchmark's processes, from /proc: this
     process (the triggers), the workers (with the step processes they ran),
     the PostgreSQL backends of its database, Redis; and everything else."""
@@ -311,6 +299,9 @@ def goal(met: bool) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7, help="runs of the linear workflow")
+    parser.add_argument(
+        "--cli-repeat", type=int, default=7, help="runs of it through manage.py run_workflow"
+    )
     parser.add_argument("--runs", type=int, default=1000, help="one-step runs for throughput")
     parser.add_argument(
         "--concurrency", type=int, default=2, help="-c of each of the 2 workers (default 2)"
@@ -321,7 +312,7 @@ def main() -> None:
     args = parser.parse_args()
 
     prefix = f"celbench-{uuid.uuid4().hex[:8]}:"
-    workers: list[Worker] = []
+    workers: list[CeleryWorker] = []
     with (
         tempfile.TemporaryDirectory(prefix="orch-celbench-") as tmp,
         fresh_database(args.postgres) as url,
@@ -335,7 +326,6 @@ def main() -> None:
         }
         os.environ.update(env)
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
-        sys.path.insert(0, str(ROOT))
         import django
 
         django.setup()
@@ -355,16 +345,23 @@ def main() -> None:
         one = Workflow.objects.get(slug="bench-celery-one")
         executor = CeleryExecutor()
         try:
-            worker_env = {**os.environ, **env}
-            worker_env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-            deadline = time.monotonic() + WORKER_START_TIMEOUT
+            process_env = {**os.environ, **env}
             for n in range(1, WORKERS + 1):
                 workers.append(
-                    Worker(f"w{n}", args.concurrency, args.pool, worker_env, Path(tmp, f"w{n}.log"))
+                    CeleryWorker(
+                        f"w{n}",
+                        "default",
+                        process_env,
+                        Path(tmp, f"w{n}.log"),
+                        concurrency=args.concurrency,
+                        pool=args.pool,
+                        include=("bench.celery_overhead",),
+                    )
                 )
             for worker in workers:
-                worker.wait_ready(deadline)
+                worker.wait_ready(WORKER_START_TIMEOUT)
 
+            load_before = os.getloadavg()
             # Warm-up: every worker child imports, connects and runs once.
             bare_round_trips(f"{prefix}bench:warm", 20)
             for _ in range(2):
@@ -379,6 +376,11 @@ def main() -> None:
             for _ in range(args.repeat):
                 spawns.append(spawn_directly())
                 runs.append(run_linear(linear, executor))
+            cli_spawns, cli_runs = [], []
+            for _ in range(args.cli_repeat):
+                cli_spawns.append(spawn_directly())
+                cli_runs.append(run_workflow_command(linear.slug, process_env))
+            load_after = os.getloadavg()
             database = url.rpartition("/")[2]
             before = cpu_by_program(workers, database)
             flow = throughput(one, executor, args.runs)
@@ -408,6 +410,11 @@ def main() -> None:
         f"on queue default; "
         f"python {sys.version.split()[0]}; {os.cpu_count()} cores"
     )
+    print(
+        "load average (1, 5, 15 min) before the measures "
+        f"{' '.join(f'{value:.2f}' for value in load_before)}, after the linear runs "
+        f"{' '.join(f'{value:.2f}' for value in load_after)}"
+    )
     print("bare Celery, trivial task replying through a Redis list, same broker and workers:")
     print(
         f"  round trip (send -> run -> reply popped): median {median_ms(trips):6.2f} ms"
@@ -432,6 +439,37 @@ def main() -> None:
     print(
         f"  each step: started -> claimed by a worker median {median_ms(step_trips):.2f} ms, "
         f"claimed -> finished median {median_ms(executions):.2f} ms"
+    )
+    cli_overheads = [
+        (run["wall"] - spawn) / STEPS for run, spawn in zip(cli_runs, cli_spawns, strict=True)
+    ]
+    cli_step_ms = statistics.median(cli_overheads) * MS
+    first_waits = [run["trip"][0] for run in cli_runs]
+    first_ratio = statistics.median(first_waits) / statistics.median(trips)
+    later_trips = [trip for run in cli_runs for trip in run["trip"][1:]]
+    print(
+        f"run_workflow: {args.cli_repeat} runs of the same workflow through "
+        "`manage.py run_workflow --json`, a new process each (as a user starts a run)"
+    )
+    print(
+        f"  first step, started -> claimed:      median {median_ms(first_waits):6.2f} ms"
+        f"  (worst {max(first_waits) * MS:.2f})  floor, the bare round trip "
+        f"{median_ms(trips):.2f} ms: x{first_ratio:.1f}; triggered in-process "
+        f"{median_ms([run['trip'][0] for run in runs]):.2f} ms"
+    )
+    print(
+        f"  overhead per step on Celery:         median {cli_step_ms:6.2f} ms"
+        f"  (worst {max(cli_overheads) * MS:.2f})  floor, triggered in-process above "
+        f"{step_ms:.2f} ms: x{cli_step_ms / step_ms:.2f}  goal under {GOAL_STEP_MS:g} ms: "
+        f"{goal(cli_step_ms < GOAL_STEP_MS)}"
+    )
+    print(
+        f"  steps 2-{STEPS}, started -> claimed:      median {median_ms(later_trips):6.2f} ms"
+        f"  (in-process above {median_ms(step_trips):.2f} ms)"
+    )
+    print(
+        f"  the command, start to exit:          median "
+        f"{median_ms([run['command'] for run in cli_runs]):6.1f} ms"
     )
     print(f"throughput: {args.runs} runs of a one-step `true` workflow, triggered in-process")
     print(

@@ -41,15 +41,10 @@ import io
 import os
 import re
 import secrets
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.client import HTTPConnection, HTTPMessage
@@ -60,13 +55,16 @@ from urllib.parse import urlencode, urlsplit
 from autobahn.asyncio.websocket import WebSocketClientFactory, WebSocketClientProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from bench.processes import Daphne, running_daphne  # noqa: E402
+
 FLOOD_LINES = 100_000
 TICKS = 200
 TICK_EVERY = 0.05  # seconds between the lines of the fan-out step
 RUN_TIMEOUT = 300.0  # seconds a watched run may take before the bench gives up
 CONNECT_TIMEOUT = 60.0
-SERVER_START_TIMEOUT = 30.0
-SERVER_STOP_TIMEOUT = 10.0
 USERNAME = "bench"
 FLOOD_GOAL = 2.0
 LONG_LINES = 20_000
@@ -76,13 +74,6 @@ RUN_STATUS = re.compile(r'class="status status-(\w+)" id="run-status"')
 FINAL = frozenset({"succeeded", "failed", "cancelled"})
 SEQ = re.compile(r'data-seq="(\d+)"')
 TICK = re.compile(r'<span class="text">t=([0-9.]+)</span>')
-
-
-@dataclass
-class Server:
-    url: str
-    pid: int
-    log: Path
 
 
 @dataclass
@@ -163,7 +154,6 @@ def fresh_database(server: str | None, tmp: Path) -> Iterator[str]:
 def django_on(env: dict[str, str]) -> Iterator[None]:
     """Set up Django in this process on the bench's database; close it after."""
     os.environ.update(env)
-    sys.path.insert(0, str(ROOT))
     import django
     from django.db import connections
 
@@ -217,60 +207,6 @@ def step_record(run_id: int) -> StepRecord:
     return StepRecord(step.finished_at.timestamp(), step.outputs, stdout, seqs)
 
 
-# Daphne.
-
-
-@contextlib.contextmanager
-def daphne(env: dict[str, str], log: Path) -> Iterator[Server]:
-    """Daphne on a socket bound here, waited for through /healthz; stopped after."""
-    with socket.create_server(("127.0.0.1", 0), backlog=512) as listener, log.open("wb") as out:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "daphne"),
-                *("--fd", str(listener.fileno())),
-                "orchestrator_site.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            pass_fds=[listener.fileno()],
-        )
-    try:
-        wait_until_healthy(url, process, log)
-        yield Server(url, process.pid, log)
-    finally:
-        stop(process)
-
-
-def wait_until_healthy(url: str, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"Daphne exited with status {process.returncode}:\n{tail(log)}")
-        with (
-            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
-            urllib.request.urlopen(f"{url}/healthz", timeout=2) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    sys.exit(f"Daphne did not answer /healthz within {SERVER_START_TIMEOUT:g} s:\n{tail(log)}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def tail(log: Path) -> str:
     return log.read_text(errors="replace")[-4000:]
 
@@ -306,7 +242,7 @@ def request(
         connection.close()
 
 
-def start_run(server: Server, session: str, slug: str) -> int:
+def start_run(server: Daphne, session: str, slug: str) -> int:
     cookies = {"sessionid": session}
     path = f"/workflows/{slug}/run"
     status, _, page = request(server.url, "GET", path, cookies)
@@ -364,7 +300,7 @@ class Viewer(WebSocketClientProtocol):
         self.factory.inbox.ended(f"websocket closed: {code} {reason}")
 
 
-async def connect(server: Server, run_id: int, session: str) -> Inbox:
+async def connect(server: Daphne, run_id: int, session: str) -> Inbox:
     loop = asyncio.get_running_loop()
     inbox = Inbox(loop.create_future(), loop.create_future(), loop.create_future())
     where = urlsplit(server.url)
@@ -379,7 +315,7 @@ async def connect(server: Server, run_id: int, session: str) -> Inbox:
     return inbox
 
 
-async def watch(server: Server, run_id: int, session: str, viewers: int, go: Path) -> list[Inbox]:
+async def watch(server: Daphne, run_id: int, session: str, viewers: int, go: Path) -> list[Inbox]:
     """Connect the viewers, let the step print once they have their snapshot, wait for the end."""
     connecting = asyncio.gather(*(connect(server, run_id, session) for _ in range(viewers)))
     inboxes = await asyncio.wait_for(connecting, CONNECT_TIMEOUT)
@@ -394,7 +330,7 @@ async def watch(server: Server, run_id: int, session: str, viewers: int, go: Pat
     return inboxes
 
 
-def watch_run(server: Server, bench: Bench, slug: str, viewers: int) -> tuple[int, list[Inbox]]:
+def watch_run(server: Daphne, bench: Bench, slug: str, viewers: int) -> tuple[int, list[Inbox]]:
     run_id = start_run(server, bench.session, slug)
     go = go_file(bench.tmp, slug)
     try:
@@ -411,7 +347,7 @@ def watch_run(server: Server, bench: Bench, slug: str, viewers: int) -> tuple[in
 
 def flood(bench: Bench, *, redis: bool) -> None:
     layer = "Redis" if redis else "in-memory"
-    with daphne(bench.env(redis=redis), bench.tmp / f"daphne-flood-{layer}.log") as server:
+    with running_daphne(bench.env(redis=redis), bench.tmp / f"daphne-flood-{layer}.log") as server:
         run_id, (inbox,) = watch_run(server, bench, "bench-flood", 1)
     step = step_record(run_id)
     ended = float(step.outputs["ended"])
@@ -452,7 +388,7 @@ def long_lines(bench: Bench, *, redis: bool, repeat: int) -> None:
     delays: list[float] = []
     largest = 0
     messages: list[int] = []
-    with daphne(bench.env(redis=redis), bench.tmp / f"daphne-long-{layer}.log") as server:
+    with running_daphne(bench.env(redis=redis), bench.tmp / f"daphne-long-{layer}.log") as server:
         for _ in range(repeat):
             for slug, times in (("bench-one", floors), ("bench-long", delays)):
                 run_id, (inbox,) = watch_run(server, bench, slug, 1)
@@ -505,7 +441,7 @@ def p95(values: list[float]) -> float:
 
 
 def fan_out(bench: Bench, viewers: int) -> None:
-    with daphne(bench.env(redis=True), bench.tmp / "daphne-fan-out.log") as server:
+    with running_daphne(bench.env(redis=True), bench.tmp / "daphne-fan-out.log") as server:
         before = memory(server.pid)
         _, inboxes = watch_run(server, bench, "bench-ticks", viewers)
         after = memory(server.pid)

@@ -25,16 +25,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from bench.processes import running_daphne  # noqa: E402
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -112,7 +114,6 @@ def installation_env(folder: Path) -> dict[str, str]:
 
 def seed() -> None:
     """The database: the demos, the nightly build, long content, and a user."""
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
@@ -135,39 +136,10 @@ def seed() -> None:
 
 @contextlib.contextmanager
 def daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    env = {**os.environ, **env, "ORCH_EXECUTOR_AUTOSTART": "true"}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    with socket.create_server(("127.0.0.1", 0)) as listener, log_path.open("wb") as log:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "--fd",
-                str(listener.fileno()),
-                "orchestrator_site.asgi:application",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=[listener.fileno()],
-        )
-    try:
-        wait_until(lambda: healthy(url), "the server to answer")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(15)
-
-
-def healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    with running_daphne(
+        {**os.environ, **env, "ORCH_EXECUTOR_AUTOSTART": "true"}, log_path
+    ) as server:
+        yield server.url
 
 
 def wait_until(condition, what: str, timeout: float = 60) -> None:

@@ -22,6 +22,8 @@ def execute_step(job: dict) -> None:
 def _start_steps_runtime(**_) -> None:
     # At once, not at the first step: its reaper also watches other workers.
     distributed.worker_runtime()
+    # The steps it starts are sent from here: connected before the first one.
+    distributed.CeleryExecutor().connect()
 
 
 @worker_process_shutdown.connect

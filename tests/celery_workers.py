@@ -9,85 +9,18 @@ the test process's own local executors, whose runs they must not take over.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
 
+from bench.processes import CeleryWorker
 from orchestrator_site.celery import app
 from tests.conftest import REDIS_URL, manage_env, needs_redis
 
-WORKER_START_TIMEOUT = 30.0
 # This test process's Redis keys and channel names, apart from any other's.
 PREFIX = f"test-{uuid.uuid4().hex[:8]}:"
-
-
-class Worker:
-    def __init__(
-        self, name: str, queues: str, env: dict[str, str], log: Path, concurrency: int = 2
-    ) -> None:
-        self.name = name
-        self.log = log
-        self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "celery", "-A", "orchestrator_site", "worker"),
-                *("-Q", queues, "-n", f"{name}@%h", "-c", str(concurrency), "--loglevel", "INFO"),
-                "--without-mingle",
-                "--without-gossip",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own group: kill -9 takes all its processes
-        )
-
-    def pids(self) -> set[int]:
-        """The worker's processes: its main process and its pool's children."""
-        found = {self.process.pid}
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    if os.getpgid(int(entry.name)) == self.process.pid:
-                        found.add(int(entry.name))
-                except OSError:
-                    continue
-        return found
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited:\n{self.log.read_text()[-3000:]}")
-            if " ready." in self.log.read_text(errors="replace"):
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker {self.name} not ready:\n{self.log.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """kill -9 of the worker, its pool and everything in its group."""
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def terminate(self) -> None:
-        """SIGTERM to the worker's main process, as ``kill <pid>`` or systemd
-        (``KillMode=mixed``) stop a worker: its warm shutdown."""
-        self.process.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 workers_prefix = [""]  # the channel-layer prefix the workers publish under
@@ -100,19 +33,21 @@ class Workers(dict):
         super().__init__()
         self.env, self.prefix, self.logs = env, prefix, logs
 
-    def start(self, name: str, queues: str, concurrency: int = 2, **env: str) -> Worker:
+    def start(self, name: str, queues: str, concurrency: int = 2, **env: str) -> CeleryWorker:
         """Start worker *name* on *queues* (running *concurrency* steps at once),
         with *env* added to the workers' environment."""
         return self.start_many([name], queues, concurrency, **env)[0]
 
     def start_many(
         self, names: list[str], queues: str, concurrency: int = 2, **env: str
-    ) -> list[Worker]:
+    ) -> list[CeleryWorker]:
         """Start workers side by side (faster than one after the other)."""
         started = []
         for name in names:
             log = self.logs / f"{name}.log"
-            started.append(Worker(name, queues, {**self.env, **env}, log, concurrency))
+            started.append(
+                CeleryWorker(name, queues, {**self.env, **env}, log, concurrency=concurrency)
+            )
             self[name] = started[-1]
         for worker in started:
             worker.wait_ready()

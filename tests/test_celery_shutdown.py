@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from bench.processes import CeleryWorker
 from runs.executors.processes import stop_leftover_processes
-from tests.celery_workers import Worker, Workers
+from tests.celery_workers import Workers
 from tests.conftest import log_text, make_workflow, start_run, steps_of, wait_for, wait_until_final
 from tests.test_celery import running_somewhere, worker_of
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 GRACE_OVER = "worker stopped: the step did not finish within the worker's 2 s shutdown grace period"
 
 
-def has_exited(worker: Worker, timeout: float = 30) -> int:
+def has_exited(worker: CeleryWorker, timeout: float = 30) -> int:
     wait_for(lambda: worker.process.poll() is not None, timeout, message=f"{worker.name} to exit")
     return worker.process.returncode
 

@@ -26,7 +26,8 @@ def get_executor() -> Executor | Dispatcher:
             if settings.CELERY_BROKER_URL:
                 from runs.executors.celery import CeleryExecutor
 
-                _executor = CeleryExecutor()
+                # Connected before the first run is started, and kept so.
+                _executor = CeleryExecutor().keep_connected()
             else:
                 _executor = LocalExecutor().start()
                 atexit.register(_executor.stop)

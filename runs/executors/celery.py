@@ -62,6 +62,11 @@ log = logging.getLogger(__name__)
 
 # How long a task may go on with the steps of a chain (see execute).
 CHAIN_FOR = 1.0
+# How often a process that sends runs checks its broker connection (seconds):
+# under the broker client's health check interval (25 s), so that a send
+# never waits for one, and a connection the network dropped is replaced
+# before a run needs it.
+KEEP_CONNECTED_EVERY = 20.0
 GRACE_OVER = "grace over"  # a stop reason of a stopping worker's own
 
 
@@ -77,6 +82,65 @@ class CeleryExecutor:
     def dispatch(self, progress: engine.Progress) -> None:
         for job in progress.jobs:
             send(job)
+
+    def connect(self) -> CeleryExecutor:
+        """Connect to the broker now, before any run is started here.
+
+        A process's first send otherwise connects (and finishes setting up
+        Celery) after the run was marked started: its first step waited for
+        that, some 70 ms to several hundred on a busy machine. With the
+        broker away, the run's steps wait to be sent, as they would anyway.
+        """
+        try:
+            connect_to_broker()
+        except BrokerError as exc:
+            log.warning("cannot reach the broker yet: %s", exc)
+        return self
+
+    def keep_connected(self) -> CeleryExecutor:
+        """Connect now, then check the connection every KEEP_CONNECTED_EVERY
+        seconds, for a long-lived process (the web server)."""
+        self.connect()
+        threading.Thread(target=_keep_connected, name="orch-broker", daemon=True).start()
+        return self
+
+
+def connect_to_broker() -> None:
+    """Make ready what a send needs: the task, Celery's app, a live broker connection.
+
+    One try, no wait; raises BrokerError when the broker cannot be reached.
+    """
+    from runs.tasks import execute_step  # registering it finalizes the app
+
+    # Looked up through the installed packages' metadata at the first send.
+    execute_step.backend  # noqa: B018
+    with app.producer_or_acquire() as producer:
+        connection = producer.connection
+        try:
+            connection.ensure_connection(max_retries=0)
+            # The default queue declared, as its first send would, and the
+            # connection a send takes from the pool checked.
+            producer.maybe_declare(app.amqp.queues[app.conf.task_default_queue])
+            with producer.channel.conn_or_acquire() as client:
+                client.ping()
+        except (*connection.connection_errors, *connection.channel_errors) as exc:
+            raise BrokerError(exc) from exc
+
+
+def _keep_connected() -> None:
+    reachable = True
+    while True:
+        time.sleep(KEEP_CONNECTED_EVERY)
+        try:
+            connect_to_broker()
+        except BrokerError as exc:
+            if reachable:  # once per outage, not every time
+                log.warning("the broker is away: %s", exc)
+            reachable = False
+        else:
+            if not reachable:
+                log.info("the broker is back")
+            reachable = True
 
 
 def send(job: StepJob) -> None:

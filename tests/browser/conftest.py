@@ -17,20 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from playwright.sync_api import Page, expect
 
+from bench import processes
 from tests.conftest import manage_env
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,8 +35,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SERVER_START_TIMEOUT = 30.0
-SERVER_STOP_TIMEOUT = 10.0
 
 
 # Pages render on a real server, next to other test processes: leave room.
@@ -108,62 +99,8 @@ def daphne_server(django_db_setup, tmp_path_factory: pytest.TempPathFactory) -> 
 def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
     """A Daphne with the environment *env*, as users start it; its base URL."""
     env = {**env, "ALLOWED_HOSTS": "127.0.0.1", "DEBUG": "false"}
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    # Daphne adopts a socket that is already listening, so no other process
-    # (another xdist worker) can take the port in between.
-    with socket.create_server(("127.0.0.1", 0)) as listener, log_path.open("wb") as log:
-        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
-        process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "daphne"),
-                *("--fd", str(listener.fileno())),
-                *("--access-log", "-"),
-                "orchestrator_site.asgi:application",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            pass_fds=[listener.fileno()],
-        )
-    try:
-        _wait_until_healthy(url, process, log_path)
-        yield url
-    finally:
-        _stop(process)
-
-
-def _wait_until_healthy(url: str, process: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"Daphne exited with status {process.returncode} before answering "
-                f"/healthz:\n{log_path.read_text(errors='replace')[-4000:]}"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(
-        f"Daphne did not answer {url}/healthz within {SERVER_START_TIMEOUT:g} s:\n"
-        f"{log_path.read_text(errors='replace')[-4000:]}"
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(SERVER_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    with processes.running_daphne(env, log_path, access_log=True) as daphne:
+        yield daphne.url
 
 
 @pytest.fixture

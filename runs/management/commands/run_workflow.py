@@ -58,7 +58,8 @@ class Command(BaseCommand):
             # The workers run the steps; this process starts the run and follows it.
             from runs.executors.celery import CeleryExecutor
 
-            executor = CeleryExecutor()
+            # Connected before the run starts: its first step does not wait for it.
+            executor = CeleryExecutor().connect()
         else:
             executor = LocalExecutor(name="cli").start()
             # A plain SIGTERM would end the process without stopping the
