@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("workflow_list")
+    return redirect("workflows:list")
 
 
 @login_not_required

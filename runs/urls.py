@@ -4,14 +4,15 @@ from django.urls import path
 
 from runs.pages import log_page, views
 
+app_name = "runs"
 urlpatterns = [
     # Under /workflows/ for the user, but here: starting a run is a runs matter.
-    path("workflows/<slug:slug>/run", views.workflow_run, name="workflow_run"),
-    path("workflows/<slug:slug>/runs/", views.workflow_runs, name="workflow_runs"),
-    path("runs/", views.run_list, name="run_list"),
-    path("runs/<int:run_id>/", views.run_detail, name="run_detail"),
-    path("runs/<int:run_id>/cancel", views.run_cancel, name="run_cancel"),
-    path("runs/<int:run_id>/rerun", views.run_rerun, name="run_rerun"),
-    path("runs/<int:run_id>/steps/<slug:key>/log.txt", views.step_log, name="step_log"),
-    path("runs/<int:run_id>/steps/<slug:key>/log", log_page.step_log_page, name="step_log_page"),
+    path("workflows/<slug:slug>/run", views.workflow_run, name="start"),
+    path("workflows/<slug:slug>/runs/", views.workflow_runs, name="workflow_history"),
+    path("runs/", views.run_list, name="list"),
+    path("runs/<int:run_id>/", views.run_detail, name="detail"),
+    path("runs/<int:run_id>/cancel", views.run_cancel, name="cancel"),
+    path("runs/<int:run_id>/rerun", views.run_rerun, name="rerun"),
+    path("runs/<int:run_id>/steps/<slug:key>/log.txt", views.step_log, name="step_log_text"),
+    path("runs/<int:run_id>/steps/<slug:key>/log", log_page.step_log_page, name="step_log"),
 ]

@@ -62,7 +62,7 @@ def _after_change(
             messages.add_message(
                 request, messages.SUCCESS if level == "success" else messages.ERROR, notice
             )
-        return redirect("workflow_detail", workflow.slug)
+        return redirect("workflows:editor", workflow.slug)
     response = render_workflow_detail(
         request,
         workflow,
@@ -191,7 +191,7 @@ def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
                 settings_saved=True,
             )
         messages.success(request, "Settings saved.")
-        return redirect("workflow_detail", workflow.slug)
+        return redirect("workflows:editor", workflow.slug)
     return render_workflow_detail(
         request,
         workflow,
@@ -235,22 +235,22 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
         upload = request.FILES.get("file")
         if upload is None:
             messages.error(request, "Choose a workflow file (.yaml) to import.")
-            return redirect("workflow_list")
+            return redirect("workflows:list")
         filename = upload.name[:FILENAME_MAX_CHARS]
         if upload.size > FILE_MAX_BYTES:
             messages.error(request, f"{filename}: {file_too_big(upload.size)}.")
-            return redirect("workflow_list")
+            return redirect("workflows:list")
         try:
             text = upload.read().decode("utf-8")
         except UnicodeDecodeError:
             messages.error(request, f"{filename}: not a text file.")
-            return redirect("workflow_list")
+            return redirect("workflows:list")
     try:
         definition = parse_yaml(text)
     except DefinitionError as exc:
         for where, message in exc.errors:
             messages.error(request, f"{filename}: {where}: {message}")
-        return redirect("workflow_list")
+        return redirect("workflows:list")
     replacing = _replacing(request)
     try:
         workflow, changed = editor.import_definition(
@@ -276,7 +276,7 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"“{workflow.name}” {verb} (version {workflow.version}).")
     else:
         messages.success(request, f"“{workflow.name}” unchanged (version {workflow.version}).")
-    return redirect("workflow_detail", workflow.slug)
+    return redirect("workflows:editor", workflow.slug)
 
 
 def _replacing(request: HttpRequest) -> int | None:

@@ -45,7 +45,7 @@ def step_cards(
 ) -> list[StepCard]:
     """The cards of *steps* (of those whose key is in *only*, when given), in their order."""
     # One reverse() for all the steps' links: a long workflow has hundreds.
-    prefix = reverse("step_card", args=[workflow.slug, "-"]).removesuffix("-/")
+    prefix = reverse("workflows:step_card", args=[workflow.slug, "-"]).removesuffix("-/")
     return [
         StepCard(
             key=escape(step.key),

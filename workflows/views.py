@@ -53,7 +53,7 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
     name = request.POST.get("name", "").strip()
     if not name:
         messages.error(request, "Give the new workflow a name.")
-        return redirect("workflow_list")
+        return redirect("workflows:list")
     if len(name) > NAME_MAX:
         messages.error(
             request,
@@ -69,7 +69,7 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"The workflow {where} {problem}.")
         return _list_page(request, status=400)
     workflow, _ = save_definition(definition, owner=request.user)
-    return redirect("workflow_detail", workflow.slug)
+    return redirect("workflows:editor", workflow.slug)
 
 
 @require_POST
@@ -86,10 +86,10 @@ def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
         # Saved before today's limits: the copy would be refused anywhere else too.
         where, problem = exc.errors[0]
         messages.error(request, f"“{original.name}” cannot be copied: {where}: {problem}")
-        return redirect("workflow_detail", original.slug)
+        return redirect("workflows:editor", original.slug)
     workflow, _ = save_definition(definition, owner=request.user)
     messages.success(request, f"“{original.name}” copied; this is the copy.")
-    return redirect("workflow_detail", workflow.slug)
+    return redirect("workflows:editor", workflow.slug)
 
 
 @require_http_methods(["GET", "POST"])
@@ -102,10 +102,10 @@ def workflow_delete(request: HttpRequest, slug: str) -> HttpResponse:
             messages.error(
                 request, f"“{workflow.name}” has {active} run(s) going: cancel them first."
             )
-            return redirect("workflow_detail", workflow.slug)
+            return redirect("workflows:editor", workflow.slug)
         workflow.delete()
         messages.success(request, f"“{workflow.name}” and its {runs} run(s) were deleted.")
-        return redirect("workflow_list")
+        return redirect("workflows:list")
     context = {"workflow": workflow, "runs": runs, "active": active}
     return render(request, "workflows/workflow_delete.html", context)
 

@@ -135,7 +135,7 @@ def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
         spec["key"] for spec in run.definition.get("steps", []) if spec.get("continue_on_failure")
     }
     # One reverse() for every step's addresses: a run may have a thousand.
-    log_prefix = reverse("step_log_page", args=[run.pk, "-"]).removesuffix("-/log")
+    log_prefix = reverse("runs:step_log", args=[run.pk, "-"]).removesuffix("-/log")
     failed_step = None
     rows = []
     for step in steps:

@@ -85,5 +85,5 @@ def _point(run: Run) -> ChartPoint:
         "started": run.started_at.timestamp(),
         "started_text": localtime(run.started_at).strftime("%Y-%m-%d %H:%M:%S"),
         "duration": (run.finished_at - run.started_at).total_seconds(),
-        "url": reverse("run_detail", args=[run.pk]),
+        "url": reverse("runs:detail", args=[run.pk]),
     }

@@ -60,7 +60,7 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except ParamError as exc:
         return _run_form(request, workflow, values=given, errors=exc.errors)
-    return _see_other(request, reverse("run_detail", args=[run.pk]))
+    return _see_other(request, reverse("runs:detail", args=[run.pk]))
 
 
 @require_GET
@@ -185,7 +185,7 @@ def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
         messages.info(request, f"Run #{run.number} was cancelled.")
     else:
         messages.info(request, f"Cancelling run #{run.number}: its steps are being stopped.")
-    return _see_other(request, reverse("run_detail", args=[run.pk]))
+    return _see_other(request, reverse("runs:detail", args=[run.pk]))
 
 
 @require_POST
@@ -216,12 +216,12 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
             )
     except engine.RerunRefused as exc:
         messages.error(request, f"Nothing was started: {exc}.")
-        return _see_other(request, reverse("run_detail", args=[original.pk]))
+        return _see_other(request, reverse("runs:detail", args=[original.pk]))
     except ParamError as exc:
         # The workflow's parameters changed since: ask, with what is known.
         values = {name: _as_text(value) for name, value in original.params.items()}
         return _run_form(request, original.workflow, values=values, errors=exc.errors)
-    return _see_other(request, reverse("run_detail", args=[run.pk]))
+    return _see_other(request, reverse("runs:detail", args=[run.pk]))
 
 
 def _run_form(request: HttpRequest, workflow: Workflow, **form) -> HttpResponse:
