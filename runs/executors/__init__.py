@@ -18,8 +18,13 @@ _executor = None
 _lock = threading.Lock()
 
 
-def get_executor() -> Executor | Dispatcher:
-    """This process's executor, started on first use and stopped at exit."""
+def get_executor(*, name: str = "local") -> Executor | Dispatcher:
+    """This process's executor, started on first use and stopped at exit.
+
+    The one place that chooses between the executors: the server, the
+    command line and (next) the API and the scheduler all ask here. *name*
+    names a local executor's threads.
+    """
     global _executor
     with _lock:
         if _executor is None:
@@ -29,6 +34,6 @@ def get_executor() -> Executor | Dispatcher:
                 # Connected before the first run is started, and kept so.
                 _executor = CeleryExecutor().keep_connected()
             else:
-                _executor = LocalExecutor().start()
+                _executor = LocalExecutor(name=name).start()
                 atexit.register(_executor.stop)
         return _executor

@@ -5,10 +5,10 @@ import signal
 import sys
 import time
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from runs import engine
+from runs.executors import get_executor
 from runs.executors.local import LocalExecutor
 from runs.models import CancelSource, LogLine, LogStream, Run, RunStatus, StopRequest, Trigger
 from runs.serialize import run_as_dict
@@ -54,14 +54,11 @@ class Command(BaseCommand):
         except ParamError as exc:
             raise CommandError(f"bad parameters: {exc}", returncode=2) from None
 
-        if settings.CELERY_BROKER_URL:
-            # The workers run the steps; this process starts the run and follows it.
-            from runs.executors.celery import CeleryExecutor
-
-            # Connected before the run starts: its first step does not wait for it.
-            executor = CeleryExecutor().connect()
-        else:
-            executor = LocalExecutor(name="cli").start()
+        # With Celery, the workers run the steps (the broker is connected to
+        # before the run starts, so its first step does not wait for that);
+        # this process starts the run and follows it.
+        executor = get_executor(name="cli")
+        if isinstance(executor, LocalExecutor):
             # A plain SIGTERM would end the process without stopping the
             # steps, which run in process groups of their own.
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
