@@ -197,11 +197,12 @@ def child_main(scenario: str, n: int) -> dict:
     time.sleep(DELAY)
     figures: dict = {}
     if scenario == "cancel":
-        asked = timezone.now()
         began = time.perf_counter()
         engine.request_stop(big.pk, StopRequest.CANCEL)
         poll(lambda: Run.objects.filter(pk=big.pk, status=RunStatus.CANCELLED).exists())
         figures["cancel"] = time.perf_counter() - began
+        # Recorded under the run's lock: a step started after it started after the cancel.
+        asked = Run.objects.values_list("cancel_requested_at", flat=True).get(pk=big.pk)
         steps = StepRun.objects.filter(run=big)
         figures["done_before"] = steps.filter(status=StepStatus.SUCCEEDED).count()
         figures["started_after"] = steps.filter(started_at__gt=asked).count()

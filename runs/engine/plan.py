@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import F
 
 from orchestrator_site.dashboard_address import dashboard_url
@@ -168,6 +169,11 @@ def step_states(run: Run) -> list[StepState]:
     return [StepState(*row) for row in rows]
 
 
+_UNFINISHED_SQL = (
+    f"SELECT 1 FROM {StepRun._meta.db_table} WHERE run_id = %s AND status IN (%s, %s, %s) LIMIT 1"  # noqa: S608
+)
+
+
 def step_state(step_run_id: int) -> StepState:
     return StepState(*StepRun.objects.filter(pk=step_run_id).values_list(*_STATE_FIELDS).get())
 
@@ -243,8 +249,11 @@ class StepView:
         """Whether some step of the run is not final (decisions of this turn written)."""
         if self._complete:
             return not all(step.is_final for step in self.by_key.values())
-        steps = StepRun.objects.filter(run_id=self.run_id, status__in=STEP_UNFINISHED)
-        return steps.exists()
+        # Plain SQL: asked at every turn, and the ORM's building of it cost
+        # ten times the query (0.3 ms against 0.03 on SQLite).
+        with connection.cursor() as cursor:
+            cursor.execute(_UNFINISHED_SQL, [self.run_id, *STEP_UNFINISHED])
+            return cursor.fetchone() is not None
 
     def outputs(self, keys: Iterable[str]) -> dict[str, dict[str, str]]:
         keys = set(keys)
