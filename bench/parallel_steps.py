@@ -7,7 +7,8 @@ process of its own, with workflows of N steps that all start at once
 - finish: `run_workflow` (the command line, its own local executor) of N
   steps: the whole process, and the run from started to finished. The
   floor beside it: the least a run of N steps must write, N one-row
-  UPDATE transactions through the ORM on the same database, and the ratio.
+  UPDATE transactions through the ORM on the same database, and the ratio
+  (for shell steps also spawning N `bash -c true` directly).
   Goal: 1,000 steps within 10 s, 10,000 within a minute.
 - cancel: the run is started as the Run button does (`engine.trigger` with
   the process's executor), cancelled 1 s later as the Cancel button does
@@ -97,6 +98,13 @@ def fresh(template: Path, steps: int) -> tuple[Path, dict[str, str]]:
     tmp = Path(tempfile.mkdtemp(prefix="orch-par-"))
     shutil.copy(template, tmp / "bench.sqlite3")
     return tmp, base_env(tmp, steps)
+
+
+def spawn_directly(n: int) -> float:
+    began = time.perf_counter()
+    for _ in range(n):
+        subprocess.run(["bash", "-c", "true"], check=True)
+    return time.perf_counter() - began
 
 
 def seconds(start: str, end: str) -> float:
@@ -271,6 +279,13 @@ def main() -> None:
                     measure_in_child(template, "floor", n, args.timeout)["floor"]
                     for _ in range(args.repeat)
                 ]
+                if args.kind == "shell":
+                    spawn = spawn_directly(n)
+                    print(
+                        f"  floor: spawning {n:,} `bash -c true` directly, one after the "
+                        f"other: {spawn:.2f} s; ratio "
+                        f"{statistics.median(runs) / spawn if runs else float('nan'):.1f}"
+                    )
                 if runs:
                     ratio = statistics.median(runs) / statistics.median(floor)
                     print(
