@@ -513,7 +513,8 @@ def _advance_locked(
                 status=status, skip_reason=skip_reason, **fields
             )
         decided = bool(outcomes)
-    if not held_back and not view.unfinished():
+    # A step started, or one held back, is unfinished: no need to ask.
+    if not starting and not held_back and not view.unfinished():
         _finish(run, view, now)
     if decided or run.is_final:
         news.on_commit_state_changed(run.pk, run.workflow_id)

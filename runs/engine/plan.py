@@ -203,7 +203,7 @@ class StepView:
         """Read the step runs of *keys* not read yet, in one query."""
         missing = [key for key in keys if key not in self.by_key]
         if missing and not self._complete:
-            self._add(StepRun.objects.filter(run_id=self.run_id, step_key__in=missing))
+            self._add(statements.step_rows_by_key(self.run_id, missing))
 
     def pending(self) -> Iterator[StepState]:
         """The pending steps in file order (a dependency order), read as they are needed."""
@@ -234,7 +234,7 @@ class StepView:
         """The run's failed and timed-out steps, in file order."""
         if self._failed is None:
             if not self._complete:
-                self._add(StepRun.objects.filter(run_id=self.run_id, status__in=STEP_FAILED))
+                self._add(statements.failed_step_rows(self.run_id))
             failed = [key for key, step in self.by_key.items() if step.status in STEP_FAILED]
             self._failed = sorted(failed, key=self.plan.position.__getitem__)
         return self._failed
@@ -250,8 +250,8 @@ class StepView:
         self.load(keys)
         return {key: self.by_key[key].outputs for key in keys if self.by_key[key].outputs}
 
-    def _add(self, steps) -> None:
-        for row in steps.values_list(*_STATE_FIELDS):
+    def _add(self, rows: Iterable[tuple]) -> None:
+        for row in rows:
             self.by_key.setdefault(row[1], StepState(*row))
 
 

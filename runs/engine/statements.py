@@ -1,12 +1,13 @@
 """The statements every turn of the engine makes, in plain SQL.
 
-A step's end is one turn: lock the run, read the step, write it, ask
-whether any step is unfinished. Through the ORM, building each of these
-cost several times the query itself (on SQLite 0.3 to 0.5 ms against
-0.03 to 0.06), and a run of 10,000 parallel steps makes 10,000 turns. The
-SQL is built once per database from the models' own tables and columns,
-and values come back through the same converters the ORM applies, so
-callers get the model instances and values they got from the ORM.
+A step's end is one turn: lock the run, read the step and those its
+decision needs, write it, ask whether any step is unfinished. Through the
+ORM, building each of these cost several times the query itself (on
+SQLite 0.3 to 0.5 ms against 0.03 to 0.06), and a run of 10,000 parallel
+steps makes 10,000 turns. The SQL is built once per database from the
+models' own tables and columns, and values come back through the same
+converters the ORM applies, so callers get the model instances and values
+they got from the ORM.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.db.models import Field
 
-from runs.models import Run, StepRun, StepStatus
+from runs.models import STEP_FAILED, Run, StepRun, StepStatus
 from workflows.models import Workflow
 
 # Read with the run's lock; its snapshot is parsed once per process (plan.py).
@@ -58,6 +59,25 @@ def step_row(step_run_id: int) -> tuple:
     return tuple(_converted(connection, built["step_columns"], row))
 
 
+def step_rows_by_key(run_id: int, keys: list[str]) -> list[tuple]:
+    """The STATE_FIELDS of the run's step runs of *keys*."""
+    connection, built = _statements()
+    placeholders = ", ".join(["%s"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(built["by_key"].format(keys=placeholders), [run_id, *keys])
+        rows = cursor.fetchall()
+    return [tuple(_converted(connection, built["step_columns"], row)) for row in rows]
+
+
+def failed_step_rows(run_id: int) -> list[tuple]:
+    """The STATE_FIELDS of the run's failed and timed-out step runs."""
+    connection, built = _statements()
+    with connection.cursor() as cursor:
+        cursor.execute(built["failed"], [run_id, *STEP_FAILED])
+        rows = cursor.fetchall()
+    return [tuple(_converted(connection, built["step_columns"], row)) for row in rows]
+
+
 def has_unfinished_steps(run_id: int) -> bool:
     connection, built = _statements()
     with connection.cursor() as cursor:
@@ -91,10 +111,19 @@ def _build(connection) -> dict[str, Any]:
         "lock": lock,
         "run_columns": [_column(connection, field) for field in _RUN_FIELDS],
         "step": f"SELECT {step_columns} FROM {steps} WHERE {qn('id')} = %s",  # noqa: S608
+        # {keys}: as many placeholders as keys, filled in at each call.
+        "by_key": (
+            f"SELECT {step_columns} FROM {steps} "  # noqa: S608
+            f"WHERE {qn('run_id')} = %s AND {qn('step_key')} IN ({{keys}})"
+        ),
+        "failed": (
+            f"SELECT {step_columns} FROM {steps} "  # noqa: S608
+            f"WHERE {qn('run_id')} = %s AND {qn('status')} IN (%s, %s)"
+        ),
         "step_columns": [_column(connection, field) for field in step_fields],
         "unfinished": (
             f"SELECT 1 FROM {steps} WHERE {qn('run_id')} = %s "  # noqa: S608
-            "AND status IN (%s, %s, %s) LIMIT 1"
+            f"AND {qn('status')} IN (%s, %s, %s) LIMIT 1"
         ),
     }
 
