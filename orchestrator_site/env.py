@@ -153,6 +153,9 @@ def sqlite_database(path: Path) -> dict:
     # WAL lets readers work during a write, IMMEDIATE takes the write lock at
     # BEGIN (no deadlock between two upgrading readers), and the busy timeout
     # makes a writer wait its turn instead of failing with "database is locked".
+    # A run's snapshot lives in its row (2 MB for 10,000 steps): with the
+    # default 2 MB page cache, every read or write of that row went to the
+    # file again; 32 MB keeps it, and the hot indexes, in memory.
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
@@ -163,6 +166,7 @@ def sqlite_database(path: Path) -> dict:
                 "PRAGMA journal_mode=WAL;"
                 "PRAGMA synchronous=NORMAL;"
                 "PRAGMA busy_timeout=30000;"
+                "PRAGMA cache_size=-32768;"
                 "PRAGMA foreign_keys=ON"
             ),
         },

@@ -208,6 +208,10 @@ ORCH_WORKER_GRACE = env_float("ORCH_WORKER_GRACE", 30.0, minimum=0)
 # Unset, a server uses the address it is bound to; set it where steps run in
 # processes that serve no page (run_workflow, Celery workers).
 ORCH_BASE_URL = env_base_url("ORCH_BASE_URL")
+# Steps the local executor (of the server, or of run_workflow) executes at
+# once; more that could start wait, pending, and the runs holding them take
+# free slots in turn. 0 = no limit. Celery workers: their concurrency.
+ORCH_MAX_PARALLEL_STEPS = env_int("ORCH_MAX_PARALLEL_STEPS", 64, minimum=0)
 # Start the in-process executor with the ASGI server (off in tests).
 ORCH_EXECUTOR_AUTOSTART = env_bool("ORCH_EXECUTOR_AUTOSTART", True)
 

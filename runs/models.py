@@ -198,7 +198,13 @@ class StepRun(Timed, models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "step_key"], name="step_run_key_unique"),
         ]
-        indexes = [models.Index(fields=["status", "worker"], name="step_run_status_worker")]
+        indexes = [
+            models.Index(fields=["status", "worker"], name="step_run_status_worker"),
+            # A turn of the engine reads a run's pending steps in file order,
+            # its failed ones, and whether any is unfinished: a few index
+            # entries, not every step run of the run.
+            models.Index(fields=["run", "status", "position"], name="step_run_run_status"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.run} {self.step_key}"

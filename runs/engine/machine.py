@@ -8,7 +8,9 @@ these functions twice never starts anything twice.
 
 from __future__ import annotations
 
+import heapq
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
@@ -19,22 +21,20 @@ from django.utils import timezone
 
 from runs.engine import news
 from runs.engine.plan import (
-    Plan,
     StepJob,
     StepState,
+    StepView,
     job_for,
     lock_run,
-    outputs_of,
     parse_plan,
     plan_of,
     remember_plan,
-    step_states,
+    step_state,
 )
 from runs.logs.capture import PendingLine, write_lines
 from runs.models import (
     QUEUED,
     STEP_FAILED,
-    STEP_FINAL,
     CancelSource,
     LogStream,
     Run,
@@ -90,6 +90,9 @@ class Progress:
     # The run's workflow has max_concurrent_runs: when the run ends, a run
     # waiting for its slot may start.
     limited: bool = False
+    # Steps that could start did not, for the turn's *limit*: they stay
+    # pending until a turn with room for them (``advance``) starts them.
+    held_back: bool = False
 
 
 def trigger(
@@ -231,9 +234,10 @@ def _create_run(
     plan = parse_plan(definition, params)
     starting: list[StepState] = []
     states = [StepState.of(step) for step in steps]
+    view = StepView(0, plan, states, complete=True)
     if dispatching and _has_slot(workflow.pk, workflow.max_concurrent_runs):
         _mark_running(run, executor.worker_id, definition.get("timeout") or 0, now)
-        _, starting = _decide(run, states, plan, executor.worker_id)
+        _, starting, _ = _decide(run, view, executor.worker_id)
         for step, state in zip(steps, states, strict=True):
             if state.status != step.status:
                 fields = _decided_fields(state.status, executor.worker_id, now)
@@ -248,10 +252,9 @@ def _create_run(
     if not dispatching:
         transaction.on_commit(lambda: executor.submit(run.pk))
         return run
-    if run.status == RunStatus.RUNNING and all(state.is_final for state in states):
-        _finish(run, states, plan.specs, now)  # nothing could run
-    outputs = outputs_of(states) if starting else {}
-    progress = Progress(run.status, jobs=[job_for(run, state, outputs) for state in starting])
+    if run.status == RunStatus.RUNNING and not view.unfinished():
+        _finish(run, view, now)  # nothing could run
+    progress = Progress(run.status, jobs=_jobs(run, view, starting))
     transaction.on_commit(lambda: executor.dispatch(progress), robust=True)
     return run
 
@@ -275,11 +278,13 @@ def _reused(run: Run, position: int, earlier: StepRun) -> StepRun:
     )
 
 
-def advance(run_id: int, *, worker: str) -> Progress:
+def advance(run_id: int, *, worker: str, limit: int | None = None) -> Progress:
     """Start what can start, skip what cannot run, finish the run when all is done.
 
     A queued run is first promoted to running when its workflow has a free
-    slot and no older run of it is waiting.
+    slot and no older run of it is waiting. At most *limit* steps start
+    (None: every step that can); the others that could are left pending, in
+    file order, and ``Progress.held_back`` says so.
     """
     with transaction.atomic():
         run = lock_run(run_id)
@@ -287,8 +292,10 @@ def advance(run_id: int, *, worker: str) -> Progress:
             return Progress(run.status)
         if run.status != RunStatus.RUNNING:
             return Progress(run.status)
-        jobs = _advance_locked(run, worker)  # may end the run: read its status after
-        return Progress(run.status, jobs=jobs, limited=bool(run.workflow_limit))
+        jobs, held_back = _advance_locked(run, worker, limit=limit)  # may end the run
+        return Progress(
+            run.status, jobs=jobs, limited=bool(run.workflow_limit), held_back=held_back
+        )
 
 
 def complete_attempt(
@@ -299,17 +306,19 @@ def complete_attempt(
     next_seq: int,
     lines: list[PendingLine] = (),
     starts_as: str | None = None,
+    limit: int | None = None,
 ) -> Progress:
     """Record how an attempt ended, then retry it or advance the run.
 
     *lines* are the attempt's last log lines, written in the same
     transaction; *next_seq* is the number the step's next log line gets.
-    Steps this starts are held by *starts_as* (default: *worker*).
+    Steps this starts are held by *starts_as* (default: *worker*), at most
+    *limit* of them (see ``advance``). Only the steps that need this one are
+    decided: no other step can have become ready by its end.
     """
     with transaction.atomic():
         run = lock_run(job.run_id)
-        steps = step_states(run)
-        step = next(s for s in steps if s.pk == job.step_run_id)
+        step = step_state(job.step_run_id)
         if lines:
             write_lines(step.pk, list(lines), run_id=job.run_id)
         if (
@@ -362,8 +371,12 @@ def complete_attempt(
             finished_at=now,
         )
         news.on_commit_state_changed(run.pk, run.workflow_id)
-        jobs = _advance_locked(run, starts_as or worker, steps)  # may end the run
-        return Progress(run.status, jobs=jobs, limited=bool(run.workflow_limit))
+        jobs, held_back = _advance_locked(  # may end the run
+            run, starts_as or worker, ended=step, limit=limit
+        )
+        return Progress(
+            run.status, jobs=jobs, limited=bool(run.workflow_limit), held_back=held_back
+        )
 
 
 def request_stop(
@@ -468,46 +481,85 @@ def _locked_limit(workflow_id: int) -> int:
     return limit.get() and limit.select_for_update().get()
 
 
-def _advance_locked(run: Run, worker: str, steps: list[StepState] | None = None) -> list[StepJob]:
-    if steps is None:
-        steps = step_states(run)
+def _advance_locked(
+    run: Run, worker: str, *, ended: StepState | None = None, limit: int | None = None
+) -> tuple[list[StepJob], bool]:
+    """Decide what starts now; the run's end when nothing is left. In the lock.
+
+    After *ended* (a step that just ended), only the steps that need it are
+    decided; otherwise every pending step, in file order, until *limit*
+    steps start. Returns the jobs of the steps that start, and whether
+    steps that could start were held back by *limit*.
+    """
     plan = plan_of(run)
-    decided, starting = _decide(run, steps, plan, worker)
+    view = StepView(run.pk, plan, [ended] if ended else [])
     now = timezone.now()
-    # One UPDATE per outcome (a status and why), whatever the number of steps.
-    for (status, skip_reason), ids in decided.items():
-        fields = _decided_fields(status, worker, now)
-        StepRun.objects.filter(pk__in=ids).update(status=status, skip_reason=skip_reason, **fields)
-    if all(step.status in STEP_FINAL for step in steps):
-        _finish(run, steps, plan.specs, now)
+    if run.stop_requested:
+        # Nothing starts after a stop: every pending step is cancelled, in one UPDATE.
+        cancelled = StepRun.objects.filter(run_id=run.pk, status=StepStatus.PENDING).update(
+            status=StepStatus.CANCELLED,
+            skip_reason=STOPPED_BEFORE_START[run.stop_requested],
+            finished_at=now,
+        )
+        decided, starting, held_back = bool(cancelled), [], False
+    else:
+        outcomes, starting, held_back = _decide(
+            run, view, worker, after=ended.step_key if ended else None, limit=limit
+        )
+        # One UPDATE per outcome (a status and why), whatever the number of steps.
+        for (status, skip_reason), ids in outcomes.items():
+            fields = _decided_fields(status, worker, now)
+            StepRun.objects.filter(pk__in=ids).update(
+                status=status, skip_reason=skip_reason, **fields
+            )
+        decided = bool(outcomes)
+    # A step started, or one held back, is unfinished: no need to ask.
+    if not starting and not held_back and not view.unfinished():
+        _finish(run, view, now)
     if decided or run.is_final:
         news.on_commit_state_changed(run.pk, run.workflow_id)
-    outputs = outputs_of(steps) if starting else {}
+    return _jobs(run, view, starting), held_back
+
+
+def _jobs(run: Run, view: StepView, starting: list[StepState]) -> list[StepJob]:
+    """The jobs of *starting*, with the outputs of the steps before each."""
+    ancestors = view.plan.ancestors
+    outputs = view.outputs({key for step in starting for key in ancestors[step.step_key]})
     return [job_for(run, step, outputs) for step in starting]
 
 
 def _decide(
-    run: Run, steps: list[StepState], plan: Plan, worker: str
-) -> tuple[dict[tuple[str, str], list[int]], list[StepState]]:
-    """Which pending steps start, are skipped or cancelled now (set on *steps*).
+    run: Run,
+    view: StepView,
+    worker: str,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> tuple[dict[tuple[str, str], list[int]], list[StepState], bool]:
+    """Which pending steps start or are skipped now (set on the view's steps).
 
-    Returns the step ids by their new status and the reason they did not
-    run ("" for those that start), and the steps that start.
+    *after*: only the steps that need that step, and those after a step
+    skipped here; else every pending step. Returns the step ids by their new
+    status and the reason they did not run ("" for those that start), the
+    steps that start (at most *limit*), and whether a step that could start
+    was held back by the limit.
     """
-    by_key = {step.step_key: step for step in steps}
-    specs, ancestors = plan.specs, plan.ancestors
+    plan = view.plan
     decided: dict[tuple[str, str], list[int]] = {}
     starting: list[StepState] = []
-    for step in steps:  # in position order, which is a topological order
-        if step.status != StepStatus.PENDING:
+    held_back = False
+    for step in _candidates(view, after):  # in file order, a dependency order
+        spec = plan.specs[step.step_key]
+        view.load(spec["needs"])
+        if not all(view[need].is_final for need in spec["needs"]):
             continue
-        spec = specs[step.step_key]
-        if run.stop_requested:
-            step.status = StepStatus.CANCELLED
-            step.skip_reason = STOPPED_BEFORE_START[run.stop_requested]
-        elif not all(by_key[need].is_final for need in spec["needs"]):
-            continue
-        elif (reason := _skip_reason(spec, by_key, specs, ancestors[step.step_key])) is None:
+        reason = _skip_reason(spec, view, plan.ancestors[step.step_key])
+        if reason is None:
+            if limit is not None and len(starting) >= limit:
+                held_back = True
+                if after is None:
+                    break  # the rest waits for the next turn with room
+                continue
             step.status = StepStatus.RUNNING
             step.attempt = 1
             step.worker = worker
@@ -516,7 +568,38 @@ def _decide(
             step.status = StepStatus.SKIPPED
             step.skip_reason = reason
         decided.setdefault((step.status, step.skip_reason), []).append(step.pk)
-    return decided, starting
+    return decided, starting, held_back
+
+
+def _candidates(view: StepView, after: str | None) -> Iterable[StepState]:
+    """The pending steps a turn decides, in file order.
+
+    After a step ended: the steps that need it, and, as one of those is
+    skipped, the steps that need that one (a skip goes down a chain in one
+    turn). Otherwise every pending step.
+    """
+    if after is None:
+        yield from view.pending()
+        return
+    plan = view.plan
+    dependents = plan.dependents.get(after, [])
+    view.load(dependents)
+    view.load({need for key in dependents for need in plan.specs[key]["needs"]})
+    queue = [(plan.position[key], key) for key in dependents]
+    heapq.heapify(queue)
+    seen = set(dependents)
+    while queue:
+        _, key = heapq.heappop(queue)
+        step = view[key]
+        if step.status != StepStatus.PENDING:
+            continue
+        yield step
+        if step.is_final:
+            later = [key for key in plan.dependents.get(key, []) if key not in seen]
+            seen.update(later)
+            view.load(later)
+            for key in later:
+                heapq.heappush(queue, (plan.position[key], key))
 
 
 def _decided_fields(status: str, worker: str, now) -> dict[str, Any]:
@@ -534,38 +617,38 @@ _ENDED_AS = {
 }
 
 
-def _skip_reason(spec, by_key, specs, ancestors: set[str]) -> str | None:
+def _skip_reason(spec, view: StepView, ancestors: set[str]) -> str | None:
     """None when a step whose needs are final runs now; else why it is skipped.
 
     The reason names the first needed step that did not succeed (a failure
     it may ignore, with continue_on_failure, counts as a success), else the
     first earlier step that failed, else the run_if that did not hold.
     """
+    specs = view.plan.specs
 
     def failed(key: str) -> bool:
-        return by_key[key].status in STEP_FAILED and not specs[key]["continue_on_failure"]
+        return view[key].status in STEP_FAILED and not specs[key]["continue_on_failure"]
 
     if spec["run_if"] == RunIf.ALWAYS:
         return None
-    # specs are in file order, so the first failure named is the first in the file.
-    failures = [key for key in specs if key in ancestors and failed(key)]
+    # In file order, so the first failure named is the first in the file.
+    failures = (
+        [key for key in view.failed_keys() if key in ancestors and failed(key)] if ancestors else []
+    )
     if spec["run_if"] == RunIf.FAILURE:
         return None if failures else "run_if failure"
     for need in spec["needs"]:
-        status = by_key[need].status
+        status = view[need].status
         if status != StepStatus.SUCCEEDED and (status not in STEP_FAILED or failed(need)):
             return f"{need} {_ENDED_AS[status]}"
     if failures:
-        return f"{failures[0]} {_ENDED_AS[by_key[failures[0]].status]}"
+        return f"{failures[0]} {_ENDED_AS[view[failures[0]].status]}"
     return None
 
 
-def _finish(run: Run, steps: list[StepRun], specs, now) -> None:
-    failed = [
-        step
-        for step in steps
-        if step.status in STEP_FAILED and not specs[step.step_key]["continue_on_failure"]
-    ]
+def _finish(run: Run, view: StepView, now) -> None:
+    specs = view.plan.specs
+    failed = [view[key] for key in view.failed_keys() if not specs[key]["continue_on_failure"]]
     if run.stop_requested == StopRequest.CANCEL:
         run.status = RunStatus.CANCELLED
         run.error = "cancelled"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 from django.db.models import F
 
 from orchestrator_site.dashboard_address import dashboard_url
-from runs.models import STEP_FINAL, Run, StepRun
+from runs.engine import statements
+from runs.models import STEP_FAILED, STEP_FINAL, Run, StepRun, StepStatus
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class Plan:
     params: dict[str, Any]
     specs: dict[str, dict[str, Any]]
     ancestors: dict[str, set[str]]
+    # The steps that need each step, and each step's place in the file.
+    dependents: dict[str, list[str]]
+    position: dict[str, int]
 
 
 _PLANS_KEPT = 512
@@ -83,12 +88,13 @@ def lock_run(run_id: int) -> Run:
     """
     with _plans_lock:
         known = run_id in _plans
-    runs = Run.objects.select_for_update(of=("self",)).annotate(
-        workflow_limit=F("workflow__max_concurrent_runs")
-    )
     if known:
-        return runs.defer("definition", "params").get(pk=run_id)
-    run = runs.get(pk=run_id)
+        return statements.locked_run(run_id)
+    run = (
+        Run.objects.select_for_update(of=("self",))
+        .annotate(workflow_limit=F("workflow__max_concurrent_runs"))
+        .get(pk=run_id)
+    )
     remember_plan(run)
     return run
 
@@ -114,13 +120,16 @@ def _keep(run: Run, plan: Plan) -> Plan:
 def parse_plan(definition: dict[str, Any], params: dict[str, Any]) -> Plan:
     """Parse a snapshot."""
     ancestors: dict[str, set[str]] = {}
+    dependents: dict[str, list[str]] = {}
     for spec in definition["steps"]:
         found = set(spec["needs"])
         for need in spec["needs"]:
             found |= ancestors.get(need, set())
+            dependents.setdefault(need, []).append(spec["key"])
         ancestors[spec["key"]] = found
     specs = {spec["key"]: spec for spec in definition["steps"]}
-    return Plan(definition, params, specs, ancestors)
+    position = {key: index for index, key in enumerate(specs)}
+    return Plan(definition, params, specs, ancestors, dependents, position)
 
 
 @dataclass(slots=True)
@@ -148,13 +157,102 @@ class StepState:
         )
 
 
+_STATE_FIELDS = statements.STATE_FIELDS
+# Pending step runs read at a time when a turn looks for steps that may start.
+_SCAN_CHUNK = 256
+
+
 def step_states(run: Run) -> list[StepState]:
-    rows = (
-        StepRun.objects.filter(run_id=run.pk)
-        .order_by("position")
-        .values_list("id", "step_key", "status", "attempt", "worker", "error", "outputs")
-    )
+    """Every step run of *run*: for recovery, not for the turns (see StepView)."""
+    rows = StepRun.objects.filter(run_id=run.pk).order_by("position").values_list(*_STATE_FIELDS)
     return [StepState(*row) for row in rows]
+
+
+def step_state(step_run_id: int) -> StepState:
+    return StepState(*statements.step_row(step_run_id))
+
+
+class StepView:
+    """The step runs one turn of the engine reads: only those its decisions need.
+
+    A completion reads the finished step, the steps that need it and the
+    steps those need; a turn that looks for every step that may start reads
+    the pending steps in file order, a chunk at a time, and stops where its
+    limit is reached. The run's failed steps are read once, when a skip
+    reason or the run's end asks for them. (Reading every step run at each
+    turn made a run of N parallel steps cost N² rows.) Decisions are made on
+    these objects, so a step decided earlier in the turn is seen as decided.
+
+    *complete*: every step is in *known* (a run being created, not yet
+    written): nothing is read.
+    """
+
+    def __init__(
+        self, run_id: int, plan: Plan, known: Iterable[StepState] = (), *, complete: bool = False
+    ) -> None:
+        self.run_id = run_id
+        self.plan = plan
+        self.by_key: dict[str, StepState] = {step.step_key: step for step in known}
+        self._complete = complete
+        self._failed: list[str] | None = None
+
+    def __getitem__(self, key: str) -> StepState:
+        return self.by_key[key]
+
+    def load(self, keys: Iterable[str]) -> None:
+        """Read the step runs of *keys* not read yet, in one query."""
+        missing = [key for key in keys if key not in self.by_key]
+        if missing and not self._complete:
+            self._add(statements.step_rows_by_key(self.run_id, missing))
+
+    def pending(self) -> Iterator[StepState]:
+        """The pending steps in file order (a dependency order), read as they are needed."""
+        if self._complete:
+            order = self.plan.position
+            for step in sorted(self.by_key.values(), key=lambda step: order[step.step_key]):
+                if step.status == StepStatus.PENDING:
+                    yield step
+            return
+        after = -1
+        while True:
+            rows = list(
+                StepRun.objects.filter(
+                    run_id=self.run_id, status=StepStatus.PENDING, position__gt=after
+                )
+                .order_by("position")
+                .values_list(*_STATE_FIELDS, "position")[:_SCAN_CHUNK]
+            )
+            chunk = [self.by_key.setdefault(row[1], StepState(*row[:-1])) for row in rows]
+            # What this chunk needs, in one query rather than one per step.
+            self.load({need for step in chunk for need in self.plan.specs[step.step_key]["needs"]})
+            yield from (step for step in chunk if step.status == StepStatus.PENDING)
+            if len(rows) < _SCAN_CHUNK:
+                return
+            after = rows[-1][-1]
+
+    def failed_keys(self) -> list[str]:
+        """The run's failed and timed-out steps, in file order."""
+        if self._failed is None:
+            if not self._complete:
+                self._add(statements.failed_step_rows(self.run_id))
+            failed = [key for key, step in self.by_key.items() if step.status in STEP_FAILED]
+            self._failed = sorted(failed, key=self.plan.position.__getitem__)
+        return self._failed
+
+    def unfinished(self) -> bool:
+        """Whether some step of the run is not final (decisions of this turn written)."""
+        if self._complete:
+            return not all(step.is_final for step in self.by_key.values())
+        return statements.has_unfinished_steps(self.run_id)
+
+    def outputs(self, keys: Iterable[str]) -> dict[str, dict[str, str]]:
+        keys = set(keys)
+        self.load(keys)
+        return {key: self.by_key[key].outputs for key in keys if self.by_key[key].outputs}
+
+    def _add(self, rows: Iterable[tuple]) -> None:
+        for row in rows:
+            self.by_key.setdefault(row[1], StepState(*row))
 
 
 def outputs_of(steps: list[StepState]) -> dict[str, dict[str, str]]:

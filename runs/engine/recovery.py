@@ -30,6 +30,7 @@ def reap(
     is_gone: Callable[[str, datetime | None], bool],
     release: Callable[[StepRun], None] = lambda step: None,
     starts_as: str | None = None,
+    limit: int | None = None,
 ) -> list[StepJob]:
     """Take over what processes that stopped left behind.
 
@@ -38,7 +39,9 @@ def reap(
     what may be left of its processes. A queued or running run of such a
     process passes to *worker*, which goes on with it. Returns the jobs for
     *worker* to execute; steps it starts are held by *starts_as* (default:
-    *worker*).
+    *worker*), at most *limit* per turn (see ``advance``: with a limit, the
+    steps of the runs taken over are left for *worker* to start when it has
+    room).
     """
     jobs: list[StepJob] = []
     lost_steps = [
@@ -49,7 +52,7 @@ def reap(
         if is_gone(step.worker, step.heartbeat_at)
     ]
     for lost in lost_steps:
-        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release, starts_as))
+        jobs.extend(_fail_lost_step(lost.pk, worker, is_gone, release, starts_as, limit))
     orphan_runs = [
         run
         for run in Run.objects.active().only("id", "worker", "heartbeat_at")
@@ -64,12 +67,12 @@ def reap(
             run.worker = worker
             run.heartbeat_at = timezone.now()
             run.save(update_fields=["worker", "heartbeat_at"])
-        jobs.extend(advance(orphan.pk, worker=starts_as or worker).jobs)
+        jobs.extend(advance(orphan.pk, worker=starts_as or worker, limit=limit).jobs)
     return jobs
 
 
 def _fail_lost_step(
-    step_run_id: int, worker: str, is_gone, release, starts_as: str | None
+    step_run_id: int, worker: str, is_gone, release, starts_as: str | None, limit: int | None
 ) -> list[StepJob]:
     with transaction.atomic():
         step = StepRun.objects.select_related("run").get(pk=step_run_id)
@@ -95,6 +98,7 @@ def _fail_lost_step(
         worker=worker,
         next_seq=next_seq,
         starts_as=starts_as,
+        limit=limit,
     )
     jobs = list(progress.jobs)
     if progress.retry_job is not None:

@@ -223,7 +223,9 @@ class WorkerRuntime(LocalExecutor):
     """
 
     def __init__(self, *, name: str = "celery") -> None:
-        super().__init__(name=name)
+        # Celery's own concurrency bounds what a worker executes; the steps
+        # this starts go to queues, where they wait for a worker.
+        super().__init__(name=name, max_parallel_steps=0)
         self._queues = frozenset(app.amqp.queues.consume_from)
         # step run id of a step executed as a task -> the step that follows it there
         self._next_jobs: dict[int, StepJob | None] = {}

@@ -3,6 +3,12 @@
 It owns one event loop on a thread of its own, so the same code serves the
 ASGI server and the command line, and one database thread, through which
 every ORM call goes (SQLite then sees a single writer from this process).
+
+It executes at most ``ORCH_MAX_PARALLEL_STEPS`` steps at once. A step that
+could start beyond that stays pending (the engine starts no more than the
+executor has room for), and the runs that hold such steps take the slots
+that free up in turn, round-robin: a run of ten thousand parallel steps
+does not keep a run of one step from starting.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import shutil
 import tempfile
 import threading
 import time
+from collections import deque
 from concurrent.futures import Executor, Future
 from datetime import datetime, timedelta
 from functools import partial
@@ -50,9 +57,20 @@ class LocalExecutor:
     def starts_as(self) -> str:
         return self.worker_id
 
-    def __init__(self, *, name: str = "local") -> None:
+    def __init__(self, *, name: str = "local", max_parallel_steps: int | None = None) -> None:
+        """*max_parallel_steps*: steps executed here at once (default the
+        ORCH_MAX_PARALLEL_STEPS setting; 0: no limit)."""
         self.worker_id = new_worker_id()
         self.name = name
+        if max_parallel_steps is None:
+            max_parallel_steps = settings.ORCH_MAX_PARALLEL_STEPS
+        self._cap: int | None = max_parallel_steps or None
+        # Slots promised to turns of the engine under way (their steps not yet here).
+        self._reserved = 0
+        # Runs with steps held back for want of a slot, in the order they get the next ones.
+        self._held: deque[int] = deque()
+        self._slot_free = asyncio.Event()
+        self._refiller: asyncio.Task | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name=f"orch-{name}", daemon=True
@@ -140,11 +158,13 @@ class LocalExecutor:
         if recover:
             await self._reap()
         self._supervisor = asyncio.create_task(self._supervise())
+        self._refiller = asyncio.create_task(self._refill())
 
     async def _shutdown(self) -> None:
         self._shutting_down = True
-        if self._supervisor:
-            self._supervisor.cancel()
+        for task in (self._supervisor, self._refiller):
+            if task:
+                task.cancel()
         for event in self._stop_events.values():
             event.set()
         if self._steps:
@@ -166,20 +186,73 @@ class LocalExecutor:
         self._idle.clear()
         self._background(self._advance(run_id))
 
-    async def _advance(self, run_id: int) -> None:
-        progress = await self._db(engine.advance, run_id, worker=self.starts_as())
+    async def _advance(self, run_id: int, room: int | None = None) -> None:
+        """A turn of the engine for *run_id*, starting at most *room* steps
+        (default: the free slots)."""
+        if room is None:
+            room = self._room()
+        self._reserve(room)
+        try:
+            progress = await self._db(engine.advance, run_id, worker=self.starts_as(), limit=room)
+        finally:
+            self._reserve(-room if room else 0)
         self._after(run_id, progress)
 
     def _after(self, run_id: int, progress: engine.Progress) -> None:
         for job in progress.jobs:
             self._hand_out(job)
+        if progress.held_back:
+            self._hold(run_id)
         if progress.run_status not in (RunStatus.QUEUED, RunStatus.RUNNING):
             self._forget_run(run_id)
+
+    # Slots: at most self._cap steps executed here at once.
+
+    def _room(self, *, freeing: int = 0) -> int | None:
+        """How many steps may start here now (None: no limit).
+
+        *freeing*: slots of steps whose end is being recorded.
+        """
+        if self._cap is None:
+            return None
+        return max(0, self._cap - len(self._steps) - self._reserved + freeing)
+
+    def _reserve(self, slots: int | None) -> None:
+        if slots:
+            self._reserved += slots
+
+    def _hold(self, run_id: int) -> None:
+        """*run_id* has steps waiting for a slot: it gets one in its turn."""
+        if run_id not in self._held:
+            self._held.append(run_id)
+        self._slot_free.set()
+
+    async def _refill(self) -> None:
+        """Hand free slots to the runs holding steps back, in turn.
+
+        Each run in the queue gets its share of the free slots, then goes to
+        the back of it if it still holds steps back: round-robin, so a small
+        run started behind a huge one gets a slot at the next step's end.
+        """
+        while True:
+            await self._slot_free.wait()
+            self._slot_free.clear()
+            while self._held and (room := self._room()):
+                run_id = self._held.popleft()
+                share = -(-room // (len(self._held) + 1))  # ceil: every slot handed out
+                try:
+                    await self._advance(run_id, share)
+                except Exception:
+                    log.exception("starting held steps of run %s; trying again", run_id)
+                    self._hold(run_id)
+                    await asyncio.sleep(SUPERVISE_EVERY)
 
     def _forget_run(self, run_id: int) -> None:
         self._runs.discard(run_id)
         self._stop_events.pop(run_id, None)
         self._stop_reasons.pop(run_id, None)
+        if run_id in self._held:
+            self._held.remove(run_id)
         # A slot may have freed up for a run waiting here.
         for waiting in self._runs - self._busy_runs():
             self._background(self._advance(waiting))
@@ -211,6 +284,8 @@ class LocalExecutor:
         self._steps.pop(step_run_id, None)
         if not task.cancelled() and task.exception():
             log.error("step run %s crashed", step_run_id, exc_info=task.exception())
+        if self._held:
+            self._slot_free.set()
         self._check_idle()
 
     async def _step(self, job: engine.StepJob) -> None:
@@ -255,10 +330,18 @@ class LocalExecutor:
     async def _complete(
         self, job: engine.StepJob, result: StepResult, capture: LogCapture
     ) -> engine.Progress:
-        """Record the attempt; a verdict is never lost to a database outage."""
+        """Record the attempt; a verdict is never lost to a database outage.
+
+        The steps that need this one may take its slot and the free ones,
+        unless other runs wait for slots: then they wait their run's turn.
+        """
         lines, next_seq = capture.take(), capture.next_seq
         pause = 0.5
         while True:
+            others_wait = any(run_id != job.run_id for run_id in self._held)
+            room = 0 if others_wait and self._cap else self._room(freeing=1)
+            # Its own slot is counted in self._steps until the step's task ends.
+            self._reserve(room - 1 if room else 0)
             try:
                 return await self._db(
                     engine.complete_attempt,
@@ -268,12 +351,15 @@ class LocalExecutor:
                     next_seq=next_seq,
                     lines=lines,
                     starts_as=self.starts_as(),
+                    limit=room,
                 )
             except (OperationalError, InterfaceError):
                 log.warning("cannot record step run %s yet; retrying", job.step_run_id)
                 await asyncio.sleep(pause)
                 # Every few seconds: recorded soon after the database is back.
                 pause = min(pause * 2, 5)
+            finally:
+                self._reserve(-(room - 1) if room else 0)
 
     def _capture(self, job: engine.StepJob) -> LogCapture:
         return LogCapture(
@@ -440,6 +526,8 @@ class LocalExecutor:
             is_gone=self._is_gone,
             release=_release,
             starts_as=self.starts_as(),
+            # With a cap, the runs taken over start their steps in their turn.
+            limit=0 if self._cap else None,
         )
         # Steps this executor holds but never started (see recovery.strays).
         silent_since = timezone.now() - timedelta(seconds=2 * settings.ORCH_HEARTBEAT_INTERVAL)
@@ -450,6 +538,8 @@ class LocalExecutor:
             self._runs.add(run_id)
             self._stop_events.setdefault(run_id, asyncio.Event())
             self._idle.clear()
+            if self._cap:
+                self._hold(run_id)
         for job in jobs:
             self._hand_out_reaped(job)
 

@@ -96,8 +96,11 @@ class Command(BaseCommand):
             try:
                 if out is not None:
                     last_line = self._print_lines(run, last_line, out)
-                run.refresh_from_db()
+                # The status alone: the run's snapshot (megabytes for a
+                # wide workflow) is read once, at the end.
+                run.refresh_from_db(fields=["status"])
                 if run.is_final:
+                    run.refresh_from_db()
                     if out is not None:
                         self._print_lines(run, last_line, out)
                     return run
