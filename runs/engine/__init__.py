@@ -27,6 +27,7 @@ from runs.engine.machine import (
     request_stop,
     rerun,
     stopped_result,
+    time_out_overdue,
     trigger,
 )
 from runs.engine.plan import StepJob
@@ -43,5 +44,6 @@ __all__ = [
     "request_stop",
     "rerun",
     "stopped_result",
+    "time_out_overdue",
     "trigger",
 ]

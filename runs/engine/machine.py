@@ -4,6 +4,12 @@ Plain Python over the ORM. Executors decide where steps execute and call in
 here at each turn; every decision about what starts, what is skipped and how
 a run ends is made here, under a row lock on the run, so that calling any of
 these functions twice never starts anything twice.
+
+Why one module of some 700 lines: every decision taken under the run's lock
+is here, so its invariants read together (what a turn may start, skip or
+end, and that a repeated turn decides the same). What surrounds the
+decisions lives beside it: the plan (plan.py), the hottest statements
+(statements.py), recovery and the news it sends.
 """
 
 from __future__ import annotations
@@ -420,6 +426,25 @@ def request_stop(
         )
         _advance_locked(run, worker or run.worker)
         return True
+
+
+def time_out_overdue(*, worker: str, run_ids: list[int] | None = None) -> list[int]:
+    """Ask every run past its deadline to stop as timed out; returns their ids.
+
+    Only among *run_ids* when given (the runs an executor drives). A run
+    already asked to stop keeps its first reason.
+    """
+    overdue = Run.objects.filter(
+        status=RunStatus.RUNNING, stop_requested=StopRequest.NONE, deadline__lte=timezone.now()
+    )
+    if run_ids is not None:
+        overdue = overdue.filter(pk__in=run_ids)
+    timed_out = []
+    for run_id in overdue.values_list("pk", flat=True):
+        log.info("run %s is past its deadline: timing it out", run_id)
+        if request_stop(run_id, StopRequest.TIMEOUT, worker=worker):
+            timed_out.append(run_id)
+    return timed_out
 
 
 # Why a step that had not started yet did not run, by the run's stop request.

@@ -54,8 +54,9 @@ from orchestrator_site.celery import app  # the tasks are sent through it
 from runs import engine
 from runs.engine.plan import StepJob
 from runs.engine.recovery import resumed_job
-from runs.executors.local import SUPERVISE_EVERY, LocalExecutor, with_db_retries
-from runs.models import QUEUED, RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
+from runs.executors.dbthread import with_db_retries
+from runs.executors.local import SUPERVISE_EVERY, LocalExecutor
+from runs.models import QUEUED, RUN_FINAL, Run, RunStatus, StepRun, StepStatus
 from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)
@@ -287,7 +288,7 @@ class WorkerRuntime(LocalExecutor):
         if self._leaving:
             return  # the workers that stay take over what others left
         await super()._reap()
-        await self._db(stop_overdue_runs)
+        await self._db(engine.time_out_overdue, worker=QUEUED)
         for job in await self._db(stalled_jobs):
             self._hand_out(job)
 
@@ -357,20 +358,6 @@ def _advance_next_waiting(run_id: int) -> None:
     )
     if waiting is not None:
         advance_and_send(waiting)
-
-
-def stop_overdue_runs() -> None:
-    """Time out runs past their deadline, also while none of their steps executes.
-
-    The worker executing a step of a run watches its deadline closely; this
-    covers a run whose steps wait in a queue, or for a worker to free up.
-    """
-    overdue = Run.objects.filter(
-        status=RunStatus.RUNNING, stop_requested=StopRequest.NONE, deadline__lte=timezone.now()
-    )
-    for run_id in overdue.values_list("pk", flat=True):
-        log.info("run %s is past its deadline: timing it out", run_id)
-        engine.request_stop(run_id, StopRequest.TIMEOUT, worker=QUEUED)
 
 
 def stalled_jobs() -> list[StepJob]:

@@ -9,6 +9,12 @@ could start beyond that stays pending (the engine starts no more than the
 executor has room for), and the runs that hold such steps take the slots
 that free up in turn, round-robin: a run of ten thousand parallel steps
 does not keep a run of one step from starting.
+
+Why some 600 lines: the state of one event loop (the steps under way, their
+logs, stop requests, the slots) is read and changed only here. The database
+thread is in dbthread.py and the OS processes in processes.py. The Celery
+worker's runtime still subclasses this class to send the steps it starts to
+queues; that is to become a small strategy passed in instead.
 """
 
 from __future__ import annotations
@@ -16,13 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import shutil
 import tempfile
 import threading
 import time
 from collections import deque
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -32,12 +37,12 @@ from django.conf import settings
 from django.db import (
     InterfaceError,
     OperationalError,
-    connection,
 )
 from django.utils import timezone
 
 from runs import engine
 from runs.engine import recovery
+from runs.executors.dbthread import DaemonThread, close_connection, with_db_retries
 from runs.executors.processes import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
 from runs.logs.capture import LogCapture, write_lines
 from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
@@ -48,7 +53,6 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN = "shutdown"  # a stop reason of this process's own
 SUPERVISE_EVERY = 0.25  # seconds between looks for cancels, timeouts and queued runs
-DB_RETRIES = 3
 
 
 class LocalExecutor:
@@ -135,7 +139,7 @@ class LocalExecutor:
             self._call(self._shutdown()).result(timeout)
         finally:
             retire(self.worker_id)
-            self._db_pool.submit(_close_connection).result()
+            self._db_pool.submit(close_connection).result()
             self._db_pool.shutdown()
             self._files.shutdown()
             shutil.rmtree(self._scratch, ignore_errors=True)
@@ -495,8 +499,19 @@ class LocalExecutor:
         busy = self._busy_runs()
         for gone in self._runs - states.keys() - busy:
             self._forget_run(gone)  # deleted meanwhile
+        now = timezone.now()
+        overdue = [
+            run_id
+            for run_id, (_, status, stop_requested, deadline) in states.items()
+            if status == RunStatus.RUNNING and not stop_requested and deadline and deadline <= now
+        ]
+        timed_out = set()
+        if overdue:
+            timed_out = set(
+                await self._db(engine.time_out_overdue, worker=self.worker_id, run_ids=overdue)
+            )
         first_waiting: dict[int, int] = {}  # workflow id -> oldest queued run here
-        for run_id, (workflow_id, status, stop_requested, deadline) in states.items():
+        for run_id, (workflow_id, status, stop_requested, _) in states.items():
             if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
                 if run_id not in busy:
                     self._forget_run(run_id)
@@ -505,13 +520,7 @@ class LocalExecutor:
                 waiting = first_waiting.get(workflow_id, run_id)
                 first_waiting[workflow_id] = min(waiting, run_id)
                 continue
-            if not stop_requested and deadline and deadline <= timezone.now():
-                await self._db(
-                    engine.request_stop,
-                    run_id,
-                    StopRequest.TIMEOUT,
-                    worker=self.worker_id,
-                )
+            if run_id in timed_out:
                 stop_requested = StopRequest.TIMEOUT
             if stop_requested and run_id in self._stop_events:
                 self._stop_reasons[run_id] = stop_requested
@@ -581,39 +590,6 @@ class LocalExecutor:
         return result
 
 
-class DaemonThread(Executor):
-    """Runs calls one at a time on a daemon thread of its own.
-
-    Unlike ThreadPoolExecutor it keeps working while the interpreter exits,
-    when the executor still has to record the steps it stops.
-    """
-
-    def __init__(self, name: str) -> None:
-        self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
-        self._thread.start()
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        self._queue.put((future, fn, args, kwargs))
-        return future
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._queue.put(None)
-        if wait:
-            self._thread.join()
-
-    def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
-            future, fn, args, kwargs = item
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args, **kwargs))
-            except BaseException as exc:
-                future.set_exception(exc)
-
-
 class RunningStep:
     """The StepContext of one attempt."""
 
@@ -632,43 +608,11 @@ class RunningStep:
         self.end_stream = capture.end_stream
 
 
-def with_db_retries(function, *args, **kwargs):
-    """Run an ORM call; reconnect and try again when the connection broke.
-
-    Unlike close_old_connections, no health-check query before every call:
-    a broken connection is found by the call itself, which is then retried.
-    """
-    for attempt in range(1, DB_RETRIES + 1):
-        _drop_obsolete_connection()
-        try:
-            return function(*args, **kwargs)
-        except (OperationalError, InterfaceError):
-            if attempt == DB_RETRIES:
-                raise
-            log.warning("database call failed; trying again", exc_info=True)
-            connection.close()
-            time.sleep(0.2 * attempt)
-    raise AssertionError("unreachable")
-
-
-def _drop_obsolete_connection() -> None:
-    """Close this thread's connection once it has failed or reached CONN_MAX_AGE."""
-    if connection.connection is None or connection.in_atomic_block:
-        return
-    expired = connection.close_at is not None and time.monotonic() >= connection.close_at
-    if expired or connection.errors_occurred or not connection.get_autocommit():
-        connection.close()
-
-
 def _release(step: StepRun) -> None:
     """A lost step's processes may still run here if its executor was killed."""
     host, _, _ = step.worker.rpartition(":")[0].rpartition(":")
     if host == HOST:
         stop_leftover_processes(step.run_id, step.step_key)
-
-
-def _close_connection() -> None:
-    connection.close()
 
 
 def _run_states(run_ids: list[int]) -> dict[int, tuple[int, str, str, Any]]:
