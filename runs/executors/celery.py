@@ -122,8 +122,11 @@ def connect_to_broker() -> None:
             # The default queue declared, as its first send would, and the
             # connection a send takes from the pool checked.
             producer.maybe_declare(app.amqp.queues[app.conf.task_default_queue])
-            with producer.channel.conn_or_acquire() as client:
-                client.ping()
+            # On Redis, a send takes a client from the channel's pool: check
+            # that one too. Other transports have no such pool.
+            if (client_of := getattr(producer.channel, "conn_or_acquire", None)) is not None:
+                with client_of() as client:
+                    client.ping()
         except (*connection.connection_errors, *connection.channel_errors) as exc:
             raise BrokerError(exc) from exc
 
