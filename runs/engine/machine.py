@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from runs.engine import news
@@ -93,9 +93,10 @@ class Progress:
     retry_job: StepJob | None = None
     # The result came from a process that no longer holds the step.
     discarded: bool = False
-    # The run's workflow has max_concurrent_runs: when the run ends, a run
-    # waiting for its slot may start.
-    limited: bool = False
+    # Queued runs that may start now, as this turn ended a run (or started
+    # one that others waited behind) of a workflow with max_concurrent_runs:
+    # see runs_to_start.
+    may_start: list[int] = field(default_factory=list)
     # Steps that could start did not, for the turn's *limit*: they stay
     # pending until a turn with room for them (``advance``) starts them.
     held_back: bool = False
@@ -294,14 +295,16 @@ def advance(run_id: int, *, worker: str, limit: int | None = None) -> Progress:
     """
     with transaction.atomic():
         run = lock_run(run_id)
-        if run.status == RunStatus.QUEUED and not _promote(run, worker):
+        was_queued = run.status == RunStatus.QUEUED
+        if was_queued and not _promote(run, worker):
             return Progress(run.status)
         if run.status != RunStatus.RUNNING:
             return Progress(run.status)
         jobs, held_back = _advance_locked(run, worker, limit=limit)  # may end the run
-        return Progress(
-            run.status, jobs=jobs, limited=bool(run.workflow_limit), held_back=held_back
-        )
+        # Runs are advanced in several processes at once: a newer run may
+        # have found this one still queued and waited behind it.
+        may_start = _next_in_line(run) if was_queued or run.is_final else []
+        return Progress(run.status, jobs=jobs, held_back=held_back, may_start=may_start)
 
 
 def complete_attempt(
@@ -380,9 +383,8 @@ def complete_attempt(
         jobs, held_back = _advance_locked(  # may end the run
             run, starts_as or worker, ended=step, limit=limit
         )
-        return Progress(
-            run.status, jobs=jobs, limited=bool(run.workflow_limit), held_back=held_back
-        )
+        may_start = _next_in_line(run) if run.is_final else []
+        return Progress(run.status, jobs=jobs, held_back=held_back, may_start=may_start)
 
 
 def request_stop(
@@ -474,6 +476,47 @@ def _promote(run: Run, worker: str) -> bool:
     run.save(update_fields=["status", "started_at", "worker", "heartbeat_at", "deadline"])
     news.on_commit_state_changed(run.pk, run.workflow_id)
     return True
+
+
+def runs_to_start(
+    *,
+    held_by: str,
+    run_ids: Iterable[int] | None = None,
+    workflow_ids: Iterable[int] | None = None,
+) -> list[int]:
+    """The queued runs held by *held_by* that may start now (``advance`` them).
+
+    The one rule of run slots, first in, first out: of a workflow with
+    ``max_concurrent_runs``, only its oldest queued run, and only while
+    fewer runs of it are running; of any other workflow, every queued run.
+    Among *run_ids* and of *workflow_ids* when given. ``advance`` checks
+    the slot again, under the workflow's lock.
+    """
+    queued = Run.objects.filter(status=RunStatus.QUEUED, worker=held_by)
+    if run_ids is not None:
+        queued = queued.filter(pk__in=list(run_ids))
+    if workflow_ids is not None:
+        queued = queued.filter(workflow_id__in=list(workflow_ids))
+    ready = list(queued.filter(workflow__max_concurrent_runs=0).values_list("pk", flat=True))
+    firsts = (
+        queued.filter(workflow__max_concurrent_runs__gt=0)
+        .values("workflow_id", "workflow__max_concurrent_runs")
+        .annotate(first=Min("pk"))
+        .order_by()
+    )
+    for first in firsts:
+        limit = first["workflow__max_concurrent_runs"]
+        if _has_slot(first["workflow_id"], limit, before=first["first"]):
+            ready.append(first["first"])
+    return sorted(ready)
+
+
+def _next_in_line(run: Run) -> list[int]:
+    """After a turn of *run*: the runs of its workflow that may start now."""
+    if not run.workflow_limit:
+        return []
+    ready = runs_to_start(held_by=run.worker, workflow_ids=[run.workflow_id])
+    return [run_id for run_id in ready if run_id != run.pk]
 
 
 def _has_slot(workflow_id: int, limit: int, *, before: int | None = None) -> bool:

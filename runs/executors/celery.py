@@ -9,11 +9,11 @@ How a step travels:
    only succeeds while the step is still running, at that attempt, and
    queued. A second delivery of the same task finds it claimed and does
    nothing, so a step never runs twice at once.
-3. The worker executes it with the local executor's machinery (logs,
-   timeouts, cancel, retries, heartbeats) in that process, records the
-   result, and sends the steps that can start next to their queues; the
-   first of them whose queue this worker consumes it claims and executes
-   itself, in the same task, without a trip through the broker.
+3. The worker executes it with a step runtime (runtime.py: logs, timeouts,
+   cancel, retries, heartbeats) in that process, records the result, and
+   sends the steps that can start next to their queues (the ``ToQueues``
+   placement); the first of them whose queue this worker consumes it claims
+   and executes itself, in the same task, without a trip through the broker.
 
 A run's first steps are started by its trigger, in the trigger's own
 transaction (engine.Dispatcher), and sent from there.
@@ -22,7 +22,7 @@ A worker told to stop (SIGTERM, Celery's warm shutdown) takes no new
 tasks and gives its running steps ``ORCH_WORKER_GRACE`` seconds to end as
 usual. Then it stops the ones still running, fails them with a reason that
 says so (or queues their next attempt for another worker, as their retries
-allow), and the run goes on elsewhere; see ``WorkerRuntime``.
+allow), and the run goes on elsewhere; see ``ToQueues.watch``.
 
 Nothing here waits for Celery to redeliver: tasks are acknowledged when they
 start. A worker that dies stops heartbeating its steps, and any worker's
@@ -46,7 +46,6 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import F, Min
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -55,8 +54,8 @@ from runs import engine
 from runs.engine.plan import StepJob
 from runs.engine.recovery import resumed_job
 from runs.executors.dbthread import with_db_retries
-from runs.executors.local import SUPERVISE_EVERY, LocalExecutor
-from runs.models import QUEUED, RUN_FINAL, Run, RunStatus, StepRun, StepStatus
+from runs.executors.runtime import SUPERVISE_EVERY, StepRuntime
+from runs.models import QUEUED, StepRun, StepStatus
 from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)
@@ -162,17 +161,6 @@ def send(job: StepJob) -> None:
         ).update(heartbeat_at=long_ago)
 
 
-def advance_and_send(run_id: int) -> None:
-    """A worker's turn of the engine for a run: start what can start."""
-    progress = with_db_retries(engine.advance, run_id, worker=QUEUED)
-    for job in progress.jobs:
-        send(job)
-    if progress.run_status != RunStatus.QUEUED:
-        # Runs are advanced on several workers at once: a newer run may have
-        # found this one still queued and waited behind it. Now it may start.
-        _advance_next_waiting(run_id)
-
-
 def execute(job_data: dict) -> None:
     """Claim the step of *job_data* and execute it here, all its attempts.
 
@@ -183,6 +171,7 @@ def execute(job_data: dict) -> None:
     """
     job = StepJob(**job_data)
     runtime = worker_runtime()
+    queues = frozenset(app.amqp.queues.consume_from)
     began = time.monotonic()
     while True:
         if shutdown_began():
@@ -194,7 +183,7 @@ def execute(job_data: dict) -> None:
         if not with_db_retries(claim, job, runtime.worker_id):
             log.info("step run %s attempt %s is not queued any more", job.step_run_id, job.attempt)
             return
-        next_job = runtime.run_job(job).result()
+        next_job = runtime.run_job(job, follow=lambda started: started.queue in queues).result()
         if next_job is None:
             return
         if time.monotonic() - began > CHAIN_FOR:
@@ -212,129 +201,56 @@ def claim(job: StepJob, worker: str) -> bool:
     return claimed == 1
 
 
-class WorkerRuntime(LocalExecutor):
-    """The local executor inside a Celery worker process: steps it starts go to queues.
+class ToQueues:
+    """Placement: a step a worker's runtime starts goes to its queue.
 
-    A step executed as a task that starts a step of a queue this worker
-    consumes executes that one next, in the same task (see execute).
-
-    When its worker is told to stop, it is *leaving*: it takes no new step,
-    lets the running ones end as usual for ``ORCH_WORKER_GRACE`` seconds,
-    then stops those still running and records them failed (their processes
-    are killed as on a timeout). A step's next attempt, due then or during
-    the grace, goes to its queue for another worker. The worker's pool
-    process exits once its step is recorded.
+    Celery's own concurrency bounds what a worker executes; the steps it
+    starts wait in their queues for a worker. When the worker is told to
+    stop, its runtime drains (see watch).
     """
 
-    def __init__(self, *, name: str = "celery") -> None:
-        # Celery's own concurrency bounds what a worker executes; the steps
-        # this starts go to queues, where they wait for a worker.
-        super().__init__(name=name, max_parallel_steps=0)
-        self._queues = frozenset(app.amqp.queues.consume_from)
-        # step run id of a step executed as a task -> the step that follows it there
-        self._next_jobs: dict[int, StepJob | None] = {}
-        self._leaving = False
-        # Work handed to other threads (sends to the broker) that must be
-        # done before this process exits.
-        self._handing_out: set[asyncio.Future] = set()
-        self._watcher: asyncio.Task | None = None
+    starts_as = QUEUED
 
-    def starts_as(self) -> str:
-        return QUEUED
+    def bind(self, runtime: StepRuntime) -> None:
+        self.runtime = runtime
 
-    async def _run_job(self, job: StepJob) -> StepJob | None:
-        self._next_jobs[job.step_run_id] = None
-        try:
-            await super()._run_job(job)
-        finally:
-            next_job = self._next_jobs.pop(job.step_run_id, None)
-        return next_job
-
-    def _after_step(self, job: StepJob, progress: engine.Progress) -> None:
-        if job.step_run_id in self._next_jobs and not self._leaving:
-            here = [started for started in progress.jobs if started.queue in self._queues]
-            if here:
-                self._next_jobs[job.step_run_id] = here[0]
-                others = [started for started in progress.jobs if started is not here[0]]
-                progress = dataclasses.replace(progress, jobs=others)
-        self._after(job.run_id, progress)
-
-    def _in_thread(self, function, *args) -> None:
+    def place(self, job: StepJob) -> None:
         # Sending talks to the broker: not on the event loop.
-        future = self._loop.run_in_executor(None, function, *args)
-        self._handing_out.add(future)
-        future.add_done_callback(self._handing_out.discard)
+        self.runtime.in_thread(send, job)
 
-    def _hand_out(self, job: StepJob) -> None:
-        # Steps this process starts are started as queued: send them.
-        self._in_thread(send, job)
+    def place_held(self, job: StepJob) -> None:
+        # Held by this process (taken over, or tried again while it drains):
+        # queued first, then sent.
+        self.runtime.in_thread(_send_queued, job)
 
-    def _after(self, run_id: int, progress: engine.Progress) -> None:
-        super()._after(run_id, progress)
-        if progress.run_status in RUN_FINAL and progress.limited:
-            # A slot of its workflow is free: a run waiting for it may start.
-            self._in_thread(_advance_next_waiting, run_id)
+    async def sweep(self) -> None:
+        """What no worker may see otherwise: overdue runs whose steps all
+        wait in queues, runs waiting for a slot, steps lost on the way."""
+        await self.runtime.db(engine.time_out_overdue, worker=QUEUED)
+        for job in await self.runtime.db(stalled_jobs):
+            self.place(job)
 
-    def _hand_out_reaped(self, job: StepJob) -> None:
-        # A lost step tried again is held by this process: queue it first.
-        self._in_thread(_send_queued, job)
-
-    def _hand_over(self, job: StepJob, stopped_by: str) -> bool:
-        # A leaving worker makes no new attempt: another worker of the queue
-        # does. A cancel, a run timeout or a cold shutdown ends it as anywhere.
-        if not self._leaving or stopped_by not in ("", GRACE_OVER):
-            return False
-        self._hand_out_reaped(job)
-        return True
-
-    async def _reap(self) -> None:
-        if self._leaving:
-            return  # the workers that stay take over what others left
-        await super()._reap()
-        await self._db(engine.time_out_overdue, worker=QUEUED)
-        for job in await self._db(stalled_jobs):
-            self._hand_out(job)
-
-    # Leaving.
-
-    async def _start(self, recover: bool) -> None:
-        await super()._start(recover)
-        self._watcher = asyncio.create_task(self._watch_for_shutdown())
-
-    async def _watch_for_shutdown(self) -> None:
+    async def watch(self) -> None:
+        """Drain when the worker is told to stop: no new step; the running
+        ones have ORCH_WORKER_GRACE seconds, then are stopped and failed
+        (their processes are killed as on a timeout). A step's next attempt,
+        due then or meanwhile, goes to its queue for another worker; the
+        pool process exits once its step is recorded."""
         while not (began := shutdown_began()):
             await asyncio.sleep(SUPERVISE_EVERY)
-        self._leaving = True
         grace = settings.ORCH_WORKER_GRACE
-        running = [task for _, task in self._steps.values()]
-        if running:
-            log.info("worker stopping: %s step(s) have %g s to finish", len(running), grace)
-            for capture in self._captures.values():
-                capture.log(f"the worker is stopping: the step has {grace:g} s to finish")
-            await asyncio.wait(running, timeout=max(0.0, began + grace - time.monotonic()))
-        for run_id in self._busy_runs():
-            event = self._stop_events[run_id]
-            if not event.is_set():  # a cancel or a run timeout has its own reason
-                self._stop_reasons[run_id] = GRACE_OVER
-                event.set()
-
-    def _stop_result(self, run_id: int) -> StepResult:
-        if self._stop_reason(run_id) == GRACE_OVER:
-            return StepResult(
+        await self.runtime.drain(
+            until=began + grace,
+            note=f"the worker is stopping: the step has {grace:g} s to finish",
+            reason=GRACE_OVER,
+            result=StepResult(
                 StepStatus.FAILED,
                 error=(
                     "worker stopped: the step did not finish within the worker's "
-                    f"{settings.ORCH_WORKER_GRACE:g} s shutdown grace period"
+                    f"{grace:g} s shutdown grace period"
                 ),
-            )
-        return super()._stop_result(run_id)
-
-    async def _shutdown(self) -> None:
-        if self._watcher:
-            self._watcher.cancel()
-        await super()._shutdown()
-        if self._handing_out:
-            await asyncio.wait(list(self._handing_out))
+            ),
+        )
 
 
 def _send_queued(job: StepJob) -> None:
@@ -345,42 +261,18 @@ def _send_queued(job: StepJob) -> None:
     send(job)
 
 
-def _advance_next_waiting(run_id: int) -> None:
-    workflow_id, limit = (
-        Run.objects.filter(pk=run_id)
-        .values_list("workflow_id", "workflow__max_concurrent_runs")
-        .first()
-    ) or (None, 0)
-    if not limit:
-        return  # without a limit, runs never wait for each other
-    waiting = (
-        Run.objects.filter(workflow_id=workflow_id, status=RunStatus.QUEUED)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-        .first()
-    )
-    if waiting is not None:
-        advance_and_send(waiting)
-
-
 def stalled_jobs() -> list[StepJob]:
-    """What waits and should not: the first steps of queued runs whose
-    workflow has a free slot, or that have waited ORCH_RESEND_AFTER seconds;
-    and queued steps no worker has taken for that long, to send again."""
+    """What waits and should not: the first steps of queued runs that may
+    start, and queued steps no worker has taken for ORCH_RESEND_AFTER
+    seconds, to send again."""
     now = timezone.now()
     resend_after = timedelta(seconds=settings.ORCH_RESEND_AFTER)
     jobs = []
-    waiting = Run.objects.filter(status=RunStatus.QUEUED, worker=QUEUED).values(
-        "workflow_id", limit=F("workflow__max_concurrent_runs")
-    )
-    # The first waiting run of each workflow: the only one that may start.
-    for first in waiting.annotate(first=Min("pk"), since=Min("created_at")).order_by():
-        # A slot is usually taken by the next run as the run before ends; not
-        # when that run ended where no worker saw it (a cancel from the
-        # dashboard of a run whose steps all waited in a queue).
-        running = Run.objects.filter(workflow_id=first["workflow_id"], status=RunStatus.RUNNING)
-        if running.count() < first["limit"] or first["since"] < now - resend_after:
-            jobs.extend(engine.advance(first["first"], worker=QUEUED).jobs)
+    # A slot is usually taken by the next run as the run before ends; not
+    # when that run ended where no worker saw it (a cancel from the
+    # dashboard of a run whose steps all waited in a queue).
+    for run_id in engine.runs_to_start(held_by=QUEUED):
+        jobs.extend(engine.advance(run_id, worker=QUEUED).jobs)
     stale = StepRun.objects.filter(
         status=StepStatus.RUNNING,
         worker=QUEUED,
@@ -423,16 +315,17 @@ def shutdown_began() -> float:
     return _shutdown_began.value if _shutdown_began is not None else 0.0
 
 
-_runtime: WorkerRuntime | None = None
+_runtime: StepRuntime | None = None
 _runtime_lock = threading.Lock()
 
 
-def worker_runtime() -> WorkerRuntime:
+def worker_runtime() -> StepRuntime:
     """This worker process's runtime, started on its first step."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = WorkerRuntime().start()
+            # No cap of its own: Celery's concurrency bounds what it executes.
+            _runtime = StepRuntime(ToQueues(), name="celery", max_parallel_steps=0).start()
         return _runtime
 
 
