@@ -11,7 +11,7 @@ from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
 from workflows.definition import STEP_FIELDS as FILE_STEP_FIELDS
-from workflows.definition import DefinitionError, clean_definition
+from workflows.definition import WORKFLOW_FIELDS, DefinitionError, clean_definition
 from workflows.models import Step, Workflow
 
 # The step fields the admin edits: the file format's, with the kind's as one config.
@@ -75,13 +75,9 @@ class WorkflowAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "version", "step_count", "updated_at")
     search_fields = ("name", "slug", "description")
     readonly_fields = ("version", "created_at", "updated_at")
+    # The fields of the workflow file but its steps (edited below), then ours.
     fields = (
-        "slug",
-        "name",
-        "description",
-        "params",
-        "timeout",
-        "max_concurrent_runs",
+        *(name for name in WORKFLOW_FIELDS if name != "steps"),
         "owner",
         "version",
         "created_at",

@@ -36,10 +36,7 @@ def locked_run(run_id: int) -> Run:
 
     Raises Run.DoesNotExist as ``get()`` does.
     """
-    connection, built = _statements()
-    with connection.cursor() as cursor:
-        cursor.execute(built["lock"], [run_id])
-        row = cursor.fetchone()
+    connection, built, row = _one_row("lock", run_id)
     if row is None:
         raise Run.DoesNotExist(f"Run matching id={run_id} does not exist.")
     values = _converted(connection, built["run_columns"], row[:-1])
@@ -50,13 +47,17 @@ def locked_run(run_id: int) -> Run:
 
 def step_row(step_run_id: int) -> tuple:
     """A step run's STATE_FIELDS, converted as values_list() does."""
-    connection, built = _statements()
-    with connection.cursor() as cursor:
-        cursor.execute(built["step"], [step_run_id])
-        row = cursor.fetchone()
+    connection, built, row = _one_row("step", step_run_id)
     if row is None:
         raise StepRun.DoesNotExist(f"StepRun matching id={step_run_id} does not exist.")
     return tuple(_converted(connection, built["step_columns"], row))
+
+
+def _one_row(statement: str, pk: int) -> tuple[Any, dict[str, Any], tuple | None]:
+    connection, built = _statements()
+    with connection.cursor() as cursor:
+        cursor.execute(built[statement], [pk])
+        return connection, built, cursor.fetchone()
 
 
 def step_rows_by_key(run_id: int, keys: list[str]) -> list[tuple]:
