@@ -9,6 +9,7 @@ PostgreSQL database on that server, dropped afterwards):
 - for a 50-branch fan-out, how far apart the branches started.
 
 Usage: python bench/engine_overhead.py [--repeat N] [--postgres postgres://user@host:5432]
+       [--busy N]   (N processes keep a core busy each meanwhile)
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from bench.processes import cpu_hogs  # noqa: E402
+
 STEPS = 10
 BRANCHES = 50
 # Each branch records when its process really began.
@@ -57,10 +63,10 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def spawn_directly() -> float:
-    """Seconds to run `bash -c true` STEPS times, one after the other."""
+def spawn_directly(n: int) -> float:
+    """Seconds to run `bash -c true` *n* times, one after the other: the floor."""
     began = time.perf_counter()
-    for _ in range(STEPS):
+    for _ in range(n):
         subprocess.run(["bash", "-c", "true"], check=True)
     return time.perf_counter() - began
 
@@ -90,11 +96,14 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--postgres", metavar="URL", help="server to create a database on")
+    parser.add_argument("--busy", type=int, default=0, help="CPU-heavy processes meanwhile")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()[0]
     with (
         tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp,
         fresh_database(args.postgres, tmp) as url,
+        cpu_hogs(args.busy),
     ):
         env = {
             **os.environ,
@@ -114,7 +123,7 @@ def main() -> None:
 
         overheads, walls, processes, spawns = [], [], [], []
         for _ in range(args.repeat):
-            spawn = spawn_directly()
+            spawn = spawn_directly(STEPS)
             began = time.perf_counter()
             result = manage(env, "run_workflow", "bench-linear", "--json")
             process = time.perf_counter() - began
@@ -134,7 +143,10 @@ def main() -> None:
             spreads.append(max(began) - min(began))
 
     ms = 1000
-    print(f"database: {database}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
+    print(
+        f"database: {database}; python {sys.version.split()[0]}; {os.cpu_count()} cores; "
+        f"load {load_before:.2f} before; {args.busy} CPU-heavy process(es) meanwhile"
+    )
     print(f"runs: {args.repeat} of a {STEPS}-step linear workflow of `true` steps")
     print(
         f"  spawning {STEPS} processes directly:  median {statistics.median(spawns) * ms:6.1f} ms"

@@ -37,10 +37,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from bench.engine_overhead import seconds, spawn_directly  # noqa: E402
+from bench.processes import cpu_hogs  # noqa: E402
+
 DELAY = 1.0  # seconds into the big run before the cancel or the small run
 
 
@@ -98,17 +103,6 @@ def fresh(template: Path, steps: int) -> tuple[Path, dict[str, str]]:
     tmp = Path(tempfile.mkdtemp(prefix="orch-par-"))
     shutil.copy(template, tmp / "bench.sqlite3")
     return tmp, base_env(tmp, steps)
-
-
-def spawn_directly(n: int) -> float:
-    began = time.perf_counter()
-    for _ in range(n):
-        subprocess.run(["bash", "-c", "true"], check=True)
-    return time.perf_counter() - began
-
-
-def seconds(start: str, end: str) -> float:
-    return (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
 
 
 def measure_finish(template: Path, n: int, timeout: float) -> dict:
@@ -241,6 +235,71 @@ def median_of(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
 
 
+def measure(template: Path, counts: list[int], args, only: set[str]) -> None:
+    for n in counts:
+        print(f"{n:,} parallel steps:")
+        if "finish" in only:
+            runs, processes, unfinished = [], [], []
+            for _ in range(args.repeat):
+                figures = measure_finish(template, n, args.timeout)
+                if "timeout" in figures:
+                    unfinished.append(figures["done"])
+                    break  # another would take as long
+                runs.append(figures["run"])
+                processes.append(figures["process"])
+            floor = [
+                measure_in_child(template, "floor", n, args.timeout)["floor"]
+                for _ in range(args.repeat)
+            ]
+            if args.kind == "shell":
+                spawn = spawn_directly(n)
+                print(
+                    f"  floor: spawning {n:,} `bash -c true` directly, one after the "
+                    f"other: {spawn:.2f} s; ratio "
+                    f"{statistics.median(runs) / spawn if runs else float('nan'):.1f}"
+                )
+            if runs:
+                ratio = statistics.median(runs) / statistics.median(floor)
+                print(
+                    f"  run started -> finished:  {median_of(runs)}; "
+                    f"{n / statistics.median(runs):,.0f} steps/s"
+                )
+                print(f"  whole run_workflow:       {median_of(processes)}")
+                print(
+                    f"  floor ({n:,} one-row UPDATE transactions): {median_of(floor)}; "
+                    f"ratio {ratio:.1f}"
+                )
+            for done in unfinished:
+                print(
+                    f"  not finished after {args.timeout:g} s: {done:,} steps done "
+                    f"({done / args.timeout:,.1f} steps/s); floor {median_of(floor)}"
+                )
+        for scenario, label in (("cancel", "cancel"), ("small", "small run")):
+            if scenario not in only:
+                continue
+            results = [
+                measure_in_child(template, scenario, n, args.timeout) for _ in range(args.repeat)
+            ]
+            done = [r for r in results if "timeout" not in r]
+            if len(done) < len(results):
+                print(
+                    f"  {label}: {len(results) - len(done)} of {len(results)} "
+                    f"not done after {args.timeout:g} s"
+                )
+            if scenario == "cancel" and done:
+                print(
+                    f"  cancel -> cancelled:      {median_of([r['cancel'] for r in done])}"
+                    f"; steps done before {[r['done_before'] for r in done]}, "
+                    f"started after {[r['started_after'] for r in done]}"
+                )
+            if scenario == "small" and done:
+                print(
+                    f"  small run, step started:  {median_of([r['start'] for r in done])}"
+                    f"; ended {median_of([r['end'] for r in done])}; big run's steps "
+                    f"done by then {[r['big_done'] for r in done]}"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", default="1000,10000")
@@ -248,6 +307,7 @@ def main() -> None:
     parser.add_argument("--kind", choices=["wait", "shell"], default="wait")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--only", default="finish,cancel,small")
+    parser.add_argument("--busy", type=int, default=0, help="CPU-heavy processes meanwhile")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     counts = [int(n) for n in args.steps.split(",")]
@@ -262,71 +322,11 @@ def main() -> None:
         template = prepare_template(tmp, counts, args.kind)
         print(
             f"SQLite, local executor; {args.kind} steps; python {sys.version.split()[0]}; "
-            f"{os.cpu_count()} cores; medians of {args.repeat} (min-max)"
+            f"{os.cpu_count()} cores; medians of {args.repeat} (min-max); "
+            f"{args.busy} CPU-heavy process(es) meanwhile"
         )
-        for n in counts:
-            print(f"{n:,} parallel steps:")
-            if "finish" in only:
-                runs, processes, unfinished = [], [], []
-                for _ in range(args.repeat):
-                    figures = measure_finish(template, n, args.timeout)
-                    if "timeout" in figures:
-                        unfinished.append(figures["done"])
-                        break  # another would take as long
-                    runs.append(figures["run"])
-                    processes.append(figures["process"])
-                floor = [
-                    measure_in_child(template, "floor", n, args.timeout)["floor"]
-                    for _ in range(args.repeat)
-                ]
-                if args.kind == "shell":
-                    spawn = spawn_directly(n)
-                    print(
-                        f"  floor: spawning {n:,} `bash -c true` directly, one after the "
-                        f"other: {spawn:.2f} s; ratio "
-                        f"{statistics.median(runs) / spawn if runs else float('nan'):.1f}"
-                    )
-                if runs:
-                    ratio = statistics.median(runs) / statistics.median(floor)
-                    print(
-                        f"  run started -> finished:  {median_of(runs)}; "
-                        f"{n / statistics.median(runs):,.0f} steps/s"
-                    )
-                    print(f"  whole run_workflow:       {median_of(processes)}")
-                    print(
-                        f"  floor ({n:,} one-row UPDATE transactions): {median_of(floor)}; "
-                        f"ratio {ratio:.1f}"
-                    )
-                for done in unfinished:
-                    print(
-                        f"  not finished after {args.timeout:g} s: {done:,} steps done "
-                        f"({done / args.timeout:,.1f} steps/s); floor {median_of(floor)}"
-                    )
-            for scenario, label in (("cancel", "cancel"), ("small", "small run")):
-                if scenario not in only:
-                    continue
-                results = [
-                    measure_in_child(template, scenario, n, args.timeout)
-                    for _ in range(args.repeat)
-                ]
-                done = [r for r in results if "timeout" not in r]
-                if len(done) < len(results):
-                    print(
-                        f"  {label}: {len(results) - len(done)} of {len(results)} "
-                        f"not done after {args.timeout:g} s"
-                    )
-                if scenario == "cancel" and done:
-                    print(
-                        f"  cancel -> cancelled:      {median_of([r['cancel'] for r in done])}"
-                        f"; steps done before {[r['done_before'] for r in done]}, "
-                        f"started after {[r['started_after'] for r in done]}"
-                    )
-                if scenario == "small" and done:
-                    print(
-                        f"  small run, step started:  {median_of([r['start'] for r in done])}"
-                        f"; ended {median_of([r['end'] for r in done])}; big run's steps "
-                        f"done by then {[r['big_done'] for r in done]}"
-                    )
+        with cpu_hogs(args.busy):
+            measure(template, counts, args, only)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     load_after = os.getloadavg()

@@ -7,11 +7,13 @@ runs the step, as ``kill <pid>`` or a service manager would.
 from __future__ import annotations
 
 import signal
+import socket
 import time
 
 import pytest
 
 from bench.processes import CeleryWorker
+from orchestrator_site.celery import app
 from runs.executors.processes import stop_leftover_processes
 from tests.celery_workers import Workers
 from tests.conftest import log_text, make_workflow, start_run, steps_of, wait_for, wait_until_final
@@ -25,6 +27,14 @@ GRACE_OVER = "worker stopped: the step did not finish within the worker's 2 s sh
 def has_exited(worker: CeleryWorker, timeout: float = 30) -> int:
     wait_for(lambda: worker.process.poll() is not None, timeout, message=f"{worker.name} to exit")
     return worker.process.returncode
+
+
+def has_started_a_task(worker: CeleryWorker) -> None:
+    node = f"{worker.name}@{socket.gethostname()}"
+    wait_for(
+        lambda: (app.control.inspect(destination=[node], timeout=0.5).active() or {}).get(node),
+        message=f"{worker.name} to report its task started",
+    )
 
 
 def test_a_step_that_ends_within_the_grace_succeeds_and_the_run_goes_on_elsewhere(
@@ -125,6 +135,10 @@ def test_a_cold_shutdown_during_the_grace_leaves_the_step_to_the_other_workers(
     run = start_run(workflow, celery_executor)
     overstay = running_somewhere(run, "overstay")
     stopping = worker_of(overstay, workers)
+    # Celery's cold shutdown stops the tasks its main process knows to have
+    # started. One the pool process has taken but not yet reported (a
+    # SIGTERM just after the task arrived) runs on to the end of the grace.
+    has_started_a_task(workers[stopping])
     workers[stopping].terminate()
     # Not "Warm shutdown" in the worker's output: Celery prints it at the
     # start of its SIGTERM handler, and a SIGQUIT that comes before that
