@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import itertools
 
-from runs.executors.local import LocalExecutor
+import pytest
+
+from runs import engine
+from runs.engine.recovery import resumed_job
 from tests.conftest import make_workflow, start_run, wait_until_final
+from workflows.kinds.base import StepResult
 
 
 def test_it_queues_runs_beyond_the_limit_and_starts_them_in_order(executor):
@@ -62,7 +66,50 @@ def test_it_does_not_hold_a_run_behind_a_stuck_queued_run_without_a_limit(execut
 
     assert run.status == "succeeded"
     stuck.refresh_from_db()
-    if isinstance(executor, LocalExecutor):
-        # Nobody drives it here; the distributed workers start a waiting run
-        # of a workflow once one of its runs ends, whoever queued it.
-        assert stuck.status == "queued"
+    # Nobody here drives a run another executor holds.
+    assert stuck.status == "queued"
+
+
+class Holder:
+    """An executor that holds the runs it triggers and never drives them."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+
+    def submit(self, run_id: int) -> None:
+        pass
+
+
+@pytest.mark.django_db
+def test_only_the_oldest_waiting_run_may_take_a_free_slot_whoever_holds_it():
+    workflow = make_workflow(
+        "slug: one-at-a-time\nmax_concurrent_runs: 1\n"
+        "steps: [{key: w, kind: shell, command: 'true'}]"
+    )
+    here, there = Holder("here:1:a"), Holder("there:2:b")
+    first, second = start_run(workflow, here), start_run(workflow, here)
+    later = start_run(workflow, there)
+
+    assert engine.runs_to_start(held_by="here:1:a") == [first.pk]
+    # Held elsewhere, and older runs wait for the slot: not its turn.
+    assert engine.runs_to_start(held_by="there:2:b") == []
+
+    engine.advance(first.pk, worker="here:1:a")  # it starts: the slot is taken
+    assert engine.runs_to_start(held_by="here:1:a") == []
+
+    # Its end frees the slot for the next in line, and says so.
+    progress = engine.complete_attempt(
+        resumed_job(first.steps.get()), StepResult("succeeded"), worker="here:1:a", next_seq=1
+    )
+    assert progress.run_status == "succeeded"
+    assert progress.may_start == [second.pk]
+    assert engine.runs_to_start(held_by="here:1:a") == [second.pk]
+    assert engine.runs_to_start(held_by="there:2:b") == []
+
+    # The next in line is held elsewhere: this turn does not start it, its holder may.
+    engine.advance(second.pk, worker="here:1:a")
+    progress = engine.complete_attempt(
+        resumed_job(second.steps.get()), StepResult("succeeded"), worker="here:1:a", next_seq=1
+    )
+    assert progress.may_start == []
+    assert engine.runs_to_start(held_by="there:2:b") == [later.pk]
