@@ -7,9 +7,12 @@ variable, instead of running with a silently wrong configuration.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 import zoneinfo
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -187,3 +190,73 @@ def redis_url(name: str) -> str | None:
             f"{name}={url!r} is not a Redis URL such as redis://127.0.0.1:6379/0."
         )
     return url
+
+
+LABEL = r"[a-z0-9_][a-z0-9_-]{0,62}"
+HOST_NAME_RE = re.compile(rf"^(?=.{{1,253}}$){LABEL}(\.{LABEL})*$")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+@dataclass(frozen=True)
+class AllowedAddress:
+    """An entry of ORCH_HTTP_ALLOW: a host name, or an address or network,
+    on every port or on one."""
+
+    host: str = ""  # a name, lowercase, without a trailing dot
+    network: Network | None = None
+    port: int | None = None
+
+    def matches(self, host: str, address: Address, port: int) -> bool:
+        if self.port is not None and port != self.port:
+            return False
+        if self.network is not None:
+            return address.version == self.network.version and address in self.network
+        return host.lower().rstrip(".") == self.host
+
+
+def env_allowed_addresses(name: str) -> tuple[AllowedAddress, ...]:
+    """A comma-separated list of hosts, addresses or networks, each with an
+    optional port: ``ci.example.com, 10.1.2.0/24, 127.0.0.1:8000, [::1]:8000``."""
+    entries = [entry.strip() for entry in (_raw(name) or "").split(",")]
+    try:
+        return tuple(allowed_address(entry) for entry in entries if entry)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+
+
+def allowed_address(entry: str) -> AllowedAddress:
+    """One entry (see env_allowed_addresses); ValueError when it is none."""
+    text, port = entry, None
+    if text.startswith("["):  # [IPv6 address or network] or [...]:port
+        inside, closed, rest = text[1:].partition("]")
+        if not closed:
+            raise _bad_entry(entry)
+        text = inside
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                raise _bad_entry(entry)
+            port = int(rest[1:])
+    elif text.count(":") == 1:  # host:port or IPv4:port (a bare IPv6 has several)
+        text, _, digits = text.partition(":")
+        if not digits.isdigit():
+            raise _bad_entry(entry)
+        port = int(digits)
+    if port is not None and not 1 <= port <= 65535:
+        raise _bad_entry(entry)
+    try:
+        return AllowedAddress(network=ipaddress.ip_network(text, strict=False), port=port)
+    except ValueError:
+        pass
+    host = text.lower().rstrip(".")
+    if not HOST_NAME_RE.match(host) or host.replace(".", "").isdigit():
+        raise _bad_entry(entry)
+    return AllowedAddress(host=host, port=port)
+
+
+def _bad_entry(entry: str) -> ValueError:
+    return ValueError(
+        f"{entry[:100]!r} is not a host name, an address or a network "
+        "(each optionally with :port; an IPv6 one in brackets then), "
+        "for example ci.example.com, 10.1.2.0/24, 127.0.0.1:8000 or [::1]:8000."
+    )

@@ -10,6 +10,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from orchestrator_site.env import (
     database_from_url,
+    env_allowed_addresses,
     env_base_url,
     env_bool,
     env_choice,
@@ -208,6 +209,11 @@ ORCH_WORKER_GRACE = env_float("ORCH_WORKER_GRACE", 30.0, minimum=0)
 # Unset, a server uses the address it is bound to; set it where steps run in
 # processes that serve no page (run_workflow, Celery workers).
 ORCH_BASE_URL = env_base_url("ORCH_BASE_URL")
+# What an http step may reach besides public addresses: host names,
+# addresses or networks, each on every port or on one (see
+# docs/security.md). Loopback, private, link-local (cloud metadata) and the
+# server's own database, Redis and broker ports are refused otherwise.
+ORCH_HTTP_ALLOW = env_allowed_addresses("ORCH_HTTP_ALLOW")
 # Steps the local executor (of the server, or of run_workflow) executes at
 # once; more that could start wait, pending, and the runs holding them take
 # free slots in turn. 0 = no limit. Celery workers: their concurrency.

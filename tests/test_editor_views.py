@@ -149,6 +149,7 @@ def test_it_adds_a_step_of_each_kind(alice_client, pipeline):
                 "url": "https://example.org/hook",
                 "headers": "Accept: text/plain",
                 "expect_status": "200, 201",
+                "follow_redirects": "on",
             },
         ),
         ("wait", {"seconds": "2.5"}),
@@ -175,6 +176,7 @@ def test_it_adds_a_step_of_each_kind(alice_client, pipeline):
         "url": "https://example.org/hook",
         "headers": {"Accept": "text/plain"},
         "expect_status": [200, 201],
+        "follow_redirects": True,
     }
     assert workflow.steps.get(key="new-wait").config == {"seconds": 2.5}
     assert workflow.version == 3

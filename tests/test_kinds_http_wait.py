@@ -7,8 +7,16 @@ import time
 
 import pytest
 
+from orchestrator_site.env import allowed_address
 from tests.conftest import log_text, make_workflow, run_to_end, steps_of
 from workflows.definition import DefinitionError
+
+
+@pytest.fixture(autouse=True)
+def _loopback_allowed(settings):
+    """These steps call servers on this machine: opened as a user opens theirs
+    (see tests/test_http_guard.py for what stays closed)."""
+    settings.ORCH_HTTP_ALLOW = (allowed_address("127.0.0.1"),)
 
 
 def test_it_calls_a_url_and_keeps_status_and_json_as_outputs(executor, live_server):

@@ -10,7 +10,14 @@ import pytest
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from orchestrator_site.env import database_from_url, env_bool, env_float, env_int, redis_url
+from orchestrator_site.env import (
+    database_from_url,
+    env_allowed_addresses,
+    env_bool,
+    env_float,
+    env_int,
+    redis_url,
+)
 
 
 def test_it_reads_a_postgres_url(monkeypatch):
@@ -114,3 +121,30 @@ def test_a_worker_does_not_start_with_a_grace_that_is_not_a_number():
     )
 
     assert "ORCH_WORKER_GRACE='soon' is not a number." in stderr
+
+
+def test_it_reads_the_http_allow_list(monkeypatch):
+    monkeypatch.setenv("ORCH_HTTP_ALLOW", " ci.internal., 10.1.2.0/24,127.0.0.1:9000, [::1]:9000 ")
+
+    entries = env_allowed_addresses("ORCH_HTTP_ALLOW")
+
+    assert [(e.host, str(e.network) if e.network else "", e.port) for e in entries] == [
+        ("ci.internal", "", None),
+        ("", "10.1.2.0/24", None),
+        ("", "127.0.0.1/32", 9000),
+        ("", "::1/128", 9000),
+    ]
+
+
+@pytest.mark.parametrize(
+    "entry", ["ci internal", "host:http", "[::1", "10.0.0.1:70000", "999.1.2.3"]
+)
+def test_it_refuses_an_allow_list_entry_it_cannot_read(monkeypatch, entry):
+    monkeypatch.setenv("ORCH_HTTP_ALLOW", f"ci.internal, {entry}")
+
+    with pytest.raises(ImproperlyConfigured) as refused:
+        env_allowed_addresses("ORCH_HTTP_ALLOW")
+
+    assert str(refused.value).startswith(
+        f"ORCH_HTTP_ALLOW: {entry!r} is not a host name, an address or a network"
+    )

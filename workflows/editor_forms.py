@@ -38,6 +38,7 @@ def step_from_post(post: QueryDict, kind: str) -> dict[str, Any]:
         step["headers"] = _headers(post.get("headers", ""))
         step["body"] = post.get("body", "").replace("\r\n", "\n")
         step["expect_status"] = _codes(post.get("expect_status", ""))
+        step["follow_redirects"] = post.get("follow_redirects") == "on"
         step["log_headers"] = post.get("log_headers") == "on"
     elif kind == "wait":
         step["seconds"] = _number(post.get("seconds", ""), None)
@@ -70,6 +71,7 @@ def form_values(step: dict[str, Any]) -> dict[str, Any]:
         "headers": headers,
         "body": config.get("body", ""),
         "expect_status": codes,
+        "follow_redirects": config.get("follow_redirects", False),
         "log_headers": config.get("log_headers", False),
         "seconds": config.get("seconds", ""),
     }

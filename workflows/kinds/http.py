@@ -1,4 +1,8 @@
-"""HTTP steps: one request, its status and JSON response as outputs."""
+"""HTTP steps: one request, its status and JSON response as outputs.
+
+Where a request may go is http_guard.py's to decide: each address, the
+redirects' too, is checked before the connection is made to it.
+"""
 
 from __future__ import annotations
 
@@ -19,18 +23,29 @@ from workflows.kinds.base import (
     fill_placeholders,
     require_text,
 )
+from workflows.kinds.http_guard import Refused, checked_address
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 DEFAULT_TIMEOUT = 30.0
 JSON_OUTPUT_MAX_BYTES = 64 * 1024
 BODY_IN_LOG_BYTES = 2048
-RESPONSE_MAX_BYTES = 8 * 1024 * 1024
+RESPONSE_MAX_BYTES = 10 * 1024 * 1024
+MAX_REDIRECTS = 5
+REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class HttpKind(Kind):
     name = "http"
     label = "HTTP request"
-    fields = ("method", "url", "headers", "body", "expect_status", "log_headers")
+    fields = (
+        "method",
+        "url",
+        "headers",
+        "body",
+        "expect_status",
+        "follow_redirects",
+        "log_headers",
+    )
 
     def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
         method = require_text(config, "method", default="GET").upper()
@@ -70,6 +85,9 @@ class HttpKind(Kind):
         log_headers = config.get("log_headers", False)
         if not isinstance(log_headers, bool):
             raise ConfigError("log_headers", "must be true or false")
+        follow = config.get("follow_redirects", False)
+        if not isinstance(follow, bool):
+            raise ConfigError("follow_redirects", "must be true or false")
         cleaned: dict[str, Any] = {"method": method, "url": url}
         if headers:
             cleaned["headers"] = headers
@@ -77,6 +95,8 @@ class HttpKind(Kind):
             cleaned["body"] = body
         if expect:
             cleaned["expect_status"] = expect
+        if follow:
+            cleaned["follow_redirects"] = True
         if log_headers:
             cleaned["log_headers"] = True
         return cleaned
@@ -97,14 +117,22 @@ class HttpKind(Kind):
             return StepResult("failed", error=str(exc))
         ctx.log(f"{config['method']} {url}")
         timeout = ctx.timeout or DEFAULT_TIMEOUT
+        follow = config.get("follow_redirects", False)
         try:
-            async with (
-                httpx.AsyncClient(timeout=timeout) as client,
-                client.stream(
-                    config["method"], url, headers=headers, content=body or None
-                ) as response,
-            ):
-                content = await _read_capped(response)
+            # Not the environment's proxies: the proxy, not this check, would
+            # choose where the request goes.
+            async with httpx.AsyncClient(timeout=timeout, trust_env=False) as client:
+                response, content = await _send(
+                    client, ctx, config["method"], url, headers, body, follow=follow
+                )
+        except Refused as exc:
+            return StepResult("failed", error=f"refused: {exc}")
+        except TooLarge:
+            return StepResult(
+                "failed",
+                error=f"the response is over {RESPONSE_MAX_BYTES // (1024 * 1024)} MiB, "
+                "the most an http step reads",
+            )
         except httpx.HTTPError as exc:
             reason = str(exc) or type(exc).__name__
             return StepResult("failed", error=f"request failed: {reason}")
@@ -151,13 +179,59 @@ def _with_dashboard_stand_in(url: str) -> str:
     return url
 
 
+class TooLarge(Exception):
+    pass
+
+
+async def _send(
+    client: httpx.AsyncClient,
+    ctx: StepContext,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: str,
+    *,
+    follow: bool,
+) -> tuple[httpx.Response, bytes]:
+    """The response to *method* *url* (after its redirects when *follow*),
+    each hop sent to the address http_guard checked."""
+    for hop in range(MAX_REDIRECTS + 1):
+        target = httpx.URL(url)
+        if target.scheme not in ("http", "https") or not target.host:
+            raise Refused(f"{url[:200]}: only http:// and https:// URLs")
+        port = target.port or (443 if target.scheme == "https" else 80)
+        address = await checked_address(target.host, port)
+        request = client.build_request(
+            method,
+            target.copy_with(host=str(address)),
+            headers={**headers, "Host": target.netloc.decode("ascii")},
+            content=body or None,
+            # TLS checks the certificate against the name, not the address.
+            extensions={"sni_hostname": target.host} if target.scheme == "https" else {},
+        )
+        response = await client.send(request, stream=True)
+        try:
+            location = response.headers.get("location")
+            if not (follow and response.status_code in REDIRECTS and location):
+                return response, await _read_capped(response)
+        finally:
+            await response.aclose()
+        if hop == MAX_REDIRECTS:
+            raise Refused(f"more than {MAX_REDIRECTS} redirects")
+        url = str(target.join(location))
+        ctx.log(f"{response.status_code} {response.reason_phrase}: following to {url}")
+        if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+            method, body = "GET", ""  # as browsers do
+    raise AssertionError("unreachable")
+
+
 async def _read_capped(response: httpx.Response) -> bytes:
     content = bytearray()
     async for chunk in response.aiter_bytes():
         content += chunk
         if len(content) > RESPONSE_MAX_BYTES:
-            break
-    return bytes(content[:RESPONSE_MAX_BYTES])
+            raise TooLarge
+    return bytes(content)
 
 
 def _log_response(
