@@ -103,6 +103,25 @@ def running_daphne(env: dict[str, str], log_path: Path) -> Iterator[str]:
         yield daphne.url
 
 
+@pytest.fixture(autouse=True)
+def _no_content_security_policy_violations(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every browser test also checks that its pages break none of their own
+    Content-Security-Policy (Chromium reports each refusal on the console)."""
+    if "page" not in request.fixturenames:
+        yield
+        return
+    page: Page = request.getfixturevalue("page")
+    refused: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            refused.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    yield
+    assert refused == [], "the page broke its Content-Security-Policy"
+
+
 @pytest.fixture
 def server(daphne_server: str, transactional_db) -> str:
     """The base URL of the running server; rows the test writes are committed."""
