@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "workflows",
     "runs",
     "runs.live",  # tells the browsers what the engine announces
+    "orchestrator_site.accounts",
 ]
 
 MIDDLEWARE = [
@@ -175,6 +176,10 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+# Failed log-ins for one account within this many minutes lock it for as
+# long (ten times as many from one address lock the address).
+ORCH_LOGIN_MAX_FAILURES = env_int("ORCH_LOGIN_MAX_FAILURES", 5, minimum=1)
+ORCH_LOGIN_LOCK_MINUTES = env_int("ORCH_LOGIN_LOCK_MINUTES", 15, minimum=1)
 # Served over HTTPS (by a proxy in front, or Daphne with TLS): cookies only
 # over HTTPS, HSTS, and plain-HTTP requests redirected (but /healthz, for
 # load balancers' checks from inside).

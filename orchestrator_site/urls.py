@@ -5,12 +5,22 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orchestrator_site import views
+from orchestrator_site.accounts.forms import (
+    ThrottledAdminAuthenticationForm,
+    ThrottledAuthenticationForm,
+)
+
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", views.favicon, name="favicon"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path(
+        "accounts/login/",
+        auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm),
+        name="login",
+    ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("workflows.urls")),

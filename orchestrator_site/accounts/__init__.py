@@ -1,0 +1,1 @@
+"""Accounts: signing in, and (next) roles and grants."""
