@@ -176,6 +176,8 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+# Runs one person may start within a minute (0 = no limit); beyond, a 429.
+ORCH_MAX_RUNS_PER_MINUTE = env_int("ORCH_MAX_RUNS_PER_MINUTE", 60, minimum=0)
 # Failed log-ins for one account within this many minutes lock it for as
 # long (ten times as many from one address lock the address).
 ORCH_LOGIN_MAX_FAILURES = env_int("ORCH_LOGIN_MAX_FAILURES", 5, minimum=1)

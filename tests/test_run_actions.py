@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -142,3 +143,30 @@ def test_the_raw_log_needs_a_login(client, hello):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_a_person_starts_at_most_the_runs_a_minute_the_limit_allows(
+    alice_client, hello, settings, django_user_model, client
+):
+    settings.ORCH_MAX_RUNS_PER_MINUTE = 2
+    for _ in range(2):
+        assert alice_client.post("/workflows/hello/run", {"who": "x"}).status_code == 303
+
+    refused = alice_client.post("/workflows/hello/run", {"who": "x"})
+    original = Run.objects.latest("pk")
+    Run.objects.filter(pk=original.pk).update(status="failed")
+    rerun = alice_client.post(f"/runs/{original.pk}/rerun", {"token": "t"})
+
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "60"
+    assert refused.content.decode() == (
+        "Nothing was started: you started 2 runs within the last minute, the most "
+        "ORCH_MAX_RUNS_PER_MINUTE allows: try again in a minute."
+    )
+    assert rerun.status_code == 429
+    assert Run.objects.count() == 2
+    # Someone else is not held back, and the minute passes.
+    client.force_login(django_user_model.objects.create_user("bob", password="bob-pass-1"))
+    assert client.post("/workflows/hello/run", {"who": "x"}).status_code == 303
+    Run.objects.update(created_at=timezone.now() - timedelta(minutes=2))
+    assert alice_client.post("/workflows/hello/run", {"who": "x"}).status_code == 303

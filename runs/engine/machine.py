@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
@@ -139,6 +140,10 @@ class RerunRefused(Exception):
     """A re-run that would run nothing, or names a step the run does not have."""
 
 
+class TooManyRuns(Exception):
+    """The user started ORCH_MAX_RUNS_PER_MINUTE runs within the last minute."""
+
+
 REUSABLE = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 
 
@@ -215,8 +220,9 @@ def _create_run(
     those steps go to ``dispatch`` after commit.
     """
     reused = reused or {}
-    number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
     now = timezone.now()
+    _check_rate(user, now)
+    number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
     run = Run(
         workflow=workflow,
         number=number,
@@ -264,6 +270,19 @@ def _create_run(
     progress = Progress(run.status, jobs=_jobs(run, view, starting))
     transaction.on_commit(lambda: executor.dispatch(progress), robust=True)
     return run
+
+
+def _check_rate(user, now) -> None:
+    """A person (or, next, a token) starts at most ORCH_MAX_RUNS_PER_MINUTE runs a minute."""
+    limit = settings.ORCH_MAX_RUNS_PER_MINUTE
+    if not limit or user is None or not user.is_authenticated:
+        return
+    started = Run.objects.filter(triggered_by=user, created_at__gt=now - timedelta(minutes=1))
+    if started.count() >= limit:
+        raise TooManyRuns(
+            f"you started {limit} runs within the last minute, the most "
+            "ORCH_MAX_RUNS_PER_MINUTE allows: try again in a minute"
+        )
 
 
 def _reused(run: Run, position: int, earlier: StepRun) -> StepRun:

@@ -60,6 +60,8 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
         )
     except ParamError as exc:
         return _run_form(request, workflow, values=given, errors=exc.errors)
+    except engine.TooManyRuns as exc:
+        return _too_many(exc)
     return _see_other(request, reverse("runs:detail", args=[run.pk]))
 
 
@@ -217,11 +219,21 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     except engine.RerunRefused as exc:
         messages.error(request, f"Nothing was started: {exc}.")
         return _see_other(request, reverse("runs:detail", args=[original.pk]))
+    except engine.TooManyRuns as exc:
+        return _too_many(exc)
     except ParamError as exc:
         # The workflow's parameters changed since: ask, with what is known.
         values = {name: _as_text(value) for name, value in original.params.items()}
         return _run_form(request, original.workflow, values=values, errors=exc.errors)
     return _see_other(request, reverse("runs:detail", args=[run.pk]))
+
+
+def _too_many(exc: engine.TooManyRuns) -> HttpResponse:
+    response = HttpResponse(
+        f"Nothing was started: {exc}.", status=429, content_type="text/plain; charset=utf-8"
+    )
+    response["Retry-After"] = "60"
+    return response
 
 
 def _run_form(request: HttpRequest, workflow: Workflow, **form) -> HttpResponse:
