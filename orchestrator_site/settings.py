@@ -176,6 +176,8 @@ SECURE_CSP = {
     "form-action": [CSP.SELF],
     "frame-ancestors": [CSP.NONE],
 }
+# Live pages (websockets) one user may have open at once, per server process.
+ORCH_MAX_WEBSOCKETS_PER_USER = env_int("ORCH_MAX_WEBSOCKETS_PER_USER", 50, minimum=1)
 # Runs one person may start within a minute (0 = no limit); beyond, a 429.
 ORCH_MAX_RUNS_PER_MINUTE = env_int("ORCH_MAX_RUNS_PER_MINUTE", 60, minimum=0)
 # Failed log-ins for one account within this many minutes lock it for as

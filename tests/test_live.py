@@ -176,6 +176,33 @@ def test_it_refuses_the_dashboard_without_login(layer):
     asyncio.run(scenario())
 
 
+def test_a_user_has_at_most_the_live_connections_the_limit_allows(
+    layer, alice, settings, django_user_model
+):
+    settings.ORCH_MAX_WEBSOCKETS_PER_USER = 2
+    run = finished_run()
+    alice_cookie = session_cookie(alice)
+    bob_cookie = session_cookie(django_user_model.objects.create_user("bob", password="b-1"))
+
+    async def scenario():
+        first = communicator(f"/ws/runs/{run.pk}/", ORIGIN, alice_cookie)
+        second = communicator("/ws/dashboard/", ORIGIN, alice_cookie)
+        assert (await first.connect())[0] and (await second.connect())[0]
+
+        third = communicator(f"/ws/runs/{run.pk}/", ORIGIN, alice_cookie)
+        assert await third.connect() == (False, 4429)
+        # Another user is not held back; a closed page frees its place.
+        bobs = communicator("/ws/dashboard/", ORIGIN, bob_cookie)
+        assert (await bobs.connect())[0]
+        await first.disconnect()
+        again = communicator(f"/ws/runs/{run.pk}/", ORIGIN, alice_cookie)
+        assert (await again.connect())[0]
+        for ws in (second, bobs, again):
+            await ws.disconnect()
+
+    asyncio.run(scenario())
+
+
 # What arrives.
 
 

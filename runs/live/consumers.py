@@ -35,11 +35,13 @@ import json
 import logging
 import random
 import time
+from collections import Counter
 from functools import partial
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from orchestrator_site.access import visible_runs
 from runs.live import publish
@@ -66,6 +68,10 @@ BAD_MESSAGE = 4400
 NOT_LOGGED_IN = 4401
 NOT_ALLOWED = 4403
 NOT_FOUND = 4404
+TOO_MANY = 4429
+
+# Live connections open in this process, per user (ORCH_MAX_WEBSOCKETS_PER_USER).
+_open_per_user: Counter[int] = Counter()
 
 
 def read_object(text_data: str | None, bytes_data: bytes | None) -> dict | None:
@@ -109,16 +115,36 @@ class WatchingConsumer(AsyncWebsocketConsumer):
     group = ""
     looker: asyncio.Task | None = None
     failing = False  # the last look failed: warn once, not every second
+    counted_for: int | None = None  # the user whose connections count this one
 
     async def _join(self, group: str) -> None:
-        publish.attach_server_loop(asyncio.get_running_loop())
-        self.group = group
-        self.lock = asyncio.Lock()
-        await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
+        user_id = self.scope["user"].pk
+        if _open_per_user[user_id] >= settings.ORCH_MAX_WEBSOCKETS_PER_USER:
+            log.warning("user %s has too many live connections open; refusing one", user_id)
+            await self.close(code=TOO_MANY)
+            return
+        _open_per_user[user_id] += 1
+        self.counted_for = user_id
+        try:
+            publish.attach_server_loop(asyncio.get_running_loop())
+            self.group = group
+            self.lock = asyncio.Lock()
+            await self.channel_layer.group_add(group, self.channel_name)
+            await self.accept()
+        except BaseException:
+            self._uncount()  # the connection never opened
+            raise
         self.looker = asyncio.create_task(self._look_now_and_then())
 
+    def _uncount(self) -> None:
+        if self.counted_for is not None:
+            _open_per_user[self.counted_for] -= 1
+            if _open_per_user[self.counted_for] <= 0:
+                del _open_per_user[self.counted_for]
+            self.counted_for = None
+
     async def disconnect(self, code: int) -> None:
+        self._uncount()
         if self.looker is not None:
             self.looker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
