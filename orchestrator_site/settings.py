@@ -46,7 +46,7 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "orchestrator_site.accounts.apps.OrchestratorAdminConfig",  # django.contrib.admin
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -58,6 +58,12 @@ INSTALLED_APPS = [
     "runs",
     "runs.live",  # tells the browsers what the engine announces
     "orchestrator_site.accounts",
+]
+
+# Logging in is Django's; the admin role gives the admin site's permissions.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "orchestrator_site.accounts.admin_site.RoleBackend",
 ]
 
 MIDDLEWARE = [
@@ -91,6 +97,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # {% may "run" workflow as can_run %} on every page (access.py).
+            "builtins": ["orchestrator_site.accounts.templatetags.access"],
         },
     },
 ]

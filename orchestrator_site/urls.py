@@ -5,12 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orchestrator_site import views
-from orchestrator_site.accounts.forms import (
-    ThrottledAdminAuthenticationForm,
-    ThrottledAuthenticationForm,
-)
-
-admin.site.login_form = ThrottledAdminAuthenticationForm
+from orchestrator_site.accounts.forms import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),

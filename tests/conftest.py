@@ -112,7 +112,12 @@ def _close_other_connections_at_the_end(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="alice-password-1")
+    """The author of most tests: an editor of every workflow."""
+    from orchestrator_site.accounts.models import Grant, Role
+
+    user = django_user_model.objects.create_user("alice", password="alice-password-1")
+    Grant.objects.create(user=user, role=Role.EDITOR)
+    return user
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ each other silently.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -61,7 +62,11 @@ def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
 
 
 def import_definition(
-    definition: dict[str, Any], *, replacing: int | None = None, owner=None
+    definition: dict[str, Any],
+    *,
+    replacing: int | None = None,
+    owner=None,
+    allowed: Callable[[Workflow | None], None] | None = None,
 ) -> tuple[Workflow, bool]:
     """Create the workflow of a validated file, or replace the one with its slug.
 
@@ -71,9 +76,14 @@ def import_definition(
     overwrites a workflow silently, nor one edited after the changes were
     shown. A file equal to the saved workflow changes nothing and needs no
     confirmation. Returns the workflow and whether it changed.
+
+    *allowed* is called, under the lock, with the workflow the file would
+    replace (None when it creates one); it raises to refuse.
     """
     with transaction.atomic():
         existing = Workflow.objects.select_for_update().filter(slug=definition["slug"]).first()
+        if allowed is not None:
+            allowed(existing)
         if (
             existing is not None
             and existing.version != replacing

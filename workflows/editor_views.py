@@ -15,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
+from orchestrator_site import access
 from orchestrator_site.access import get_workflow_for_user
 from workflows import editor
 from workflows.changes import compare
@@ -87,7 +88,7 @@ def steps_order(request: HttpRequest, slug: str) -> HttpResponse:
     only what the order changed (the ``order-saved`` fragment), not with the
     whole editor; a refused one draws the editor again in the saved order.
     """
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     # The order the list showed before the drag, if the drag is saved: it is
     # refused when anything was saved since the version the page showed.
     before = list(workflow.steps.values_list("key", flat=True))
@@ -105,7 +106,7 @@ def steps_order(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def step_move(request: HttpRequest, slug: str, key: str) -> HttpResponse:
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     offset = -1 if request.POST.get("direction") == "up" else 1
     try:
         editor.move(workflow, _version(request), key, offset)
@@ -117,7 +118,7 @@ def step_move(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 @require_GET
 def step_form(request: HttpRequest, slug: str, key: str | None = None) -> HttpResponse:
     """The form of a step (or of a new one of ?kind=): the card turns into it."""
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     if key is None:
         kind = request.GET.get("kind", "shell")
         if kind not in KINDS:
@@ -141,7 +142,7 @@ def step_card(request: HttpRequest, slug: str, key: str) -> HttpResponse:
 
 @require_POST
 def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpResponse:
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     kind = request.POST.get("kind", "")
     if kind not in KINDS:
         return _unknown_kind(kind)
@@ -170,7 +171,7 @@ def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
 
 @require_POST
 def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     settings = settings_from_post(request.POST)
     try:
         workflow = editor.save_settings(workflow, _version(request), settings)
@@ -203,7 +204,7 @@ def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 def step_delete(request: HttpRequest, slug: str, key: str) -> HttpResponse:
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     try:
         editor.delete_step(workflow, _version(request), key)
     except (editor.ChangeRefused, editor.StaleVersion) as exc:
@@ -227,7 +228,11 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     would change, with a form that posts the same text back (``content``)
     and the version it was compared with (``replacing``). The text is
     bounded like a file: parse_yaml refuses more than FILE_MAX_BYTES.
+
+    Creating a workflow needs the editor role on every workflow; replacing
+    one, the editor role on it (checked again under the import's lock).
     """
+    access.require_import(request.user)  # before reading a byte
     if "content" in request.POST:  # the confirmation
         text = request.POST["content"]
         filename = request.POST.get("filename", "")[:FILENAME_MAX_CHARS] or "workflow.yaml"
@@ -254,7 +259,10 @@ def workflow_import(request: HttpRequest) -> HttpResponse:
     replacing = _replacing(request)
     try:
         workflow, changed = editor.import_definition(
-            definition, replacing=replacing, owner=request.user
+            definition,
+            replacing=replacing,
+            owner=request.user,
+            allowed=lambda existing: access.require_import_over(request.user, existing),
         )
     except editor.ReplaceNotConfirmed as exc:
         current = exc.workflow.definition()

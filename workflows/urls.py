@@ -13,6 +13,7 @@ urlpatterns = [
     path("workflows/<slug:slug>/delete", views.workflow_delete, name="delete"),
     path("workflows/<slug:slug>/", views.workflow_detail, name="editor"),
     path("workflows/<slug:slug>/export", editor_views.workflow_export, name="export"),
+    path("workflows/<slug:slug>/access", views.workflow_access, name="access"),
     path("workflows/<slug:slug>/settings", editor_views.workflow_settings, name="settings"),
     path("workflows/<slug:slug>/steps/order", editor_views.steps_order, name="steps_order"),
     path("workflows/<slug:slug>/steps/new", editor_views.step_form, name="step_new"),

@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from orchestrator_site import access
 from orchestrator_site.access import get_workflow_for_user
 from runs import for_workflows
 from workflows.definition import KEY_RULE, DefinitionError, clean_definition
@@ -34,7 +35,7 @@ def workflow_list(request: HttpRequest) -> HttpResponse:
 
 def _list_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:NAME_MAX]  # no name is longer
-    workflows = Workflow.objects.annotate(step_count=Count("steps"))
+    workflows = access.visible_workflows(request.user).annotate(step_count=Count("steps"))
     if query:
         workflows = workflows.filter(Q(name__icontains=query) | Q(slug__icontains=query))
     context = {
@@ -50,6 +51,7 @@ def _list_page(request: HttpRequest, *, status: int = 200) -> HttpResponse:
 
 @require_POST
 def workflow_new(request: HttpRequest) -> HttpResponse:
+    access.require_create(request.user)
     name = request.POST.get("name", "").strip()
     if not name:
         messages.error(request, "Give the new workflow a name.")
@@ -75,6 +77,7 @@ def workflow_new(request: HttpRequest) -> HttpResponse:
 @require_POST
 def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
     original = get_workflow_for_user(request, slug)
+    access.require_create(request.user)
     definition = original.definition()
     definition.pop("version")
     definition["slug"] = _free_slug(f"{original.slug}-copy")
@@ -95,7 +98,7 @@ def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def workflow_delete(request: HttpRequest, slug: str) -> HttpResponse:
     """GET asks for confirmation (saying how many runs go too); POST deletes."""
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "edit")
     runs, active = for_workflows.run_counts(workflow)
     if request.method == "POST":
         if active:
@@ -108,6 +111,19 @@ def workflow_delete(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("workflows:list")
     context = {"workflow": workflow, "runs": runs, "active": active}
     return render(request, "workflows/workflow_delete.html", context)
+
+
+@require_GET
+def workflow_access(request: HttpRequest, slug: str) -> HttpResponse:
+    """Who can do what on the workflow: each person's and team's role, and why."""
+    workflow = get_workflow_for_user(request, slug)
+    context = {
+        "workflow": workflow,
+        "rows": access.who_can(workflow),
+        "roles": access.ROLE_DUTIES,
+        "your_role": access.role_name(access.role_on(request.user, workflow)),
+    }
+    return render(request, "workflows/workflow_access.html", context)
 
 
 def _free_slug(wanted: str) -> str:
@@ -167,6 +183,8 @@ def render_workflow_detail(
         "notice": notice if notice and notice.get("text") else None,
         "saved_from": saved_from,
         "settings_saved": settings_saved,
+        "can_run": access.may(request.user, "run", workflow),
+        "can_edit": access.may(request.user, "edit", workflow),
         **for_workflows.run_form_context(workflow, values, errors),
     }
     # Always set: every card asks, and a missing name is slow to look up.
@@ -196,6 +214,7 @@ def render_order_saved(
     renumbered = step_cards(workflow, steps, only=moved)
     context = {
         "workflow": workflow,
+        "can_edit": True,  # it saved a change
         "card_form_fields": card_form_fields(request, workflow),
         "graph": _graph(steps),
         "notice": {"text": notice, "level": "success"},

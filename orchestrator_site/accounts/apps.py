@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class AccountsConfig(AppConfig):
@@ -8,3 +9,10 @@ class AccountsConfig(AppConfig):
     label = "accounts"
     verbose_name = "Accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+
+class OrchestratorAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin, with the site that admits admins (admin_site.py)."""
+
+    default = False  # AccountsConfig is this module's app
+    default_site = "orchestrator_site.accounts.admin_site.AdminSite"

@@ -33,4 +33,12 @@ class ThrottledAuthenticationForm(Throttled, AuthenticationForm):
 
 
 class ThrottledAdminAuthenticationForm(Throttled, AdminAuthenticationForm):
-    pass
+    def confirm_login_allowed(self, user) -> None:
+        """The admin site is for admins (the role), not for Django's staff flag."""
+        from orchestrator_site import access
+
+        AuthenticationForm.confirm_login_allowed(self, user)
+        if not access.is_admin(user):
+            raise ValidationError(
+                "Please enter the user name and password of an admin.", code="invalid_login"
+            )

@@ -43,7 +43,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from orchestrator_site.access import visible_runs
+from orchestrator_site.access import may, visible_runs, visible_workflows
 from runs.live import publish
 from runs.live.dashboard import DashboardWatch
 from runs.live.watch import RunWatch, StepLogWatch, Update, run_fingerprint
@@ -189,7 +189,9 @@ class RunConsumer(WatchingConsumer):
             await self.close(code=NOT_LOGGED_IN)
             return
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
-        if not await _may_see(user, self.run_id):
+        # Not visible and not there answer alike: the code tells nothing.
+        seen = await _may_see(user, self.run_id)
+        if seen is None:
             await self.close(code=NOT_ALLOWED)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
@@ -201,6 +203,7 @@ class RunConsumer(WatchingConsumer):
             self.watch = StepLogWatch(self.run_id, step_key)
         else:
             self.watch = RunWatch(self.run_id)
+        self.watch.can_run = seen
         self.ready = False  # until the snapshot is sent
         self.hello: dict[int, int] = {}  # the lines the page said it has
         self.last_message = 0.0
@@ -344,7 +347,7 @@ class DashboardConsumer(WatchingConsumer):
             await self.close(code=NOT_ALLOWED)
             return
         query = parse_qs(self.scope.get("query_string", b"").decode(errors="replace"))
-        self.watch = DashboardWatch(page=query.get("page", [""])[0], runs=visible_runs(user))
+        self.watch = await _read(_dashboard_watch, user, query.get("page", [""])[0])
         self.fingerprint: tuple | None = None
         self.last_read = 0.0
         # The rows the page said it has, until they are read.
@@ -413,9 +416,16 @@ async def _read(function, *args):
     return await database_sync_to_async(function, thread_sensitive=False)(*args)
 
 
+def _dashboard_watch(user, page: str) -> DashboardWatch:
+    # Reads the user's roles: on a thread, like every query.
+    return DashboardWatch(page=page, runs=visible_runs(user), workflows=visible_workflows(user))
+
+
 @database_sync_to_async
-def _may_see(user, run_id: int) -> bool:
-    return visible_runs(user).filter(pk=run_id).exists()
+def _may_see(user, run_id: int) -> bool | None:
+    """None unless *user* may see the run; else whether they may also act on it."""
+    run = visible_runs(user).select_related("workflow").filter(pk=run_id).first()
+    return None if run is None else may(user, "run", run.workflow)
 
 
 @database_sync_to_async

@@ -41,13 +41,14 @@ def _inner(target_id: str, html: str) -> str:
 class DashboardWatch:
     """One dashboard page: ``page`` is "workflows" or "runs", the cells it has.
 
-    *runs* are the runs its viewer may see (``visible_runs``): the same rule
-    as the pages'.
+    *runs* and *workflows* are those its viewer may see (``visible_runs``,
+    ``visible_workflows``): the same rule as the pages'.
     """
 
-    def __init__(self, page: str, runs: QuerySet[Run]) -> None:
+    def __init__(self, page: str, runs: QuerySet[Run], workflows: QuerySet[Workflow]) -> None:
         self.page = page
         self.runs = runs
+        self.workflows = workflows
         self.shown: dict[str, object] = {}
         self.panel_runs: set[int] = set()
         self.rows: set[int] = set()  # the runs list's rows
@@ -100,7 +101,7 @@ class DashboardWatch:
         for run in changed if self.page == "runs" else []:
             if run.pk in self.rows:
                 parts.append(self._once(f"run-cells-{run.pk}", _run_state(run), _run_cells, run))
-        for workflow in with_runs(Workflow.objects.filter(pk__in=workflows)):
+        for workflow in with_runs(self.workflows.filter(pk__in=workflows)):
             parts.append(
                 self._once(
                     f"workflow-{workflow.pk}", _workflow_state(workflow), _workflow_cells, workflow

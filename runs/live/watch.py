@@ -137,6 +137,7 @@ class RunWatch:
     keys: dict[int, str] = field(default_factory=dict)  # step run id -> key
     log_urls: dict[int, str] = field(default_factory=dict)
     final: bool = False
+    can_run: bool = False  # its viewer may cancel and re-run: the buttons are drawn
     numbered = False  # lines as the log view shows them, with their numbers
     step_key: str | None = None  # the one step followed, or all of them
 
@@ -162,7 +163,7 @@ class RunWatch:
         token = new_form_token()
         if self.shown.get("run-summary") != (state := _summary_state(run)):
             self.shown["run-summary"] = state
-            parts.append(render("run-summary", run=run, form_token=token))
+            parts.append(render("run-summary", run=run, form_token=token, can_run=self.can_run))
         if self.shown.get("run-timeline") != (timeline_state := _timeline_state(run)):
             self.shown["run-timeline"] = timeline_state
             parts.append(render("run-timeline", run=run))
@@ -171,7 +172,9 @@ class RunWatch:
             # The run's end adds "Re-run from here" to every step.
             if self.shown.get(head) != (state := (run.is_final, *_step_state(step))):
                 self.shown[head] = state
-                parts.append(render("step-head", run=run, step=step, form_token=token))
+                parts.append(
+                    render("step-head", run=run, step=step, form_token=token, can_run=self.can_run)
+                )
         return parts
 
     def _followed(self, steps: list[StepRow]) -> list[StepRow]:

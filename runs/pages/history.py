@@ -154,10 +154,10 @@ def _beyond(order: tuple[str, ...], run_id: int, *, newer: bool) -> Q:
     )
 
 
-def choices() -> dict:
-    """What the filter form offers."""
+def choices(workflows: QuerySet[Workflow]) -> dict:
+    """What the filter form offers, of *workflows* (those its viewer may see)."""
     return {
-        "workflows": Workflow.objects.order_by("name").values_list("slug", "name"),
+        "workflows": workflows.order_by("name").values_list("slug", "name"),
         "statuses": RunStatus.choices,
         "triggers": Trigger.choices,
         "users": get_user_model()

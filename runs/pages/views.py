@@ -22,7 +22,9 @@ from orchestrator_site.access import (
     get_run_for_user,
     get_step_for_user,
     get_workflow_for_user,
+    may,
     visible_runs,
+    visible_workflows,
 )
 from runs import engine
 from runs.executors import get_executor
@@ -45,7 +47,7 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
     A double submit of one form (same token) starts one run: the second
     request is sent to the run the first one started.
     """
-    workflow = get_workflow_for_user(request, slug)
+    workflow = get_workflow_for_user(request, slug, "run")
     if request.method == "GET":
         return _run_form(request, workflow)
     given = _submitted_params(request, workflow)
@@ -91,7 +93,7 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
     # htmx asks for the table alone when a filter or a page changes.
     partial = request.htmx and not request.htmx.history_restore_request
     if not partial:
-        context.update(history.choices())
+        context.update(history.choices(visible_workflows(request.user)))
         if workflow:
             log_text = request.GET.get("log", "").strip()[:200]
             context |= {
@@ -124,6 +126,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "steps": steps,
         "live_lines": LIVE_LINES,
         "form_token": new_form_token(),
+        "can_run": may(request.user, "run", run.workflow),
         "definition_yaml": definition_diff.snapshot_yaml(run),
         "changes": definition_diff.changes_since(run, run.workflow),
     }
@@ -171,14 +174,14 @@ def _attempt_number(text: str, step: StepRun) -> int | str:
 
 @require_POST
 def run_cancel(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request, run_id)
+    run = get_run_for_user(request, run_id, "run")
     stopping = engine.request_stop(
         run.pk, StopRequest.CANCEL, user=request.user, source=CancelSource.WEB
     )
     if request.htmx:
         # The run page: its summary, now saying "Stopping…" (or how it ended).
         run.refresh_from_db()
-        context = {"run": rows.prepare(run, [])[0], "form_token": new_form_token()}
+        context = {"run": rows.prepare(run, [])[0], "form_token": new_form_token(), "can_run": True}
         return render(request, "runs/run_detail.html#run-summary", context)
     run.refresh_from_db(fields=["status"])
     if not stopping:
@@ -195,7 +198,7 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
     """A new run: of the workflow as it is now with the same parameters, or,
     with ``from_step`` or ``failed``, of this run's snapshot, running again
     only that step and what follows it, or the steps that did not succeed."""
-    original = get_run_for_user(request, run_id)
+    original = get_run_for_user(request, run_id, "run")
     token = request.POST.get("token", "")[:TOKEN_MAX]
     from_step = request.POST.get("from_step") or None
     try:

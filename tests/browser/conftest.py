@@ -133,11 +133,13 @@ def logged_in_page(page: Page, server: str, alice) -> Page:
     return log_in(page, server)
 
 
-def log_in(page: Page, server: str) -> Page:
-    """Log alice in through the login form of *server*."""
+def log_in(
+    page: Page, server: str, username: str = "alice", password: str = "alice-password-1"
+) -> Page:
+    """Log *username* (alice) in through the login form of *server*."""
     page.goto(f"{server}/accounts/login/")
-    page.get_by_label("User name").fill("alice")
-    page.get_by_label("Password").fill("alice-password-1")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("button", name="Log out")).to_be_visible()
     return page
