@@ -186,6 +186,11 @@ def require_import_over(user, existing: Workflow | None) -> None:
         require(user, "edit", existing)
 
 
+def require_admin(user) -> None:
+    if not is_admin(user):
+        raise PermissionDenied("This needs the admin role.")
+
+
 def _visible_ids(user) -> Q | None:
     """A filter on workflow ids for *user*; None when every workflow is visible.
 

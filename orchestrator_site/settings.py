@@ -34,7 +34,7 @@ def _secret_key() -> str:
         return key
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        VAR_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(50))
     return path.read_text().strip()
@@ -230,6 +230,12 @@ LOGGING = {
 # The run engine.
 # Where each step run gets its fresh working directory.
 ORCH_WORK_ROOT = Path(env_str("ORCH_WORK_ROOT", tempfile.gettempdir()))
+# The Unix user step processes run as when the server runs as root (never
+# root itself): empty means orch-step, created when missing (step_user.py).
+ORCH_STEP_USER = env_str("ORCH_STEP_USER", "")
+# Fernet keys of the secrets store, newest first (secret_store.py); empty:
+# a key generated once into VAR_DIR/secrets_key.
+ORCH_SECRETS_KEYS = env_list("ORCH_SECRETS_KEYS", [])
 # Log cap per step attempt: past it, the head and the tail are kept with a
 # marker between them that says how much was dropped.
 ORCH_LOG_CAP_BYTES = env_int("ORCH_LOG_CAP_BYTES", 16 * 1024 * 1024, minimum=1024)

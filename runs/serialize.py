@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runs.models import Run
+from workflows.params import shown_value
 
 
 def _time(value) -> str | None:
@@ -18,7 +19,7 @@ def run_as_dict(run: Run) -> dict[str, Any]:
         "workflow": run.workflow.slug,
         "status": run.status,
         "trigger": run.trigger,
-        "params": run.params,
+        "params": {name: shown_value(value) for name, value in run.params.items()},
         "created_at": _time(run.created_at),
         "started_at": _time(run.started_at),
         "finished_at": _time(run.finished_at),

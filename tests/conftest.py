@@ -142,6 +142,8 @@ ON_BOTH_EXECUTORS = {
     "test_engine_run_if",
     "test_engine_stopping",
     "test_rerun",
+    "test_step_user",
+    "test_secrets",
 }
 
 
@@ -358,3 +360,15 @@ def needs_redis() -> None:
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
     except redis.RedisError:
         pytest.skip(f"Redis is not reachable at {REDIS_URL} (set TEST_REDIS_URL)")
+
+
+@pytest.fixture
+def tmp_path(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """pytest's tmp_path, open to the step user: run as root, steps run as
+    another user (workflows/kinds/step_user.py), and tests have them write here."""
+    if os.geteuid() == 0:
+        base = tmp_path_factory.getbasetemp()
+        for folder in (base.parent, base):
+            folder.chmod(0o711)  # crossed, not listed
+        tmp_path.chmod(0o777)
+    return tmp_path

@@ -93,6 +93,7 @@ def workflow_form(workflow: Workflow, **changes) -> dict[str, str]:
             prefix + "retries": str(step.retries),
             prefix + "retry_delay": str(step.retry_delay),
             prefix + "queue": step.queue,
+            prefix + "secrets": json.dumps(step.secrets),
         }
         if step.continue_on_failure:
             data[prefix + "continue_on_failure"] = "on"
@@ -224,6 +225,7 @@ def test_it_creates_a_workflow_with_its_steps(admin_alice):
         "retries": "0",
         "retry_delay": "1",
         "queue": "default",
+        "secrets": "[]",
     }
     form = {
         "slug": "fresh",

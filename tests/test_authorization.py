@@ -49,6 +49,7 @@ ANSWERS = {
     # it; to those who cannot see it, it is a new workflow, which they may
     # not create either.
     "import": ("login", "403", "403", "403", "ok", "ok", "403"),
+    "admin only": ("login", "403", "403", "403", "403", "ok", "403"),
     # The admin site sends the people who are not admins to its own log-in page.
     "admin": (
         "login",
@@ -61,7 +62,8 @@ ANSWERS = {
     ),
 }
 
-# Every route: the methods it answers, the objects its URL names, and its kind.
+# Every route: the methods it answers, the objects its URL names, and its
+# kind (or each method's kind).
 ROUTES = {
     "home": ({"GET"}, None, "signed in"),
     "healthz": ({"GET"}, None, "public"),
@@ -76,6 +78,8 @@ ROUTES = {
     "workflows:editor": ({"GET"}, "workflow", "view"),
     "workflows:export": ({"GET"}, "workflow", "view"),
     "workflows:access": ({"GET"}, "workflow", "view"),
+    "workflows:secrets": ({"GET": "view", "POST": "edit"}, "workflow", None),
+    "workflows:global_secrets": ({"GET", "POST"}, None, "admin only"),
     "workflows:settings": ({"POST"}, "workflow", "edit"),
     "workflows:steps_order": ({"POST"}, "workflow", "edit"),
     "workflows:step_new": ({"GET"}, "workflow", "edit"),
@@ -187,6 +191,8 @@ def _data(name: str) -> dict:
         return {"content": PIPELINE.replace("echo testing", "echo checking"), "replacing": "1"}
     if name == "workflows:new":
         return {"name": "Brand new"}
+    if name.endswith("secrets"):
+        return {"name": "A_TOKEN", "value": "a-value"}
     return {"version": "1", "token": "t", "name": "Pipeline", "kind": "shell"}
 
 
@@ -210,18 +216,23 @@ def _client(world, person: str) -> Client:
     return client
 
 
+def _kinds(name: str) -> dict[str, str]:
+    methods, _, kind = ROUTES[name]
+    return dict(methods) if isinstance(methods, dict) else dict.fromkeys(methods, kind)
+
+
 CASES = [
     pytest.param(name, method, person, id=f"{name}-{method}-{person}")
-    for name, (methods, _, _) in ROUTES.items()
-    for method in sorted(methods)
+    for name in ROUTES
+    for method in sorted(_kinds(name))
     for person in PEOPLE
 ]
 
 
 @pytest.mark.parametrize(("name", "method", "person"), CASES)
 def test_each_route_answers_each_person_as_their_role_says(world, name, method, person):
-    _, names, kind = ROUTES[name]
-    expected = ANSWERS[kind][PEOPLE.index(person)]
+    _, names, _ = ROUTES[name]
+    expected = ANSWERS[_kinds(name)[method]][PEOPLE.index(person)]
     client = _client(world, person)
     url = _url(name, names, world)
     before = _stored()
@@ -234,11 +245,12 @@ def test_each_route_answers_each_person_as_their_role_says(world, name, method, 
 
 
 def _stored() -> tuple:
-    from workflows.models import Workflow
+    from workflows.models import Secret, Workflow
 
     return (
         list(Workflow.objects.values_list("slug", "version", "name").order_by("slug")),
         list(Run.objects.values_list("pk", "status", "stop_requested").order_by("pk")),
+        list(Secret.objects.values_list("workflow", "name", "encrypted").order_by("pk")),
     )
 
 

@@ -148,5 +148,6 @@ def test_it_names_the_dashboard_placeholder_among_those_there_are(db):
 
     assert str(refused.value) == (
         "step h.url: {{ 1 + 1 }} is not a placeholder; use {{ params.NAME }}, "
-        "{{ steps.KEY.outputs.NAME }} or {{ dashboard.url }}"
+        "{{ steps.KEY.outputs.NAME }}, {{ dashboard.url }} "
+        "or, in headers and the body, {{ secrets.NAME }}"
     )

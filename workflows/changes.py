@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from workflows.definition import STEP_FIELDS
+from workflows.definition import STEP_DEFAULTS, STEP_FIELDS
 from workflows.file_format import to_yaml
 from workflows.store import same_definition
 
@@ -129,7 +129,12 @@ def _workflow_fields(definition: dict[str, Any]) -> dict[str, Any]:
 
 def _step_fields(step: dict[str, Any]) -> dict[str, Any]:
     """A step flat and in YAML's order: the kind's fields (command, url…) after its kind."""
-    common = {name: step[name] for name in STEP_FIELDS if name not in ("key", "name", "kind")}
+    # A run's snapshot from before a field existed lacks it: it had the default.
+    common = {
+        name: step.get(name, STEP_DEFAULTS.get(name))
+        for name in STEP_FIELDS
+        if name not in ("key", "name", "kind")
+    }
     return {"name": step["name"], "kind": step["kind"], **step["config"], **common}
 
 

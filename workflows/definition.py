@@ -32,6 +32,7 @@ from workflows.limits import (
 )
 from workflows.models import RunIf
 from workflows.params import clean_declarations, env_suffix
+from workflows.secret_store import SECRETS_PER_STEP_MAX, name_problem
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 # SLUG_RE in words, for the person who typed a key or a slug it refuses.
@@ -59,6 +60,7 @@ STEP_FIELDS = (
     "retry_delay",
     "continue_on_failure",
     "queue",
+    "secrets",
 )
 STEP_DEFAULTS = {
     "run_if": RunIf.SUCCESS.value,
@@ -67,6 +69,7 @@ STEP_DEFAULTS = {
     "retry_delay": 1,
     "continue_on_failure": False,
     "queue": "default",
+    "secrets": [],
 }
 WHERE_MAX = 300  # "step KEY.FIELD": a key has 100 characters, a field name is cut to 60
 SLUG_RULE = f"is required: {KEY_RULE}"
@@ -249,12 +252,13 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
                 "queue", "must be a queue name: letters, digits, _ . and - (at most 100 characters)"
             )
         step["queue"] = queue
+        step["secrets"] = _secret_names(raw.get("secrets", []), error)
         oversized = _oversized_text(config, kind.fields)
         for field, limit in oversized:
             error(field, f"must be at most {limit:,} characters")
         step["config"] = config
         if not oversized:
-            scope = PlaceholderScope(param_names, frozenset(ancestors))
+            scope = PlaceholderScope(param_names, frozenset(ancestors), frozenset(step["secrets"]))
             try:
                 step["config"] = kind.clean(config, scope)
             except ConfigError as exc:
@@ -263,6 +267,27 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
         ancestors_of[key] = ancestors
         steps.append(step)
     return steps
+
+
+def _secret_names(names: Any, error) -> list[str]:
+    """The names of the secrets a step uses (their values are set on the dashboard)."""
+    if not isinstance(names, list):
+        error("secrets", "must be a list of secret names")
+        return []
+    if len(names) > SECRETS_PER_STEP_MAX:
+        error(
+            "secrets", f"names {len(names):,} secrets; a step uses at most {SECRETS_PER_STEP_MAX}"
+        )
+        return []
+    good = []
+    for name in names:
+        if problem := name_problem(name):
+            error("secrets", problem)
+        else:
+            good.append(name)
+    if len(set(good)) != len(good):
+        error("secrets", "names a secret twice")
+    return list(dict.fromkeys(good))
 
 
 def _text_errors(data: dict[str, Any]) -> list[tuple[str, str]]:

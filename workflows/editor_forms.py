@@ -27,6 +27,8 @@ def step_from_post(post: QueryDict, kind: str) -> dict[str, Any]:
         "run_if": post.get("run_if", RunIf.SUCCESS),
         "continue_on_failure": post.get("continue_on_failure") == "on",
         "queue": post.get("queue", "").strip() or "default",
+        # Names, comma- or space-separated; the validator checks each.
+        "secrets": post.get("secrets", "").replace(",", " ").split(),
     }
     for field in ("timeout", "retries", "retry_delay"):
         step[field] = _number(post.get(field, ""), STEP_DEFAULTS[field])
@@ -65,6 +67,7 @@ def form_values(step: dict[str, Any]) -> dict[str, Any]:
         "retry_delay": step.get("retry_delay", 1),
         "continue_on_failure": step.get("continue_on_failure", False),
         "queue": step.get("queue", "default"),
+        "secrets": ", ".join(step.get("secrets") or []),
         "command": config.get("command", ""),
         "method": config.get("method", "GET"),
         "url": config.get("url", ""),
@@ -120,6 +123,8 @@ def settings_from_post(post: QueryDict) -> dict[str, Any]:
                 "type": post.get(f"param-{index}-type", "string"),
                 "required": post.get(f"param-{index}-required") == "on",
             }
+            if post.get(f"param-{index}-secret") == "on":
+                param["secret"] = True
             if default := post.get(f"param-{index}-default", "").strip():
                 param["default"] = default
             choices = post.get(f"param-{index}-choices", "")
@@ -153,6 +158,7 @@ def settings_values(settings: dict[str, Any]) -> dict[str, Any]:
                 "required": param.get("required", False),
                 "choices": ", ".join(str(c) for c in param.get("choices", [])),
                 "description": param.get("description", ""),
+                "secret": param.get("secret", False),
             }
         )
     return {

@@ -75,6 +75,8 @@ class Step(models.Model):
     retry_delay = models.FloatField(default=1, help_text="Seconds; doubles each attempt.")
     continue_on_failure = models.BooleanField(default=False)
     queue = models.CharField(max_length=100, default="default")
+    # Names of the secrets the step uses; their values are in Secret.
+    secrets = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["position", "id"]
@@ -97,5 +99,43 @@ class Step(models.Model):
             "retry_delay": plain_number(self.retry_delay),
             "continue_on_failure": self.continue_on_failure,
             "queue": self.queue,
+            "secrets": list(self.secrets),
             "config": dict(self.config),
         }
+
+
+class Secret(models.Model):
+    """A named value steps may use, encrypted at rest (workflows/secret_store.py).
+
+    Of one workflow, or of all (``workflow`` empty); a workflow's own secret
+    wins over a global one of the same name. Never shown again once set.
+    """
+
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.CASCADE, related_name="secrets"
+    )
+    name = models.CharField(max_length=64)
+    # A Fernet token of the value: its text, never the value's.
+    encrypted = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workflow", "name"],
+                condition=models.Q(workflow__isnull=False),
+                name="secret_name_unique_in_workflow",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=models.Q(workflow__isnull=True),
+                name="secret_name_unique_globally",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.workflow or 'every workflow'})"

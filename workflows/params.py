@@ -42,6 +42,8 @@ class Param:
     required: bool = False
     choices: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    # Entered in a password field, stored encrypted, masked in logs (secret_store.py).
+    secret: bool = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Param:
@@ -52,6 +54,7 @@ class Param:
             required=bool(data.get("required", False)),
             choices=tuple(data.get("choices") or ()),
             description=data.get("description", ""),
+            secret=bool(data.get("secret", False)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,6 +67,8 @@ class Param:
             data["choices"] = list(self.choices)
         if self.description:
             data["description"] = self.description
+        if self.secret:
+            data["secret"] = True
         return data
 
     @property
@@ -151,7 +156,7 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         return [], {"params": f"at most {PARAMS_MAX} parameters"}
     params: list[Param] = []
     seen: dict[str, str] = {}
-    allowed = {"name", "type", "default", "required", "choices", "description"}
+    allowed = {"name", "type", "default", "required", "choices", "description", "secret"}
     for index, item in enumerate(raw):
         where = f"params[{index + 1}]"
         if not isinstance(item, dict):
@@ -211,12 +216,25 @@ def clean_declarations(raw: Any) -> tuple[list[Param], dict[str, str]]:
         if len(description) > PARAM_DESCRIPTION_MAX:
             errors[f"{where}.description"] = f"must be at most {PARAM_DESCRIPTION_MAX:,} characters"
             continue
+        secret = item.get("secret", False)
+        if not isinstance(secret, bool):
+            errors[f"{where}.secret"] = "must be true or false"
+            continue
+        if secret and kind != "string":
+            errors[f"{where}.secret"] = "only a string parameter can be secret"
+            continue
+        if secret and item.get("default") not in (None, ""):
+            errors[f"{where}.default"] = (
+                "a secret parameter has no default: it would be kept in the workflow"
+            )
+            continue
         param = Param(
             name=name,
             type=kind,
             required=required,
             choices=tuple(str(c) for c in choices),
             description=description,
+            secret=secret,
         )
         default = item.get("default")
         if default is not None:
@@ -243,7 +261,9 @@ def resolve_values(params: list[Param], given: dict[str, Any]) -> dict[str, Any]
             errors[name[:ECHO_MAX]] = f"is not a parameter of this workflow (declared: {known})"
     values: dict[str, Any] = {}
     for param in params:
-        if param.name in given and given[param.name] not in (None, ""):
+        if param.secret and is_sealed(given.get(param.name)):
+            values[param.name] = given[param.name]  # a re-run's: already encrypted
+        elif param.name in given and given[param.name] not in (None, ""):
             try:
                 values[param.name] = param.coerce(given[param.name])
             except ValueError as exc:
@@ -259,3 +279,16 @@ def resolve_values(params: list[Param], given: dict[str, Any]) -> dict[str, Any]
     if errors:
         raise ParamError(errors)
     return values
+
+
+SEALED = "sealed"
+
+
+def is_sealed(value: Any) -> bool:
+    """A secret parameter's value as a run keeps it: ``{"sealed": <Fernet token>}``."""
+    return isinstance(value, dict) and set(value) == {SEALED} and isinstance(value[SEALED], str)
+
+
+def shown_value(value: Any) -> Any:
+    """A run's parameter value as pages and commands show it: a secret one as ***."""
+    return "***" if is_sealed(value) else value

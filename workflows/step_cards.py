@@ -38,6 +38,7 @@ class StepCard(TypedDict):
     timeout: float
     retries: int
     continue_on_failure: bool
+    secrets: list[SafeString]
 
 
 def step_cards(
@@ -61,6 +62,7 @@ def step_cards(
             timeout=step.timeout,
             retries=step.retries,
             continue_on_failure=step.continue_on_failure,
+            secrets=[escape(name) for name in step.secrets],
         )
         for index, step in enumerate(steps, 1)
         if only is None or step.key in only

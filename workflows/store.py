@@ -92,6 +92,7 @@ def save_definition(definition: dict[str, Any], *, owner=None) -> tuple[Workflow
             retry_delay=step["retry_delay"],
             continue_on_failure=step["continue_on_failure"],
             queue=step["queue"],
+            secrets=step["secrets"],
         )
         for position, step in enumerate(definition["steps"])
     )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workflows import editor_views, views
+from workflows import editor_views, secret_views, views
 
 app_name = "workflows"
 urlpatterns = [
@@ -14,6 +14,8 @@ urlpatterns = [
     path("workflows/<slug:slug>/", views.workflow_detail, name="editor"),
     path("workflows/<slug:slug>/export", editor_views.workflow_export, name="export"),
     path("workflows/<slug:slug>/access", views.workflow_access, name="access"),
+    path("workflows/<slug:slug>/secrets", secret_views.workflow_secrets, name="secrets"),
+    path("secrets/", secret_views.global_secrets, name="global_secrets"),
     path("workflows/<slug:slug>/settings", editor_views.workflow_settings, name="settings"),
     path("workflows/<slug:slug>/steps/order", editor_views.steps_order, name="steps_order"),
     path("workflows/<slug:slug>/steps/new", editor_views.step_form, name="step_new"),

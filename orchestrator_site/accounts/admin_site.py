@@ -12,17 +12,24 @@ from django.contrib.auth.backends import BaseBackend
 
 from orchestrator_site import access
 from orchestrator_site.accounts.forms import ThrottledAdminAuthenticationForm
+from workflows.kinds import step_user
 
 
 class AdminSite(admin.AdminSite):
     site_header = "Orchestrator administration"
     site_title = "Orchestrator admin"
     index_title = "Users, teams, roles and what is stored"
+    index_template = "admin/orchestrator_index.html"
 
     def has_permission(self, request) -> bool:
         return access.is_admin(request.user)
 
     login_form = ThrottledAdminAuthenticationForm
+
+    def index(self, request, extra_context=None):
+        isolated, sentence = step_user.how_steps_run()
+        context = {"steps_isolated": isolated, "how_steps_run": sentence, **(extra_context or {})}
+        return super().index(request, context)
 
 
 class RoleBackend(BaseBackend):

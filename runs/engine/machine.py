@@ -51,6 +51,7 @@ from runs.models import (
     StopRequest,
     Trigger,
 )
+from workflows import secret_store
 from workflows.kinds.base import StepResult
 from workflows.limits import shown
 from workflows.models import RunIf, Workflow
@@ -124,7 +125,8 @@ def trigger(
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         if token and (earlier := workflow.runs.filter(request_token=token).first()):
             return earlier
-        values = resolve_values(workflow.param_specs, params or {})
+        specs = workflow.param_specs
+        values = secret_store.seal_params(specs, resolve_values(specs, params or {}))
         return _create_run(
             workflow,
             workflow.definition(),

@@ -38,6 +38,9 @@ class StepJob:
     params: dict[str, Any]
     upstream: dict[str, dict[str, str]]
     run_env: dict[str, str]
+    workflow_id: int | None = None
+    # Names of the secrets the step uses: their values are read where it executes.
+    secrets: tuple[str, ...] = ()
     first_seq: int = 1
     # Seconds to wait before this attempt starts (the retry delay).
     delay: float = 0
@@ -276,6 +279,8 @@ def job_for(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
         retries=spec["retries"],
         retry_delay=spec["retry_delay"],
         queue=spec["queue"],
+        workflow_id=run.workflow_id,
+        secrets=tuple(spec.get("secrets", ())),  # snapshots before secrets have none
         params=plan.params,
         upstream=upstream,
         run_env={

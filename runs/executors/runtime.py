@@ -55,8 +55,10 @@ from runs.engine import recovery
 from runs.executors.dbthread import DaemonThread, close_connection, with_db_retries
 from runs.executors.processes import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
 from runs.logs.capture import LogCapture, write_lines
+from runs.logs.masking import Masker
 from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
-from workflows.kinds import get_kind
+from workflows import secret_store
+from workflows.kinds import get_kind, step_user
 from workflows.kinds.base import StepResult
 
 log = logging.getLogger(__name__)
@@ -117,6 +119,8 @@ class StepRuntime:
         self._files = DaemonThread(f"orch-{name}-files")
         Path(settings.ORCH_WORK_ROOT).mkdir(parents=True, exist_ok=True)
         self._scratch = Path(tempfile.mkdtemp(prefix="orch-scratch-", dir=settings.ORCH_WORK_ROOT))
+        # Crossed, not listed, by step users: each reaches its own outputs file.
+        self._scratch.chmod(0o711)
         self._runs: set[int] = set()  # runs this executor drives (queued or running)
         self._stop_events: dict[int, asyncio.Event] = {}
         self._stop_reasons: dict[int, str] = {}
@@ -146,6 +150,7 @@ class StepRuntime:
     # Public, thread-safe.
 
     def start(self, *, recover: bool = True) -> StepRuntime:
+        step_user.warn_at_start()
         self._placement.bind(self)
         self._thread.start()
         self._call(self._start(recover)).result()
@@ -505,12 +510,18 @@ class StepRuntime:
         capture = self._capture(job)
         if job.attempt > 1:
             capture.log(f"attempt {job.attempt} of {job.retries + 1}")
+        try:
+            secrets = await self.db(secret_store.values_for, job.workflow_id, job.secrets)
+            params, secret_params = secret_store.reveal_params(job.params)
+        except secret_store.SecretError as exc:
+            return capture, StepResult(StepStatus.FAILED, error=str(exc)), ""
+        capture.mask = Masker([*secrets.values(), *secret_params])
         workdir = Path(
             tempfile.mkdtemp(
                 prefix=f"orch-{job.run_id}-{job.step_key}-", dir=settings.ORCH_WORK_ROOT
             )
         )
-        context = RunningStep(job, capture, workdir, self._scratch)
+        context = RunningStep(job, capture, workdir, self._scratch, secrets, params)
         attempt_over = asyncio.Event()
         flusher = asyncio.create_task(self._flush(job, capture, attempt_over))
         execution = asyncio.create_task(get_kind(job.kind).execute(context))
@@ -551,7 +562,7 @@ class StepRuntime:
             await self._remove(workdir)
         if result.exit_code is not None and result.status != StepStatus.SUCCEEDED:
             capture.log(f"exit code {result.exit_code}")
-        return capture, result, stopped_by
+        return capture, capture.mask.result(result), stopped_by
 
     async def _remove(self, workdir: Path) -> None:
         try:
@@ -692,13 +703,22 @@ class StepRuntime:
 class RunningStep:
     """The StepContext of one attempt."""
 
-    def __init__(self, job: engine.StepJob, capture: LogCapture, workdir, scratch_dir):
+    def __init__(
+        self,
+        job: engine.StepJob,
+        capture: LogCapture,
+        workdir,
+        scratch_dir,
+        secrets=None,
+        params=None,
+    ):
         self.step_key = job.step_key
         self.attempt = job.attempt
         self.config = job.config
-        self.params = job.params
+        self.params = job.params if params is None else params  # secret ones decrypted
         self.upstream = job.upstream
         self.run_env = {**job.run_env, "ORCH_ATTEMPT": str(job.attempt)}
+        self.secrets = secrets or {}
         self.workdir = workdir
         self.scratch_dir = scratch_dir
         self.timeout = job.timeout

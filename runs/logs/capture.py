@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import F
 
 from runs.engine import news
+from runs.logs.masking import NOTHING, Masker
 from runs.models import LogLine, LogStream, Run
 
 STREAMS = {
@@ -164,6 +165,8 @@ class LogCapture:
         self.has_room.set()
         self.wants_flush = asyncio.Event()  # the pending lines should be written now
         self.has_lines = asyncio.Event()  # some lines are pending
+        # The step's secret values, replaced by *** in every line kept (masking.py).
+        self.mask: Masker = NOTHING
 
     # What a running step calls.
 
@@ -273,6 +276,8 @@ class LogCapture:
             carry.clear()
 
     def _append(self, ts: float, stream: int, text: str) -> None:
+        # Every line kept passes here, whole: a secret written in two pieces is masked too.
+        text = self.mask(text)
         self.pending.append(PendingLine(self.next_seq, self.attempt, ts, stream, text))
         self.next_seq += 1
         self.has_lines.set()

@@ -35,7 +35,7 @@ from runs.pages import definition_diff, history
 from runs.pages.run_form import new_form_token, run_form_context
 from runs.pages.stats import workflow_stats
 from workflows.models import Workflow
-from workflows.params import ParamError
+from workflows.params import ParamError, is_sealed
 
 TOKEN_MAX = 64
 
@@ -250,6 +250,8 @@ def _run_form(request: HttpRequest, workflow: Workflow, **form) -> HttpResponse:
 
 
 def _as_text(value) -> str:
+    if is_sealed(value):
+        return ""  # a secret value is never shown back: asked for again
     if value is True or value is False:
         return "true" if value else "false"
     return "" if value is None else str(value)

@@ -38,6 +38,8 @@ class StepContext(Protocol):
     upstream: dict[str, dict[str, str]]
     # Variables describing the run (ORCH_RUN_ID, ORCH_STEP_KEY, ...).
     run_env: dict[str, str]
+    # The values of the secrets the step lists (``secrets:``), by name.
+    secrets: dict[str, str]
     workdir: Path  # fresh and empty: where a shell step starts
     # Shared by the steps of one executor, never shown to them: a kind keeps
     # its own files here (under unique names) and removes them itself.
@@ -74,12 +76,15 @@ class Kind:
         return ""
 
 
-# {{ params.NAME }}, {{ steps.KEY.outputs.NAME }} and {{ dashboard.url }}: the only placeholders.
+# {{ params.NAME }}, {{ steps.KEY.outputs.NAME }}, {{ dashboard.url }} and, where a kind
+# allows it, {{ secrets.NAME }}: the only placeholders.
 PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
 PARAM_REF_RE = re.compile(r"^\s*params\.([A-Za-z_][A-Za-z0-9_-]*)\s*$")
 OUTPUT_REF_RE = re.compile(
     r"^\s*steps\.([a-z0-9][a-z0-9_-]*)\.outputs\.([A-Za-z_][A-Za-z0-9_-]*)\s*$"
 )
+
+SECRET_REF_RE = re.compile(r"^\s*secrets\.([A-Za-z_][A-Za-z0-9_]*)\s*$")
 
 # The dashboard's own address; orchestrator_site/dashboard_address.py says where it comes from.
 DASHBOARD_REF_RE = re.compile(r"^\s*dashboard\.url\s*$")
@@ -88,15 +93,28 @@ DASHBOARD_URL_VARIABLE = "ORCH_BASE_URL"
 
 @dataclass(frozen=True)
 class PlaceholderScope:
-    """What placeholders in a step may name: declared params, steps it needs."""
+    """What placeholders in a step may name: declared params, steps it needs, its secrets."""
 
     params: frozenset[str] = frozenset()
     ancestors: frozenset[str] = frozenset()
+    secrets: frozenset[str] = frozenset()
 
-    def check(self, field: str, text: str) -> None:
+    def check(self, field: str, text: str, *, secrets_allowed: bool = False) -> None:
+        """Refuse a placeholder *text* may not hold; secrets only where *secrets_allowed*."""
         for match in PLACEHOLDER_RE.finditer(text):
             inner = match.group(1)
-            if param := PARAM_REF_RE.match(inner):
+            if secret := SECRET_REF_RE.match(inner):
+                if not secrets_allowed:
+                    raise ConfigError(
+                        field,
+                        f"{match.group(0)}: a secret may be used in headers and the body only",
+                    )
+                if secret.group(1) not in self.secrets:
+                    raise ConfigError(
+                        field,
+                        f"{match.group(0)} names a secret the step does not list in its secrets",
+                    )
+            elif param := PARAM_REF_RE.match(inner):
                 if param.group(1) not in self.params:
                     raise ConfigError(field, f"{match.group(0)} names no declared parameter")
             elif output := OUTPUT_REF_RE.match(inner):
@@ -110,7 +128,8 @@ class PlaceholderScope:
                 raise ConfigError(
                     field,
                     f"{match.group(0)} is not a placeholder; use "
-                    "{{ params.NAME }}, {{ steps.KEY.outputs.NAME }} or {{ dashboard.url }}",
+                    "{{ params.NAME }}, {{ steps.KEY.outputs.NAME }}, {{ dashboard.url }} "
+                    "or, in headers and the body, {{ secrets.NAME }}",
                 )
 
 
@@ -127,6 +146,10 @@ def fill_placeholders(text: str, ctx: StepContext, quote=lambda value: value) ->
             if isinstance(value, bool):
                 value = "true" if value else "false"
             return quote(str(value))
+        if secret := SECRET_REF_RE.match(inner):
+            if secret.group(1) not in ctx.secrets:  # refused when the step was saved
+                raise ValueError(f"{match.group(0)}: the step does not list this secret")
+            return quote(ctx.secrets[secret.group(1)])
         if DASHBOARD_REF_RE.match(inner):
             # Not quoted: it is the start of a URL, not a value inside one.
             if url := ctx.run_env.get(DASHBOARD_URL_VARIABLE):

@@ -30,9 +30,14 @@ class Child:
     exited: asyncio.Future[int]  # its exit code (negative: killed by that signal)
 
 
-async def spawn(argv: list[str], *, cwd: Path, env: dict[str, str]) -> Child:
-    """Start *argv* as the leader of a new process group, stdin from /dev/null."""
+async def spawn(argv: list[str], *, cwd: Path, env: dict[str, str], user=None) -> Child:
+    """Start *argv* as the leader of a new process group, stdin from /dev/null.
+
+    With *user* (a ``step_user.StepUser``) the process runs as that user and
+    its group alone, none of the server's supplementary groups.
+    """
     loop = asyncio.get_running_loop()
+    as_user = {} if user is None else {"user": user.uid, "group": user.gid, "extra_groups": []}
     start = partial(
         subprocess.Popen,
         argv,
@@ -42,6 +47,7 @@ async def spawn(argv: list[str], *, cwd: Path, env: dict[str, str]) -> Child:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         process_group=0,
+        **as_user,
     )
     try:
         started = loop.run_in_executor(_spawners, start)

@@ -26,6 +26,7 @@ from workflows.kinds.base import (
     require_text,
 )
 from workflows.kinds.process import group_alive, spawn, stop_group
+from workflows.kinds.step_user import StepUser, StepUserError, hand_over, step_user
 from workflows.params import env_suffix, env_text
 
 # The only variables of the server's own environment a step inherits: the
@@ -61,19 +62,30 @@ class ShellKind(Kind):
         return lines[0][:120] if lines else ""
 
     async def execute(self, ctx: StepContext) -> StepResult:
+        try:
+            user = step_user()
+        except StepUserError as exc:
+            return StepResult("failed", error=str(exc))
+        # The outputs file sits in the server's scratch folder, which the step
+        # may cross but not list or change: it cannot swap the file for a link.
         handle, name = tempfile.mkstemp(prefix="outputs-", dir=ctx.scratch_dir)
         os.close(handle)
         output_file = Path(name)
         try:
-            return await self._execute(ctx, output_file)
+            hand_over(output_file, user)
+            hand_over(ctx.workdir, user)
+            return await self._execute(ctx, output_file, user)
         finally:
             output_file.unlink(missing_ok=True)
 
-    async def _execute(self, ctx: StepContext, output_file: Path) -> StepResult:
+    async def _execute(
+        self, ctx: StepContext, output_file: Path, user: StepUser | None
+    ) -> StepResult:
+        env = step_environment(ctx, output_file)
+        if user is not None:
+            env.update(HOME=str(ctx.workdir), USER=user.name, LOGNAME=user.name)
         child = await spawn(
-            ["bash", "-c", ctx.config["command"]],
-            cwd=ctx.workdir,
-            env=step_environment(ctx, output_file),
+            ["bash", "-c", ctx.config["command"]], cwd=ctx.workdir, env=env, user=user
         )
         # The shell leads a process group of its own: signals to the group
         # reach every process the command started.
@@ -126,6 +138,7 @@ def step_environment(ctx: StepContext, output_file) -> dict[str, str]:
     }
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     env.update(ctx.run_env)
+    env.update(ctx.secrets)  # the step's secrets: names that clash with none of these
     for name, value in ctx.params.items():
         env["PARAM_" + env_suffix(name)] = env_text(value)
     source: dict[str, str] = {}
