@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from orchestrator_site import views
+from orchestrator_site.accounts import views as account_views
 from orchestrator_site.accounts.forms import ThrottledAuthenticationForm
 
 urlpatterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("audit/", account_views.audit_log, name="audit"),
+    path("audit/export.csv", account_views.audit_export, name="audit_export"),
     path("admin/", admin.site.urls),
     path("", include("workflows.urls")),
     path("", include("runs.urls")),

@@ -80,6 +80,8 @@ ROUTES = {
     "workflows:access": ({"GET"}, "workflow", "view"),
     "workflows:secrets": ({"GET": "view", "POST": "edit"}, "workflow", None),
     "workflows:global_secrets": ({"GET", "POST"}, None, "admin only"),
+    "audit": ({"GET"}, None, "admin only"),
+    "audit_export": ({"GET"}, None, "admin only"),
     "workflows:settings": ({"POST"}, "workflow", "edit"),
     "workflows:steps_order": ({"POST"}, "workflow", "edit"),
     "workflows:step_new": ({"GET"}, "workflow", "edit"),

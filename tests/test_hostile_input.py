@@ -713,3 +713,222 @@ def test_a_person_reaching_past_their_role_changes_nothing(
     assert "nightly" not in response.content.decode()  # not even that it exists
     assert "curl evil" not in response.content.decode()
     assert stored() == before
+
+
+# Attacks through what a run is given, what it prints, and the pages' own addresses.
+
+SHELL_TRICKS = [
+    "$(touch {marker})",
+    "`touch {marker}`",
+    "x; touch {marker}",
+    "x\ntouch {marker}",
+    "x' && touch {marker} && echo '",
+    'x" && touch {marker} && echo "',
+]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("trick", SHELL_TRICKS)
+def test_a_parameter_reaches_a_shell_step_as_data_never_as_code(trick, tmp_path, local_executor):
+    from tests.conftest import log_text, run_to_end, steps_of
+
+    marker = tmp_path / "pwned"
+    value = trick.format(marker=marker)
+    workflow = make_workflow(
+        {
+            "slug": "echo",
+            "params": [{"name": "x", "type": "string"}],
+            "steps": [{"key": "say", "kind": "shell", "command": 'printf "%s\\n" "$PARAM_X"'}],
+        }
+    )
+
+    run = run_to_end(workflow, local_executor, x=value)
+
+    assert log_text(steps_of(run)["say"], "stdout") == value.split("\n")
+    assert not marker.exists()
+
+
+@pytest.fixture
+def local_executor(transactional_db):
+    from runs.executors.local import LocalExecutor
+
+    executor = LocalExecutor(name="test").start(recover=False)
+    yield executor
+    executor.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_placeholder_value_is_filled_once_and_never_read_again(local_executor, settings):
+    """A parameter holding {{ secrets.X }} or a host part stays a value of the query."""
+    from orchestrator_site.env import allowed_address
+    from tests.conftest import log_text, run_to_end, steps_of
+    from workflows import secret_store
+
+    settings.ORCH_HTTP_ALLOW = (allowed_address("127.0.0.1"),)
+    workflow = make_workflow(
+        {
+            "slug": "call",
+            "params": [{"name": "q", "type": "string"}],
+            "steps": [
+                {
+                    "key": "call",
+                    "kind": "http",
+                    "url": "http://127.0.0.1:9/?q={{ params.q }}",
+                    "secrets": ["API_TOKEN"],
+                    "headers": {"X-Q": "{{ params.q }}"},
+                }
+            ],
+        }
+    )
+    secret_store.put(workflow, "API_TOKEN", "the-real-token")
+
+    run = run_to_end(workflow, local_executor, q="{{ secrets.API_TOKEN }}@evil.example/")
+
+    first = log_text(steps_of(run)["call"], "system")[0]
+    assert first == (
+        "GET http://127.0.0.1:9/?q=%7B%7B%20secrets.API_TOKEN%20%7D%7D%40evil.example%2F"
+    )
+    assert "the-real-token" not in repr(list(run.steps.values()))
+
+
+def test_markup_and_terminal_escapes_in_names_and_logs_are_shown_as_text(alice_client, db):
+    from django.utils import timezone
+
+    from runs.models import LogLine, LogStream
+    from tests.conftest import steps_of
+
+    workflow = make_workflow(
+        {
+            "slug": "markup",
+            "name": "<script>alert(1)</script>",
+            "description": '<img src=x onerror="alert(2)">',
+            "params": [{"name": "p", "type": "string", "description": "<b>bold</b>"}],
+            "steps": [{"key": "s", "kind": "shell", "command": "echo '<iframe>'"}],
+        }
+    )
+    run = queued_run(workflow, p="<svg onload=alert(3)>")
+    LogLine.objects.create(
+        step_run=steps_of(run)["s"],
+        seq=1,
+        ts=timezone.now(),
+        stream=LogStream.STDOUT,
+        # An OSC 8 hyperlink, a window title, a colour, and markup.
+        text="\x1b]8;;https://evil.example\x07click\x1b]8;;\x07 \x1b]0;owned\x07"
+        "\x1b[31m<script>alert(4)</script>\x1b[0m",
+    )
+
+    pages = [
+        alice_client.get(path).content.decode()
+        for path in (
+            "/workflows/",
+            "/workflows/markup/",
+            f"/runs/{run.pk}/",
+            f"/runs/{run.pk}/steps/s/log",
+            "/runs/",
+        )
+    ]
+
+    for page in pages:
+        assert "<script>alert" not in page
+        assert "<img src=x" not in page and "<svg onload" not in page
+        assert "evil.example" not in page and "owned" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pages[1]
+    assert "click" in pages[3] and "&lt;script&gt;alert(4)&lt;/script&gt;" in pages[3]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/runs/{run}/steps/..%2F..%2Fetc%2Fpasswd/log",
+        "/runs/{run}/steps/..%2F..%2Fetc%2Fpasswd/log.txt",
+        "/runs/{run}/steps/%2e%2e/log.txt",
+        "/runs/{run}/steps/build%00/log.txt",
+    ],
+)
+def test_a_log_address_cannot_walk_out_of_its_run(alice_client, nightly, path):
+    run = queued_run(nightly)
+
+    response = alice_client.get(path.format(run=run.pk))
+
+    assert response.status_code in (400, 404)
+    assert "root:" not in response.content.decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/", "/\\evil.example", "javascript:alert(1)"]
+)
+def test_logging_in_never_sends_the_browser_to_another_site(client, alice, target):
+    response = client.post(
+        f"/accounts/login/?next={target}",
+        {"username": "alice", "password": "alice-password-1", "next": target},
+    )
+
+    assert response.status_code == 302
+    assert response["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "found"),
+    [
+        ("/runs/", {"who": "' OR 1=1 --"}, "No run matches these filters."),
+        ("/runs/", {"workflow": "nightly' OR '1'='1"}, "No runs yet."),
+        ("/workflows/", {"q": "%' OR '1'='1"}, "No workflow matches “%' OR '1'='1”."),
+        (
+            "/workflows/nightly/runs/",
+            {"log": "'; DROP TABLE runs_logline; --"},
+            "No log of this workflow contains “'; DROP TABLE runs_logline; --”.",
+        ),
+    ],
+)
+def test_sql_in_a_filter_or_search_is_only_text(alice_client, nightly, path, query, found):
+    queued_run(nightly)
+    before = stored()
+
+    response = alice_client.get(path, query)
+
+    assert response.status_code == 200
+    assert found in text_of(response)
+    assert stored() == before
+
+
+def test_a_cycle_of_needs_is_refused_naming_the_order_rule(alice_client, nightly):
+    before = stored()
+    cyclic = (
+        "slug: loop\nsteps:\n"
+        "  - {key: a, kind: shell, command: 'true', needs: [b]}\n"
+        "  - {key: b, kind: shell, command: 'true', needs: [a]}\n"
+    )
+
+    response = import_file(alice_client, "loop.yaml", cyclic.encode())
+
+    assert (
+        "loop.yaml: step a.needs: names 'b', which comes later; a step can only need steps "
+        "above it" in text_of(response)
+    )
+    assert stored() == before
+
+
+def test_a_file_that_is_not_utf8_is_refused_as_not_text(alice_client, nightly):
+    before = stored()
+
+    response = import_file(alice_client, "latin.yaml", "slug: caf\xe9\n".encode("latin-1"))
+
+    assert "latin.yaml: not a text file." in text_of(response)
+    assert stored() == before
+
+
+def test_a_post_without_the_csrf_token_is_refused(alice, nightly):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    before = stored()
+
+    responses = [
+        client.post("/workflows/nightly/run", {"token": "t"}),
+        client.post("/workflows/nightly/delete"),
+        client.post("/workflows/new", {"name": "Forged"}),
+    ]
+
+    assert [response.status_code for response in responses] == [403, 403, 403]
+    assert stored() == before

@@ -61,6 +61,7 @@ def load_alone(modules: tuple[str, ...]) -> subprocess.CompletedProcess:
         settings.configure(
             INSTALLED_APPS=[
                 "django.contrib.contenttypes", "django.contrib.auth", "workflows", "runs",
+                "orchestrator_site.accounts",  # the audit log's model
             ],
             DATABASES={{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}}},
             USE_TZ=True,

@@ -10,6 +10,7 @@ from django.db.models import Count, F, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 
+from orchestrator_site.accounts import audit
 from workflows.definition import STEP_FIELDS as FILE_STEP_FIELDS
 from workflows.definition import WORKFLOW_FIELDS, DefinitionError, clean_definition
 from workflows.models import Step, Workflow
@@ -104,6 +105,9 @@ class WorkflowAdmin(admin.ModelAdmin):
         # Every saved change bumps the version, which conflict detection relies on.
         if change and (form.has_changed() or any(fs.has_changed() for fs in formsets)):
             Workflow.objects.filter(pk=form.instance.pk).update(version=F("version") + 1)
+            audit.record("workflow.edited", obj=form.instance, details={"via": "the admin site"})
+        elif not change:
+            audit.record("workflow.created", obj=form.instance, details={"via": "the admin site"})
 
 
 @admin.register(Step)

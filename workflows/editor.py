@@ -90,7 +90,7 @@ def import_definition(
             and not same_definition(existing.definition(), definition)
         ):
             raise ReplaceNotConfirmed(existing)
-        return save_definition(definition, owner=owner)
+        return save_definition(definition, owner=owner, imported=True)
 
 
 def reorder(workflow: Workflow, version: int, keys: list[str]) -> Workflow:

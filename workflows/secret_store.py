@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from orchestrator_site.accounts import audit
 from workflows.limits import shown, text_bytes, unstorable
 from workflows.models import Secret, Workflow
 from workflows.params import SEALED, Param, is_sealed
@@ -127,16 +128,33 @@ def put(workflow: Workflow | None, name: str, value: str, *, user=None) -> tuple
             secret = Secret.objects.create(
                 workflow=workflow, name=name, encrypted=encrypt(value), updated_by=user
             )
+            _record("secret.set", workflow, name, user)
             return secret, True
         existing.encrypted = encrypt(value)
         existing.updated_by = user
         existing.save(update_fields=["encrypted", "updated_by", "updated_at"])
+        _record("secret.replaced", workflow, name, user)
         return existing, False
 
 
-def remove(workflow: Workflow | None, name: str) -> bool:
+def remove(workflow: Workflow | None, name: str, *, user=None) -> bool:
     deleted, _ = Secret.objects.filter(workflow=workflow, name=name).delete()
+    if deleted:
+        _record("secret.deleted", workflow, name, user)
     return bool(deleted)
+
+
+def _record(action: str, workflow: Workflow | None, name: str, user) -> None:
+    """The audit log names the secret and where it is, never its value."""
+    where = workflow.slug if workflow is not None else "every workflow"
+    audit.record(
+        action,
+        object_type="secret",
+        object_id=name,
+        label=f"{name} of {where}",
+        user=user,
+        details={"workflow": workflow.slug if workflow is not None else None},
+    )
 
 
 def listed(workflow: Workflow | None) -> list[Secret]:

@@ -37,7 +37,7 @@ def _page(request: HttpRequest, workflow: Workflow | None, *, may_change: bool) 
     if request.method == "POST":
         name = request.POST.get("name", "").strip()
         if request.POST.get("action") == "delete":
-            if secret_store.remove(workflow, name):
+            if secret_store.remove(workflow, name, user=request.user):
                 messages.success(request, f"The secret {name} was deleted.")
             return redirect(request.path)
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from orchestrator_site.accounts import audit
 from workflows.models import Step, Workflow
 
 
@@ -27,6 +28,11 @@ def save_order(workflow: Workflow, keys: list[str]) -> None:
         )
     workflow.version += 1
     workflow.save(update_fields=["version", "updated_at"])
+    audit.record(
+        "workflow.edited",
+        obj=workflow,
+        details={"version": workflow.version, "changes": ["steps reordered"]},
+    )
 
 
 def _only_reordered(saved: dict[str, Any], definition: dict[str, Any]) -> bool:
@@ -48,13 +54,17 @@ def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 @transaction.atomic
-def save_definition(definition: dict[str, Any], *, owner=None) -> tuple[Workflow, bool]:
+def save_definition(
+    definition: dict[str, Any], *, owner=None, imported: bool = False
+) -> tuple[Workflow, bool]:
     """Create or replace the workflow with this definition's slug.
 
     The version goes up by one when anything changed; an identical
     definition changes nothing. Returns the workflow and whether it changed.
+    The audit log says what changed (*imported*: from a file).
     """
     workflow = Workflow.objects.select_for_update().filter(slug=definition["slug"]).first()
+    saved = None
     if workflow is not None:
         saved = workflow.definition()
         if same_definition(saved, definition):
@@ -96,4 +106,21 @@ def save_definition(definition: dict[str, Any], *, owner=None) -> tuple[Workflow
         )
         for position, step in enumerate(definition["steps"])
     )
+    _record(workflow, saved, imported=imported)
     return workflow, True
+
+
+def _record(workflow: Workflow, saved: dict[str, Any] | None, *, imported: bool) -> None:
+    from workflows.changes import compare  # it reads this module's same_definition
+
+    details: dict[str, Any] = {"version": workflow.version}
+    if saved is None:
+        action = "workflow.imported" if imported else "workflow.created"
+        details["steps"] = workflow.steps.count()
+    else:
+        action = "workflow.imported" if imported else "workflow.edited"
+        changes = compare(saved, workflow.definition(), old_label="before", new_label="after")
+        if changes is not None:
+            details["changes"] = changes.summary()[: audit.CHANGES_MAX]
+            details["diff"] = [line.text for line in changes.diff]
+    audit.record(action, obj=workflow, details=details)

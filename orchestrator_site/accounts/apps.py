@@ -10,6 +10,11 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from orchestrator_site.accounts import signals
+
+        signals.connect()
+
 
 class OrchestratorAdminConfig(admin_apps.AdminConfig):
     """django.contrib.admin, with the site that admits admins (admin_site.py)."""

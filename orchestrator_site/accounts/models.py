@@ -105,3 +105,46 @@ class Grant(models.Model):
         who = f"user {self.user}" if self.user_id else f"group {self.group}"
         where = f"workflow {self.workflow}" if self.workflow_id else "every workflow"
         return f"{self.get_role_display()} for {who} on {where}"
+
+
+class AuditEntry(models.Model):
+    """One thing someone (or the system) did: appended, never changed (audit.py).
+
+    Only the retention command (prune_audit) removes entries, by age.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Kept when the account is deleted; empty for the system (a worker, a command).
+    actor_name = models.CharField(max_length=150, blank=True)
+    address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=50)
+    object_type = models.CharField(max_length=30, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_label = models.CharField(max_length=300, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["action", "at"], name="audit_action_at"),
+            models.Index(fields=["actor_name", "at"], name="audit_actor_at"),
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_name or 'system'} {self.action}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("an audit entry is never changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("an audit entry is deleted only by prune_audit, by age")

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import Max
 from django.utils import timezone
 
+from orchestrator_site.accounts import audit
 from orchestrator_site.accounts.models import SignInFailure
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,14 @@ def failed(username: str, address: str | None) -> None:
     if count >= settings.ORCH_LOGIN_MAX_FAILURES:
         log.warning(
             "log-in of %r locked after %s failures (last from %s)", username, count, address
+        )
+    if count == settings.ORCH_LOGIN_MAX_FAILURES:
+        audit.record(
+            "signin.locked",
+            object_type="user",
+            label=username[:150],
+            address=address,
+            details={"failures": count, "minutes": settings.ORCH_LOGIN_LOCK_MINUTES},
         )
     if count > SLOW_AFTER:
         time.sleep(SLOW_BY)

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Max, Min
 from django.utils import timezone
 
+from orchestrator_site.accounts import audit
 from runs.engine import news
 from runs.engine.plan import (
     StepJob,
@@ -260,6 +261,13 @@ def _create_run(
                 for name, value in {**decided, **fields}.items():
                     setattr(step, name, value)
     run.save(force_insert=True)
+    audit.record(
+        "run.started",
+        obj=run,
+        label=f"{workflow.name} #{number}",
+        user=user,
+        details={"trigger": trigger, **({"rerun_of": rerun_of.number} if rerun_of else {})},
+    )
     remember_plan(run, plan)
     for state, step in zip(states, StepRun.objects.bulk_create(steps), strict=True):
         state.pk = step.pk
@@ -439,6 +447,14 @@ def request_stop(
                 fields += ["cancelled_by", "cancelled_from", "cancel_requested_at"]
             run.save(update_fields=fields)
             news.on_commit_state_changed(run.pk, run.workflow_id)
+            if reason == StopRequest.CANCEL:
+                audit.record(
+                    "run.cancelled",
+                    obj=run,
+                    label=f"{run.workflow.name} #{run.number}",
+                    user=user,
+                    details={"from": source},
+                )
         result = stopped_result(run.stop_requested)
         # Sent to a queue and taken by no worker: these never ran.
         StepRun.objects.filter(run_id=run.pk, status=StepStatus.RUNNING, worker=QUEUED).update(

@@ -50,6 +50,7 @@ from django.db import (
 )
 from django.utils import timezone
 
+from orchestrator_site.accounts import audit
 from runs import engine
 from runs.engine import recovery
 from runs.executors.dbthread import DaemonThread, close_connection, with_db_retries
@@ -511,7 +512,7 @@ class StepRuntime:
         if job.attempt > 1:
             capture.log(f"attempt {job.attempt} of {job.retries + 1}")
         try:
-            secrets = await self.db(secret_store.values_for, job.workflow_id, job.secrets)
+            secrets = await self.db(_secrets_of, job)
             params, secret_params = secret_store.reveal_params(job.params)
         except secret_store.SecretError as exc:
             return capture, StepResult(StepStatus.FAILED, error=str(exc)), ""
@@ -725,6 +726,20 @@ class RunningStep:
         self.log = capture.log
         self.feed = capture.feed
         self.end_stream = capture.end_stream
+
+
+def _secrets_of(job: engine.StepJob) -> dict[str, str]:
+    """The values of the secrets *job* lists; the audit log says which the run used."""
+    values = secret_store.values_for(job.workflow_id, job.secrets)
+    if values:
+        audit.record(
+            "secret.used",
+            object_type="run",
+            object_id=job.run_id,
+            label=f"run {job.run_id}, step {job.step_key}",
+            details={"step": job.step_key, "attempt": job.attempt, "secrets": sorted(values)},
+        )
+    return values
 
 
 def _release(step: StepRun) -> None:

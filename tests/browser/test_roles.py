@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
-from orchestrator_site.accounts.models import Grant, Role
+from orchestrator_site.accounts.models import AuditEntry, Grant, Role
 from runs.models import Run
 from tests.browser.conftest import log_in
 from tests.conftest import make_workflow
@@ -52,6 +52,9 @@ def test_an_operator_runs_the_workflow_but_cannot_change_it(page: Page, server: 
     expect(page.get_by_text("hello from the operator", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="Re-run", exact=True)).to_be_visible()
     assert Run.objects.get().triggered_by.username == "olga"
+    # The audit log, through the real server: by whom, and from where.
+    started = AuditEntry.objects.get(action="run.started")
+    assert (started.actor_name, started.address) == ("olga", "127.0.0.1")
 
 
 def test_a_viewer_sees_no_run_button_and_is_refused_when_posting_anyway(

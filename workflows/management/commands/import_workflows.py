@@ -77,7 +77,7 @@ class Command(BaseCommand):
             if dry_run:
                 self._say_what_would_change(slug, existing, changes)
                 continue
-            workflow, changed = save_definition(definition)
+            workflow, changed = save_definition(definition, imported=True)
             if not changed:
                 self.stdout.write(f"unchanged {slug} (version {workflow.version})")
             elif existing is None:
