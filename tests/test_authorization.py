@@ -27,6 +27,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from orchestrator_site.access import who_can
 from orchestrator_site.accounts.models import Grant, Role
 from runs.live.routing import websocket_urlpatterns
 from runs.models import LogLine, LogStream, Run, RunStatus
@@ -327,3 +328,19 @@ def test_a_team_role_ends_when_the_person_leaves_the_team(world):
     operator.groups.clear()
 
     assert client.get("/workflows/pipeline/run").status_code == 404
+
+
+def test_who_can_do_what_lists_people_and_teams_with_the_grants_behind_their_role(world):
+    page = _client(world, "viewer").get("/workflows/pipeline/access").content.decode()
+    rows = [(row["name"], row["role_name"], row["from"]) for row in who_can(world["workflow"])]
+
+    assert rows == [
+        ("admin", "admin", ["admin on every workflow"]),
+        ("editor", "editor", ["editor on every workflow"]),
+        ("operator", "operator", ["operator on this workflow, through operators"]),
+        ("operators", "operator", ["operator on this workflow"]),
+        ("viewer", "viewer", ["viewer on this workflow"]),
+    ]
+    assert "Your role here: <strong>viewer</strong>" in page
+    assert "team <strong>operators</strong>" in page
+    assert "other" not in [name for name, _, _ in rows]  # an editor of another workflow

@@ -7,7 +7,9 @@ import re
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from orchestrator_site.accounts.models import Grant, Role
 from tests.browser.phone_pages import finished_run, long_workflow
+from workflows import secret_store
 
 PHONE = {"width": 390, "height": 844}
 
@@ -42,6 +44,11 @@ def test_every_page_fits_a_phone_without_scrolling_sideways(
     page.set_viewport_size(PHONE)
     workflow, run = long_content
     slug = workflow.slug
+    # The admins' pages too, with names as long as they may be.
+    Grant.objects.filter(user__username="alice").update(role=Role.ADMIN)
+    secret_store.put(
+        workflow, "A_SECRET_NAME_AS_LONG_AS_A_SECRET_NAME_MAY_BE_SIXTY_FOUR_CHARS_", "v"
+    )
     pages = {
         "workflows": "/workflows/",
         "editor": f"/workflows/{slug}/",
@@ -50,6 +57,9 @@ def test_every_page_fits_a_phone_without_scrolling_sideways(
         "history": "/runs/",
         "a workflow's runs and stats": f"/workflows/{slug}/runs/",
         "step log": f"/runs/{run.pk}/steps/reconcile-region-03/log",
+        "secrets": f"/workflows/{slug}/secrets",
+        "who can do what": f"/workflows/{slug}/access",
+        "audit log": "/audit/",
     }
     too_wide = {}
     for name, path in pages.items():
