@@ -118,12 +118,6 @@ def access_of(user) -> Access:
     return access
 
 
-def forget_access(user) -> None:
-    """Read *user*'s roles again next time (after their grants changed)."""
-    if hasattr(user, _CACHE):
-        delattr(user, _CACHE)
-
-
 def role_on(user, workflow: Workflow) -> int:
     """*user*'s role on *workflow* (``NO_ROLE`` for none)."""
     return access_of(user).role(workflow.pk)

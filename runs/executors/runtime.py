@@ -512,7 +512,8 @@ class StepRuntime:
         if job.attempt > 1:
             capture.log(f"attempt {job.attempt} of {job.retries + 1}")
         try:
-            secrets = await self.db(_secrets_of, job)
+            # Most steps list no secret: no trip to the database thread for them.
+            secrets = await self.db(_secrets_of, job) if job.secrets else {}
             params, secret_params = secret_store.reveal_params(job.params)
         except secret_store.SecretError as exc:
             return capture, StepResult(StepStatus.FAILED, error=str(exc)), ""

@@ -61,9 +61,6 @@ class Masker:
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
-    def __bool__(self) -> bool:
-        return self._pattern is not None
-
     def __call__(self, text: str) -> str:
         if self._pattern is None or not text:
             return text
