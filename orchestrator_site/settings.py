@@ -57,6 +57,10 @@ INSTALLED_APPS = [
     "workflows",
     "runs",
     "runs.live",  # tells the browsers what the engine announces
+    "runs.schedules",
+    "runs.hooks",
+    "runs.notify",
+    "orchestrator_site.api",
     "orchestrator_site.accounts",
 ]
 
@@ -287,3 +291,7 @@ ORCH_KEEP_RUNS = env_int("ORCH_KEEP_RUNS", 0, minimum=0)
 # The most steps one workflow may have (import, editor and the command alike):
 # every run copies them all, and the editor draws every one.
 ORCH_MAX_STEPS = env_int("ORCH_MAX_STEPS", 1000, minimum=1)
+
+# What the background loop (runs/schedules/loop.py) calls once a second, in
+# order, each as fn(now): firing due schedule slots, sending notifications.
+ORCH_BACKGROUND_TASKS = ["runs.schedules.scheduler.fire_due", "runs.notify.sender.send_due"]

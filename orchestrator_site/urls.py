@@ -23,4 +23,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("workflows.urls")),
     path("", include("runs.urls")),
+    path("", include("runs.schedules.urls")),
+    path("", include("runs.hooks.urls")),
+    path("", include("runs.notify.urls")),
+    path("", include("orchestrator_site.api.urls")),
 ]

@@ -49,6 +49,9 @@ class CancelSource(models.TextChoices):
     NONE = "", "none"
     WEB = "web", "the run page"
     CLI = "cli", "the command line"
+    API = "api", "the API"
+    # A newer trigger of a workflow whose on_busy is "replace".
+    REPLACED = "replaced", "a newer run (on_busy: replace)"
 
 
 RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
@@ -135,6 +138,14 @@ class Run(Timed, models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
+    # The time slot a scheduled run is for (not when it started): steps get
+    # it as ORCH_SCHEDULED_AT, and a re-run keeps it.
+    scheduled_at = models.DateTimeField(null=True, blank=True)
+    # What started it, beyond the trigger: the schedule's or the webhook's
+    # name, the API token's name.
+    trigger_detail = models.CharField(max_length=200, blank=True)
+    # A webhook delivery's id, as its sender gave it.
+    delivery_id = models.CharField(max_length=200, blank=True)
 
     objects = RunQuerySet.as_manager()
 

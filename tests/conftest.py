@@ -144,6 +144,7 @@ ON_BOTH_EXECUTORS = {
     "test_rerun",
     "test_step_user",
     "test_secrets",
+    "test_on_busy",
 }
 
 

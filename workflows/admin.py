@@ -46,6 +46,7 @@ class StepFormSet(BaseInlineFormSet):
             "params": workflow.params,
             "timeout": workflow.timeout,
             "max_concurrent_runs": workflow.max_concurrent_runs,
+            "on_busy": workflow.on_busy,
             "steps": [
                 {field: form.cleaned_data.get(field) for field in STEP_FIELDS} for form in forms
             ],

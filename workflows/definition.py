@@ -30,7 +30,7 @@ from workflows.limits import (
     text_bytes,
     unstorable,
 )
-from workflows.models import RunIf
+from workflows.models import OnBusy, RunIf
 from workflows.params import clean_declarations, env_suffix
 from workflows.secret_store import SECRETS_PER_STEP_MAX, name_problem
 
@@ -47,6 +47,7 @@ WORKFLOW_FIELDS = (
     "params",
     "timeout",
     "max_concurrent_runs",
+    "on_busy",
     "steps",
 )
 STEP_FIELDS = (
@@ -126,6 +127,9 @@ def clean_definition(data: Any) -> dict[str, Any]:
             "max_concurrent_runs",
             f"must be a whole number from 0 to {CONCURRENT_RUNS_MAX:,}, 0 for no limit",
         )
+    on_busy = data.get("on_busy") or OnBusy.QUEUE
+    if on_busy not in OnBusy.values:
+        field_error("on_busy", f"must be one of {', '.join(OnBusy.values)}")
     steps_data = data.get("steps") or []
     if not isinstance(steps_data, list):
         field_error("steps", "must be a list of steps")
@@ -148,6 +152,7 @@ def clean_definition(data: Any) -> dict[str, Any]:
         "params": [p.to_dict() for p in params],
         "timeout": timeout,
         "max_concurrent_runs": max_runs,
+        "on_busy": on_busy,
         "steps": steps,
     }
 

@@ -139,6 +139,7 @@ def settings_from_post(post: QueryDict) -> dict[str, Any]:
         "description": post.get("description", "").replace("\r\n", "\n").strip(),
         "timeout": _number(post.get("timeout", ""), 0),
         "max_concurrent_runs": _number(post.get("max_concurrent_runs", ""), 0),
+        "on_busy": post.get("on_busy", "queue"),
         "params": params,
     }
 
@@ -166,6 +167,7 @@ def settings_values(settings: dict[str, Any]) -> dict[str, Any]:
         "description": settings.get("description", ""),
         "timeout": settings.get("timeout") or "",
         "max_concurrent_runs": settings.get("max_concurrent_runs") or "",
+        "on_busy": settings.get("on_busy") or "queue",
         "params": rows,
     }
 
@@ -176,7 +178,7 @@ def settings_errors(errors: list[tuple[str, str]]) -> dict[str, Any]:
     for where, message in errors:
         if where.startswith("params"):
             fields["params"].append(f"{where.removeprefix('params').lstrip('.')}: {message}")
-        elif where in ("name", "description", "timeout", "max_concurrent_runs"):
+        elif where in ("name", "description", "timeout", "max_concurrent_runs", "on_busy"):
             fields.setdefault(where, message)
         else:
             # A step, or the whole workflow (its text past 1 MiB): no field of

@@ -59,6 +59,8 @@ def to_yaml(definition: dict[str, Any]) -> str:
         data["timeout"] = definition["timeout"]
     if definition.get("max_concurrent_runs"):
         data["max_concurrent_runs"] = definition["max_concurrent_runs"]
+    if definition.get("on_busy", "queue") != "queue":
+        data["on_busy"] = definition["on_busy"]
     steps = []
     previous: list[str] = []
     for step in definition["steps"]:

@@ -19,6 +19,14 @@ class RunIf(models.TextChoices):
     ALWAYS = "always", "always"
 
 
+class OnBusy(models.TextChoices):
+    """What a new run does while another run of its workflow is going."""
+
+    QUEUE = "queue", "start it (it waits if max_concurrent_runs is reached)"
+    SKIP = "skip", "start nothing"
+    REPLACE = "replace", "cancel the running one and start it"
+
+
 class Workflow(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
@@ -30,6 +38,7 @@ class Workflow(models.Model):
     max_concurrent_runs = models.PositiveIntegerField(
         default=0, help_text="0 = no limit; extra runs wait, first in first out."
     )
+    on_busy = models.CharField(max_length=10, choices=OnBusy, default=OnBusy.QUEUE)
     version = models.PositiveIntegerField(default=1)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -57,6 +66,7 @@ class Workflow(models.Model):
             "params": list(self.params),
             "timeout": plain_number(self.timeout),
             "max_concurrent_runs": self.max_concurrent_runs,
+            "on_busy": self.on_busy,
             "steps": [step.definition() for step in self.steps.all()],
         }
 

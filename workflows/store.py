@@ -78,6 +78,7 @@ def save_definition(
         "params": definition["params"],
         "timeout": definition["timeout"],
         "max_concurrent_runs": definition["max_concurrent_runs"],
+        "on_busy": definition["on_busy"],
     }
     if workflow is None:
         workflow = Workflow.objects.create(slug=definition["slug"], owner=owner, **fields)

@@ -20,7 +20,7 @@ from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
 from workflows.limits import NAME_MAX, cut
-from workflows.models import Step, Workflow
+from workflows.models import OnBusy, Step, Workflow
 from workflows.params import PARAM_TYPES
 from workflows.step_cards import card_form_fields, step_cards
 from workflows.store import save_definition
@@ -178,6 +178,7 @@ def render_workflow_detail(
         "kinds": KINDS.values(),
         "http_methods": METHODS,
         "param_types": PARAM_TYPES,
+        "on_busy_choices": OnBusy.choices,
         "settings_values": settings_values(settings or _settings_of(workflow)),
         "settings_errors": settings_errors or {},
         "notice": notice if notice and notice.get("text") else None,
@@ -236,6 +237,7 @@ def _settings_of(workflow: Workflow) -> dict[str, Any]:
         "description": workflow.description,
         "timeout": workflow.timeout,
         "max_concurrent_runs": workflow.max_concurrent_runs,
+        "on_busy": workflow.on_busy,
         "params": workflow.params,
     }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from runs.engine.machine import (
     INTERRUPTED,
+    Busy,
     Dispatcher,
     Executor,
     Progress,
@@ -36,6 +37,7 @@ from runs.engine.plan import StepJob
 
 __all__ = [
     "INTERRUPTED",
+    "Busy",
     "Dispatcher",
     "Executor",
     "Progress",

@@ -18,7 +18,7 @@ import heapq
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
@@ -55,7 +55,7 @@ from runs.models import (
 from workflows import secret_store
 from workflows.kinds.base import StepResult
 from workflows.limits import shown
-from workflows.models import RunIf, Workflow
+from workflows.models import OnBusy, RunIf, Workflow
 from workflows.params import resolve_values
 
 log = logging.getLogger(__name__)
@@ -113,30 +113,89 @@ def trigger(
     trigger: str = Trigger.MANUAL,
     user=None,
     token: str = "",
+    scheduled_at: datetime | None = None,
+    detail: str = "",
+    delivery_id: str = "",
 ) -> Run:
     """Create a queued run of *workflow* and hand it to *executor* on commit.
 
     The run, its step runs and its definition snapshot are written in one
     transaction, with the workflow row locked, so a run never starts on a
     half-saved definition. Raises ParamError for bad parameter values.
-    A *token* already used for a run of this workflow (a form sent twice)
-    returns that run and starts nothing.
+    A *token* already used for a run of this workflow (a form sent twice,
+    an API call repeated with its Idempotency-Key) returns that run and
+    starts nothing. While another run of the workflow is going, its
+    ``on_busy`` decides: start this one (queue), start nothing (skip: raises
+    Busy) or cancel the running ones first (replace).
+
+    *scheduled_at* is the time slot a scheduled run is for, *detail* names
+    what started it (a schedule, a webhook, an API token) and *delivery_id*
+    is a webhook delivery's id.
     """
+    _replace_running(workflow, user)
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=workflow.pk)
         if token and (earlier := workflow.runs.filter(request_token=token).first()):
             return earlier
         specs = workflow.param_specs
         values = secret_store.seal_params(specs, resolve_values(specs, params or {}))
-        return _create_run(
-            workflow,
-            workflow.definition(),
-            values,
-            executor=executor,
-            trigger=trigger,
-            user=user,
-            token=token,
+        going = _going_when_busy(workflow)
+        if going is None:
+            return _create_run(
+                workflow,
+                workflow.definition(),
+                values,
+                executor=executor,
+                trigger=trigger,
+                user=user,
+                token=token,
+                scheduled_at=scheduled_at,
+                detail=detail,
+                delivery_id=delivery_id,
+            )
+    raise _skipped(workflow, going, trigger=trigger, detail=detail, user=user)
+
+
+class Busy(Exception):
+    """Nothing was started: a run of the workflow is going and its on_busy is skip."""
+
+    def __init__(self, going: Run):
+        self.going = going
+        super().__init__(
+            f"run #{going.number} of this workflow is still going, and the "
+            "workflow's on_busy setting is skip"
         )
+
+
+def _replace_running(workflow: Workflow, user) -> None:
+    """on_busy replace: ask the workflow's going runs to stop, before the new one.
+
+    Outside the workflow's lock, as a cancel from the run page is: a turn of
+    the engine locks a run and then its workflow, never the other way round.
+    """
+    if workflow.on_busy != OnBusy.REPLACE:
+        return
+    for run_id in workflow.runs.active().values_list("pk", flat=True):
+        request_stop(run_id, user=user, source=CancelSource.REPLACED)
+
+
+def _going_when_busy(workflow: Workflow) -> Run | None:
+    """The oldest going run, when the locked *workflow* skips new runs while busy."""
+    if workflow.on_busy != OnBusy.SKIP:
+        return None
+    return workflow.runs.active().order_by("pk").first()
+
+
+def _skipped(workflow: Workflow, going: Run, *, trigger: str, detail: str, user) -> Busy:
+    """The audit log's record of a run not started; the exception that says why."""
+    busy = Busy(going)
+    audit.record(
+        "run.skipped",
+        obj=workflow,
+        user=user,
+        details={"trigger": trigger, **({"by": detail} if detail else {}), "reason": str(busy)},
+    )
+    return busy
 
 
 class RerunRefused(Exception):
@@ -168,6 +227,7 @@ def rerun(
     outputs. The snapshot, not the workflow as it is now, is what runs: the
     reused outputs came from it.
     """
+    _replace_running(original.workflow, user)
     with transaction.atomic():
         workflow = Workflow.objects.select_for_update().get(pk=original.workflow_id)
         if token and (earlier := workflow.runs.filter(request_token=token).first()):
@@ -182,17 +242,21 @@ def rerun(
         if not again:
             raise RerunRefused(f"every step of run #{original.number} succeeded or was skipped")
         reused = {key: step for key, step in steps.items() if key not in again}
-        return _create_run(
-            workflow,
-            original.definition,
-            original.params,
-            executor=executor,
-            trigger=Trigger.RERUN,
-            user=user,
-            token=token,
-            rerun_of=original,
-            reused=reused,
-        )
+        going = _going_when_busy(workflow)
+        if going is None:
+            return _create_run(
+                workflow,
+                original.definition,
+                original.params,
+                executor=executor,
+                trigger=Trigger.RERUN,
+                user=user,
+                token=token,
+                rerun_of=original,
+                reused=reused,
+                scheduled_at=original.scheduled_at,
+            )
+    raise _skipped(workflow, going, trigger=Trigger.RERUN, detail="", user=user)
 
 
 def _with_later_steps(definition: dict[str, Any], keys: set[str]) -> set[str]:
@@ -215,6 +279,9 @@ def _create_run(
     token: str,
     rerun_of: Run | None = None,
     reused: dict[str, StepRun] | None = None,
+    scheduled_at: datetime | None = None,
+    detail: str = "",
+    delivery_id: str = "",
 ) -> Run:
     """Inside the workflow's lock: the run and its step runs, started on commit.
 
@@ -237,6 +304,9 @@ def _create_run(
         heartbeat_at=now,
         request_token=token,
         rerun_of=rerun_of,
+        scheduled_at=scheduled_at,
+        trigger_detail=detail[:200],
+        delivery_id=delivery_id[:200],
     )
     steps = [
         _reused(run, position, reused[spec["key"]])
@@ -247,7 +317,7 @@ def _create_run(
         for position, spec in enumerate(definition["steps"])
     ]
     dispatching = isinstance(executor, Dispatcher)
-    plan = parse_plan(definition, params)
+    plan = parse_plan(definition, params, scheduled_at)
     starting: list[StepState] = []
     states = [StepState.of(step) for step in steps]
     view = StepView(0, plan, states, complete=True)
@@ -266,7 +336,12 @@ def _create_run(
         obj=run,
         label=f"{workflow.name} #{number}",
         user=user,
-        details={"trigger": trigger, **({"rerun_of": rerun_of.number} if rerun_of else {})},
+        details={
+            "trigger": trigger,
+            **({"by": detail} if detail else {}),
+            **({"rerun_of": rerun_of.number} if rerun_of else {}),
+            **({"scheduled_at": scheduled_at.isoformat()} if scheduled_at else {}),
+        },
     )
     remember_plan(run, plan)
     for state, step in zip(states, StepRun.objects.bulk_create(steps), strict=True):

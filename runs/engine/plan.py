@@ -60,6 +60,8 @@ class Plan:
     # The steps that need each step, and each step's place in the file.
     dependents: dict[str, list[str]]
     position: dict[str, int]
+    # The ISO time of a scheduled run's slot ("" for other runs).
+    scheduled_at: str = ""
 
 
 _PLANS_KEPT = 512
@@ -73,13 +75,15 @@ def plan_of(run: Run) -> Plan:
     """The run's parsed snapshot, read from the database once per process."""
     if (plan := _kept(run)) is not None:
         return plan
-    definition, params = Run.objects.values_list("definition", "params").get(pk=run.pk)
-    return _keep(run, parse_plan(definition, params))
+    definition, params, scheduled_at = Run.objects.values_list(
+        "definition", "params", "scheduled_at"
+    ).get(pk=run.pk)
+    return _keep(run, parse_plan(definition, params, scheduled_at))
 
 
 def remember_plan(run: Run, plan: Plan | None = None) -> Plan:
     """Keep the plan of a run just read or created, from the snapshot in hand."""
-    return _keep(run, plan or parse_plan(run.definition, run.params))
+    return _keep(run, plan or parse_plan(run.definition, run.params, run.scheduled_at))
 
 
 def lock_run(run_id: int) -> Run:
@@ -120,8 +124,10 @@ def _keep(run: Run, plan: Plan) -> Plan:
     return plan
 
 
-def parse_plan(definition: dict[str, Any], params: dict[str, Any]) -> Plan:
-    """Parse a snapshot."""
+def parse_plan(
+    definition: dict[str, Any], params: dict[str, Any], scheduled_at: datetime | None = None
+) -> Plan:
+    """Parse a snapshot (and the slot time of a scheduled run)."""
     ancestors: dict[str, set[str]] = {}
     dependents: dict[str, list[str]] = {}
     for spec in definition["steps"]:
@@ -132,7 +138,8 @@ def parse_plan(definition: dict[str, Any], params: dict[str, Any]) -> Plan:
         ancestors[spec["key"]] = found
     specs = {spec["key"]: spec for spec in definition["steps"]}
     position = {key: index for index, key in enumerate(specs)}
-    return Plan(definition, params, specs, ancestors, dependents, position)
+    slot = scheduled_at.isoformat() if scheduled_at else ""
+    return Plan(definition, params, specs, ancestors, dependents, position, slot)
 
 
 @dataclass(slots=True)
@@ -288,6 +295,7 @@ def job_for(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
             "ORCH_RUN_ID": str(run.pk),
             "ORCH_RUN_NUMBER": str(run.number),
             "ORCH_STEP_KEY": step.step_key,
+            **({"ORCH_SCHEDULED_AT": plan.scheduled_at} if plan.scheduled_at else {}),
             **({"ORCH_BASE_URL": base_url} if (base_url := dashboard_url()) else {}),
         },
     )

@@ -64,6 +64,8 @@ def workflow_run(request: HttpRequest, slug: str) -> HttpResponse:
         return _run_form(request, workflow, values=given, errors=exc.errors)
     except engine.TooManyRuns as exc:
         return _too_many(exc)
+    except engine.Busy as exc:
+        return _busy(request, exc)
     return _see_other(request, reverse("runs:detail", args=[run.pk]))
 
 
@@ -218,12 +220,15 @@ def run_rerun(request: HttpRequest, run_id: int) -> HttpResponse:
                 trigger=Trigger.RERUN,
                 user=request.user,
                 token=token,
+                scheduled_at=original.scheduled_at,
             )
     except engine.RerunRefused as exc:
         messages.error(request, f"Nothing was started: {exc}.")
         return _see_other(request, reverse("runs:detail", args=[original.pk]))
     except engine.TooManyRuns as exc:
         return _too_many(exc)
+    except engine.Busy as exc:
+        return _busy(request, exc)
     except ParamError as exc:
         # The workflow's parameters changed since: ask, with what is known.
         values = {name: _as_text(value) for name, value in original.params.items()}
@@ -237,6 +242,12 @@ def _too_many(exc: engine.TooManyRuns) -> HttpResponse:
     )
     response["Retry-After"] = "60"
     return response
+
+
+def _busy(request: HttpRequest, exc: engine.Busy) -> HttpResponse:
+    """on_busy skip refused the run: to the run that is going, saying why."""
+    messages.error(request, f"Nothing was started: {exc}.")
+    return _see_other(request, reverse("runs:detail", args=[exc.going.pk]))
 
 
 def _run_form(request: HttpRequest, workflow: Workflow, **form) -> HttpResponse:

@@ -69,6 +69,8 @@ class Command(BaseCommand):
                 )
             except ParamError as exc:
                 raise CommandError(f"bad parameters: {exc}", returncode=2) from None
+            except engine.Busy as exc:
+                raise CommandError(f"nothing was started: {exc}", returncode=3) from None
             out = self.stderr if json else self.stdout
             run = self._wait(run, out if follow else None)
             if isinstance(executor, LocalExecutor):
