@@ -39,9 +39,7 @@ def test_skip_starts_nothing_and_says_which_run_is_going(executor):
     first = running(start_run(workflow, executor))
 
     with pytest.raises(engine.Busy, match=r"run #1 of this workflow is still going") as refused:
-        engine.trigger(
-            workflow, executor=executor, trigger=Trigger.SCHEDULE, detail="every-minute"
-        )
+        engine.trigger(workflow, executor=executor, trigger=Trigger.SCHEDULE, detail="every-minute")
 
     assert refused.value.going == first
     assert list(workflow.runs.values_list("number", flat=True)) == [1]
@@ -88,9 +86,7 @@ def test_a_rerun_obeys_skip_too(executor):
     wait_until_final(going)
 
 
-def test_the_run_button_says_nothing_was_started_and_shows_the_going_run(
-    alice_client, no_executor
-):
+def test_the_run_button_says_nothing_was_started_and_shows_the_going_run(alice_client, no_executor):
     workflow = busy_workflow("skip")
     going = queued_run(workflow)
 
