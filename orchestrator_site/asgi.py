@@ -13,6 +13,12 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orchestrator_site.settings")
+# Under ASGI, Django serves each HTTP request in a thread of its own, and a
+# kept (persistent) PostgreSQL connection opened there stays open when the
+# thread ends: a burst of API calls or webhooks used up the database's
+# connections. The server closes each request's connection at its end; its
+# long-lived threads (the executor's, the scheduler's) keep theirs.
+os.environ.setdefault("ORCH_DATABASE_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
@@ -34,3 +40,8 @@ if settings.ORCH_EXECUTOR_AUTOSTART:
     # Runs left behind by a stopped server are taken over now, not at the
     # first request.
     get_executor()
+    if settings.ORCH_SCHEDULER == "in-process":
+        # Schedules fire from this server (runs.schedules.loop).
+        from runs.schedules.loop import start_in_process
+
+        start_in_process()

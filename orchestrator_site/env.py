@@ -142,7 +142,9 @@ def database_from_url(name: str, default_sqlite_path: Path) -> dict:
             "HOST": parts.hostname or "",
             "PORT": str(port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
+            # Kept a minute by workers and commands; the ASGI server closes
+            # each request's (see orchestrator_site/asgi.py).
+            "CONN_MAX_AGE": env_int("ORCH_DATABASE_CONN_MAX_AGE", 60, minimum=0),
             "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperlyConfigured(

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django_htmx",
+    "ninja",  # the API's docs page: Swagger UI from our own static files
     "channels",
     "workflows",
     "runs",
@@ -229,6 +230,9 @@ LOGGING = {
             "level": LOG_LEVEL,
             "propagate": False,
         },
+        # A request that failed (a 500) leaves its traceback in the server's
+        # log, not only in an e-mail to ADMINS nobody configured.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },
 }
 
@@ -292,6 +296,39 @@ ORCH_KEEP_RUNS = env_int("ORCH_KEEP_RUNS", 0, minimum=0)
 # every run copies them all, and the editor draws every one.
 ORCH_MAX_STEPS = env_int("ORCH_MAX_STEPS", 1000, minimum=1)
 
+# Notifications by e-mail (docs/notifications.md): Django's default mailer,
+# an SMTP server named by the EMAIL_* variables.
+_EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)  # STARTTLS, usually port 587
+_EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)  # TLS from the start, usually port 465
+if _EMAIL_USE_TLS and _EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL: set one of them, not both.")
+MAILERS = {
+    "default": {
+        "BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "OPTIONS": {
+            "host": env_str("EMAIL_HOST", "localhost"),
+            "port": env_int("EMAIL_PORT", 25, minimum=1),
+            "username": env_str("EMAIL_HOST_USER", ""),
+            "password": env_str("EMAIL_HOST_PASSWORD", ""),
+            "use_tls": _EMAIL_USE_TLS,
+            "use_ssl": _EMAIL_USE_SSL,
+            # Seconds a notification waits for the mail server (the sender's
+            # loop waits as long).
+            "timeout": env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1),
+        },
+    }
+}
+# The From: of notification e-mails.
+ORCH_NOTIFY_FROM = env_str("ORCH_NOTIFY_FROM", "orchestrator@localhost")
+DEFAULT_FROM_EMAIL = SERVER_EMAIL = ORCH_NOTIFY_FROM
+
 # What the background loop (runs/schedules/loop.py) calls once a second, in
 # order, each as fn(now): firing due schedule slots, sending notifications.
 ORCH_BACKGROUND_TASKS = ["runs.schedules.scheduler.fire_due", "runs.notify.sender.send_due"]
+# Where that loop runs: "in-process" (a thread of the server, the embedded
+# default) or "off" (run `manage.py scheduler` processes instead).
+ORCH_SCHEDULER = env_choice("ORCH_SCHEDULER", "in-process", ("in-process", "off"))
+# A schedule slot first seen more than this many seconds after its time
+# (nothing was running then) is a missed one: its schedule's `missed`
+# policy decides whether it runs.
+ORCH_SCHEDULE_GRACE = env_float("ORCH_SCHEDULE_GRACE", 60.0, minimum=1)

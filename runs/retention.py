@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import reduce
 
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
@@ -160,9 +160,11 @@ def _delete_batch(run_ids: list[int]) -> Counts:
     """
     log_lines = step_runs = 0
     with transaction.atomic():
-        # Later re-runs keep their own copies of what they reused: only the
-        # links back to these runs go.
-        Run.objects.filter(rerun_of__in=run_ids).update(rerun_of=None)
+        # Later re-runs keep their own copies of what they reused, schedule
+        # slots and webhook deliveries their record: only the links back to
+        # these runs go.
+        for rows, field in _pointing_at(run_ids, models.SET_NULL):
+            rows.update(**{field: None})
         StepRun.objects.filter(reused_from__run__in=run_ids).update(reused_from=None)
     for lines, whole_step_runs in _log_line_chunks(_log_spans(run_ids)):
         with transaction.atomic():
@@ -174,8 +176,34 @@ def _delete_batch(run_ids: list[int]) -> Counts:
     with transaction.atomic():
         # The step runs without log lines, then the runs.
         step_runs += _raw_delete(StepRun.objects.filter(run_id__in=run_ids))
+        for rows, _ in _pointing_at(run_ids, models.CASCADE):
+            _raw_delete(rows)  # such as the runs' notifications
         runs = _raw_delete(Run.objects.filter(pk__in=run_ids))
     return Counts(runs=runs, step_runs=step_runs, log_lines=log_lines)
+
+
+def _pointing_at(run_ids: list[int], on_delete) -> list[tuple[QuerySet, str]]:
+    """The rows of other tables whose foreign key to these runs has *on_delete*.
+
+    Read from the models, so a table added later that points at runs is
+    handled as its field says; step runs (and their log lines) are deleted
+    in chunks by the caller.
+    """
+    found = []
+    # Hidden ones too: a link with no way back (related_name "+") points here all the same.
+    relations = [
+        field
+        for field in Run._meta.get_fields(include_hidden=True)
+        if field.auto_created and not field.concrete and (field.one_to_many or field.one_to_one)
+    ]
+    for relation in relations:
+        if relation.related_model is StepRun or relation.on_delete is not on_delete:
+            continue
+        field = relation.field.name
+        found.append(
+            (relation.related_model._base_manager.filter(**{f"{field}__in": run_ids}), field)
+        )
+    return found
 
 
 def _raw_delete(rows: QuerySet) -> int:

@@ -324,8 +324,10 @@ def queued_run(workflow, **params) -> Run:
 
 @pytest.fixture
 def no_executor(monkeypatch):
-    """Runs started through the pages stay queued (use it for a whole module)."""
+    """Runs started through the pages and the API stay queued (use it for a whole module)."""
     monkeypatch.setattr("runs.pages.views.get_executor", Nowhere)
+    monkeypatch.setattr("orchestrator_site.api.workflow_endpoints.get_executor", Nowhere)
+    monkeypatch.setattr("orchestrator_site.api.run_endpoints.get_executor", Nowhere)
 
 
 @pytest.fixture

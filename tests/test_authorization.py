@@ -19,6 +19,7 @@ workflow, and an editor of another workflow only.
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -29,6 +30,7 @@ from django.utils import timezone
 
 from orchestrator_site.access import who_can
 from orchestrator_site.accounts.models import Grant, Role
+from orchestrator_site.api import tokens
 from runs.live.routing import websocket_urlpatterns
 from runs.models import LogLine, LogStream, Run, RunStatus
 from tests.conftest import make_workflow, queued_run, steps_of
@@ -51,6 +53,16 @@ ANSWERS = {
     # not create either.
     "import": ("login", "403", "403", "403", "ok", "ok", "403"),
     "admin only": ("login", "403", "403", "403", "403", "ok", "403"),
+    # The HTTP API: each person sends a token of their own (anonymous, none)
+    # and no session; a request without a good token is answered 401.
+    "api signed in": ("401", "ok", "ok", "ok", "ok", "ok", "ok"),
+    "api view": ("401", "404", "ok", "ok", "ok", "ok", "404"),
+    "api run": ("401", "404", "403", "ok", "ok", "ok", "404"),
+    "api import": ("401", "403", "403", "403", "ok", "ok", "403"),
+    # The viewer's API token: its owner and admins may revoke it.
+    "own token": ("login", "404", "ok", "404", "404", "ok", "404"),
+    # A webhook's receiver asks no one to log in; unsigned, it answers 404 to all.
+    "unsigned webhook": ("404", "404", "404", "404", "404", "404", "404"),
     # The admin site sends the people who are not admins to its own log-in page.
     "admin": (
         "login",
@@ -81,6 +93,7 @@ ROUTES = {
     "workflows:access": ({"GET"}, "workflow", "view"),
     "workflows:secrets": ({"GET": "view", "POST": "edit"}, "workflow", None),
     "workflows:global_secrets": ({"GET", "POST"}, None, "admin only"),
+    "notify:targets": ({"GET": "view", "POST": "edit"}, "workflow", None),
     "audit": ({"GET"}, None, "admin only"),
     "audit_export": ({"GET"}, None, "admin only"),
     "workflows:settings": ({"POST"}, "workflow", "edit"),
@@ -100,6 +113,27 @@ ROUTES = {
     "runs:rerun": ({"POST"}, "run", "run"),
     "runs:step_log_text": ({"GET"}, "run step", "view"),
     "runs:step_log": ({"GET"}, "run step", "view"),
+    "tokens": ({"GET", "POST"}, None, "signed in"),
+    "token_revoke": ({"POST"}, "token", "own token"),
+    "api:api-root": ({"GET"}, None, "signed in"),
+    "api:openapi-json": ({"GET"}, None, "signed in"),
+    "api:openapi-view": ({"GET"}, None, "signed in"),
+    "api:workflows": ({"GET"}, None, "api signed in"),
+    "api:workflow": ({"GET": "api view", "PUT": "api import"}, "workflow", None),
+    "api:workflow_put": ({"PUT"}, "workflow", "api import"),
+    "api:workflow_runs": ({"POST"}, "workflow", "api run"),
+    "api:runs": ({"GET"}, None, "api signed in"),
+    "api:run": ({"GET"}, "run", "api view"),
+    "api:step_log": ({"GET"}, "run step", "api view"),
+    "api:run_cancel": ({"POST"}, "run", "api run"),
+    "api:run_rerun": ({"POST"}, "run", "api run"),
+    "hooks:list": ({"GET": "view", "POST": "edit"}, "workflow", None),
+    "schedules:history": ({"GET"}, "workflow", "view"),
+    "schedules:add": ({"POST"}, "workflow", "edit"),
+    "schedules:save": ({"POST"}, "schedule", "edit"),
+    "schedules:delete": ({"POST"}, "schedule", "edit"),
+    "schedules:enable": ({"POST"}, "schedule", "edit"),
+    "hooks:receive": ({"POST"}, "hook", "unsigned webhook"),
 }
 
 # Pages of the admin site (its routes are Django's own, checked as one).
@@ -174,16 +208,21 @@ def world(db, no_executor):
     Grant.objects.create(user=people["editor"], role=Role.EDITOR)
     Grant.objects.create(user=people["admin"], role=Role.ADMIN)
     Grant.objects.create(user=people["other"], workflow=other, role=Role.EDITOR)
-    return {"workflow": workflow, "run": run, "people": people}
+    token, _ = tokens.issue(people["viewer"], "viewer's script")
+    return {"workflow": workflow, "run": run, "people": people, "token": token}
 
 
 def _url(name: str, names: str | None, world) -> str:
+    if names == "token":
+        return reverse(name, kwargs={"token_id": world["token"].pk})
     kwargs = {
         None: {},
         "workflow": {"slug": "pipeline"},
         "step": {"slug": "pipeline", "key": "build"},
         "run": {"run_id": world["run"].pk},
         "run step": {"run_id": world["run"].pk, "key": "build"},
+        "hook": {"token": "no-such-hook"},
+        "schedule": {"slug": "pipeline", "name": "nightly"},
     }[names]
     return reverse(name, kwargs=kwargs)
 
@@ -205,10 +244,9 @@ def _answer(response) -> str:
         return "login"
     if response.status_code == 302 and location.startswith("/admin/login/?next="):
         return "admin login"
-    if response.status_code in (403, 404):
+    if response.status_code in (401, 403, 404):
         return str(response.status_code)
     assert response.status_code < 500
-    assert response.status_code != 401
     return "ok"
 
 
@@ -240,11 +278,32 @@ def test_each_route_answers_each_person_as_their_role_says(world, name, method, 
     url = _url(name, names, world)
     before = _stored()
 
-    response = client.get(url) if method == "GET" else client.post(url, _data(name))
+    if _kinds(name)[method].startswith("api "):
+        response = _api_call(world, person, method, url, name)
+    elif method == "GET":
+        response = client.get(url)
+    else:
+        response = client.post(url, _data(name))
 
     assert _answer(response) == expected, response.content.decode()[:300]
     if expected != "ok":
         assert _stored() == before, "a refused request changed what is stored"
+
+
+def _api_call(world, person: str, method: str, url: str, name: str):
+    """An API request of *person* with a token of their own, and no session."""
+    headers = {}
+    if person != "anonymous":
+        _, text = tokens.issue(world["people"][person], "a script")
+        headers["HTTP_AUTHORIZATION"] = f"Bearer {text}"
+    if method == "GET":
+        return Client().get(url, **headers)
+    body = {
+        "PUT": {"version": 1, "yaml": PIPELINE.replace("echo testing", "echo checking")},
+        "POST": {"mode": "all"} if name.endswith("rerun") else {},
+    }[method]
+    send = getattr(Client(), method.lower())
+    return send(url, json.dumps(body), content_type="application/json", **headers)
 
 
 def _stored() -> tuple:

@@ -12,6 +12,7 @@ from django.utils.html import escape
 from runs.models import Run
 from runs.pages.definition_diff import changes_since, snapshot_yaml
 from tests.conftest import make_workflow, queued_run
+from workflows.models import Workflow
 
 pytestmark = pytest.mark.usefixtures("no_executor")
 
@@ -77,6 +78,17 @@ def test_it_says_nothing_of_changes_when_the_workflow_was_saved_unchanged(alice_
 
     assert workflow.version == 1
     assert changes_since(run, workflow) is None
+    assert "changed since" not in section(run_page(alice_client, run))
+
+
+def test_a_snapshot_from_before_on_busy_and_schedules_is_no_change(alice_client, db):
+    run = queued_run(make_workflow(BUILD))
+    # As a run started before those fields existed kept it.
+    snapshot = {k: v for k, v in run.definition.items() if k not in ("on_busy", "schedules")}
+    Run.objects.filter(pk=run.pk).update(definition=snapshot)
+    run.refresh_from_db()
+
+    assert changes_since(run, Workflow.objects.get(slug=run.workflow.slug)) is None
     assert "changed since" not in section(run_page(alice_client, run))
 
 

@@ -568,7 +568,7 @@ def test_the_editor_refuses_a_step_that_takes_the_workflow_past_1_mib(alice_clie
 
     assert response.status_code == 200
     assert (
-        '<p class="field-error" role="alert">workflow: its text comes to 1,050,502 bytes once '
+        '<p class="field-error" role="alert">workflow: its text comes to 1,050,523 bytes once '
         "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)</p>"
     ) in response.content.decode()
     assert stored() == before
@@ -660,7 +660,7 @@ def test_the_settings_form_says_when_defaults_take_the_workflow_past_1_mib(alice
 
     assert response.status_code == 200
     assert (
-        '<p class="field-error" role="alert">workflow: its text comes to 1,055,071 bytes once '
+        '<p class="field-error" role="alert">workflow: its text comes to 1,055,092 bytes once '
         "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)"
     ) in response.content.decode()
     assert stored() == before

@@ -733,3 +733,21 @@ def test_a_database_error_in_the_background_look_is_logged_and_the_page_stays_li
         "a live page cannot read the database; trying again"
     ]
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_a_look_finds_a_run_another_process_started_and_ended_between_two_looks(alice):
+    from runs.live.dashboard import DashboardWatch
+
+    workflow = make_workflow("{slug: quick, name: Quick, steps: []}")
+    watch = DashboardWatch(
+        "workflows", consumers.visible_runs(alice), consumers.visible_workflows(alice)
+    )
+    watch.update(None, None)  # the first look
+    # No news of it reached this process: the look alone must find it.
+    Run.objects.create(workflow=workflow, number=1, status="succeeded", definition={})
+
+    messages = "".join(watch.update(None, None))
+
+    assert 'id="workflow-last-' in messages
+    assert "succeeded" in messages
+    assert watch.update(None, None) == []  # told once

@@ -307,3 +307,36 @@ def test_bad_arguments_exit_with_2_and_delete_nothing(transactional_db):
     assert unknown.returncode == 2
     assert "no workflow 'ghost'" in unknown.stderr
     assert left(nightly) == {1, 2}
+
+
+def test_what_points_at_a_pruned_run_keeps_its_record_or_goes_with_it(db):
+    """A schedule's slot and a webhook's delivery keep saying what happened
+    (their run link emptied); the run's notifications go with it."""
+    from runs.hooks.models import Delivery as HookDelivery
+    from runs.hooks.models import Webhook
+    from runs.notify.models import Delivery as Notification
+    from runs.notify.models import Target
+    from runs.schedules.models import Slot
+
+    flow = workflow("nightly")
+    add_runs(flow, [40, 1])
+    old = flow.runs.get(number=1)
+    now = timezone.now()
+    Slot.objects.create(
+        workflow=flow, schedule="daily", slot_at=now, outcome="ran", run=old, decided_at=now
+    )
+    hook = Webhook.objects.create(
+        workflow=flow, name="push", token_hash="0" * 64, token_prefix="abc", secret_encrypted="x"
+    )
+    HookDelivery.objects.create(hook=hook, delivery_id="d-1", run=old, outcome="started")
+    target = Target.objects.create(workflow=flow, kind="email", emails=["ops@example.com"])
+    Notification.objects.create(run=old, target=target)
+
+    assert (
+        prune_runs("--older-than", "30") == "deleted 1 run (2 step runs, 6 log lines) of 1 workflow"
+    )
+
+    assert left(flow) == {2}
+    assert Slot.objects.get().run is None
+    assert HookDelivery.objects.get().run is None
+    assert not Notification.objects.exists()

@@ -47,6 +47,7 @@ class StepFormSet(BaseInlineFormSet):
             "timeout": workflow.timeout,
             "max_concurrent_runs": workflow.max_concurrent_runs,
             "on_busy": workflow.on_busy,
+            "schedules": workflow.schedules,
             "steps": [
                 {field: form.cleaned_data.get(field) for field in STEP_FIELDS} for form in forms
             ],

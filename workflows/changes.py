@@ -16,7 +16,7 @@ from typing import Any
 
 from workflows.definition import STEP_DEFAULTS, STEP_FIELDS
 from workflows.file_format import to_yaml
-from workflows.store import same_definition
+from workflows.store import completed, same_definition
 
 # A value longer than this, or on several lines, is left to the diff.
 SHORT = 60
@@ -124,7 +124,11 @@ def _field_line(field: FieldChange) -> str:
 
 
 def _workflow_fields(definition: dict[str, Any]) -> dict[str, Any]:
-    return {name: value for name, value in definition.items() if name not in ("version", "steps")}
+    return {
+        name: value
+        for name, value in completed(definition).items()
+        if name not in ("version", "steps")
+    }
 
 
 def _step_fields(step: dict[str, Any]) -> dict[str, Any]:

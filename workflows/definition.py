@@ -32,6 +32,7 @@ from workflows.limits import (
 )
 from workflows.models import OnBusy, RunIf
 from workflows.params import clean_declarations, env_suffix
+from workflows.schedules import clean_schedules
 from workflows.secret_store import SECRETS_PER_STEP_MAX, name_problem
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -48,6 +49,7 @@ WORKFLOW_FIELDS = (
     "timeout",
     "max_concurrent_runs",
     "on_busy",
+    "schedules",
     "steps",
 )
 STEP_FIELDS = (
@@ -143,6 +145,8 @@ def clean_definition(data: Any) -> dict[str, Any]:
         steps_data = []
     scope_params = frozenset(p.name for p in params)
     steps = _clean_steps(steps_data, scope_params, field_error)
+    schedules, schedule_errors = clean_schedules(data.get("schedules"), params)
+    errors.extend(schedule_errors)
     if errors:
         raise DefinitionError(errors)
     return {
@@ -153,6 +157,7 @@ def clean_definition(data: Any) -> dict[str, Any]:
         "timeout": timeout,
         "max_concurrent_runs": max_runs,
         "on_busy": on_busy,
+        "schedules": schedules,
         "steps": steps,
     }
 

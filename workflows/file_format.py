@@ -61,6 +61,8 @@ def to_yaml(definition: dict[str, Any]) -> str:
         data["max_concurrent_runs"] = definition["max_concurrent_runs"]
     if definition.get("on_busy", "queue") != "queue":
         data["on_busy"] = definition["on_busy"]
+    if definition.get("schedules"):
+        data["schedules"] = definition["schedules"]
     steps = []
     previous: list[str] = []
     for step in definition["steps"]:

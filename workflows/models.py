@@ -39,6 +39,8 @@ class Workflow(models.Model):
         default=0, help_text="0 = no limit; extra runs wait, first in first out."
     )
     on_busy = models.CharField(max_length=10, choices=OnBusy, default=OnBusy.QUEUE)
+    # When runs start by themselves, as validated by workflows.schedules.
+    schedules = models.JSONField(default=list, blank=True)
     version = models.PositiveIntegerField(default=1)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -67,6 +69,7 @@ class Workflow(models.Model):
             "timeout": plain_number(self.timeout),
             "max_concurrent_runs": self.max_concurrent_runs,
             "on_busy": self.on_busy,
+            "schedules": list(self.schedules or []),
             "steps": [step.definition() for step in self.steps.all()],
         }
 

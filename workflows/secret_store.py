@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
@@ -186,21 +187,38 @@ def values_for(workflow_id: int | None, names: list[str] | tuple[str, ...]) -> d
     return {name: decrypt(token, name) for name, (_, token) in found.items()}
 
 
+# Every stored value encrypted with these keys: (app label.model, field).
+# Rotation re-encrypts them all, so no key is removed while a value needs it.
+ENCRYPTED_FIELDS = (
+    ("workflows.Secret", "encrypted"),
+    ("hooks.Webhook", "secret_encrypted"),
+    ("notify.Target", "secret_encrypted"),
+)
+
+
 def rotate() -> int:
-    """Encrypt every secret with the newest key; returns how many were."""
+    """Encrypt every secret with the newest key; returns how many were.
+
+    Secrets, webhooks' signing secrets and notifications' signing secrets,
+    in one transaction: a value no key decrypts leaves everything as it was.
+    """
     fernet = _fernet(keys())
     count = 0
     with transaction.atomic():
-        for secret in Secret.objects.select_for_update().only("pk", "name", "encrypted"):
-            try:
-                token = fernet.rotate(secret.encrypted.encode()).decode()
-            except InvalidToken:
-                raise SecretError(
-                    f"{secret.name} cannot be decrypted with any key in ORCH_SECRETS_KEYS; "
-                    "nothing was rotated"
-                ) from None
-            Secret.objects.filter(pk=secret.pk).update(encrypted=token)
-            count += 1
+        for label, field in ENCRYPTED_FIELDS:
+            model = apps.get_model(label)
+            rows = model.objects.select_for_update().exclude(**{field: ""})
+            for pk, token in rows.values_list("pk", field):
+                try:
+                    fresh = fernet.rotate(token.encode()).decode()
+                except InvalidToken:
+                    what = f"{model._meta.verbose_name} {model.objects.get(pk=pk)}"
+                    raise SecretError(
+                        f"{what} cannot be decrypted with any key in ORCH_SECRETS_KEYS; "
+                        "nothing was rotated"
+                    ) from None
+                model.objects.filter(pk=pk).update(**{field: fresh})
+                count += 1
     return count
 
 

@@ -45,11 +45,21 @@ def _only_reordered(saved: dict[str, Any], definition: dict[str, Any]) -> bool:
     } and by_key(saved) == by_key(definition)
 
 
+# What a definition written before a workflow field existed (a run's
+# snapshot, say) had instead of it: its default.
+WORKFLOW_DEFAULTS: dict[str, Any] = {"on_busy": "queue", "schedules": []}
+
+
+def completed(definition: dict[str, Any]) -> dict[str, Any]:
+    """*definition* with the workflow fields it predates at their defaults."""
+    return {**WORKFLOW_DEFAULTS, **definition}
+
+
 def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Equal as workflows, whatever the version and however numbers were written."""
     strip = {"version"}
-    return {k: v for k, v in a.items() if k not in strip} == {
-        k: v for k, v in b.items() if k not in strip
+    return {k: v for k, v in completed(a).items() if k not in strip} == {
+        k: v for k, v in completed(b).items() if k not in strip
     }
 
 
@@ -79,6 +89,7 @@ def save_definition(
         "timeout": definition["timeout"],
         "max_concurrent_runs": definition["max_concurrent_runs"],
         "on_busy": definition["on_busy"],
+        "schedules": definition.get("schedules", []),
     }
     if workflow is None:
         workflow = Workflow.objects.create(slug=definition["slug"], owner=owner, **fields)

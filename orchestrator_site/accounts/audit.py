@@ -25,15 +25,17 @@ from orchestrator_site.accounts.models import AuditEntry
 DETAILS_MAX_BYTES = 16 * 1024
 CHANGES_MAX = 100  # lines of a workflow's changes kept
 
-# The person a request acts for, and their address: (user, address).
-_actor: contextvars.ContextVar[tuple[Any, str | None] | None] = contextvars.ContextVar(
+# The person a request acts for, their address, and how they act when it
+# is not in person (an API token's name): (user, address, via).
+_actor: contextvars.ContextVar[tuple[Any, str | None, str] | None] = contextvars.ContextVar(
     "audit_actor", default=None
 )
 
 
 @contextmanager
-def acting_as(user, address: str | None = None):
-    token = _actor.set((user, address))
+def acting_as(user, address: str | None = None, via: str = ""):
+    """What is recorded inside is *user*'s doing, from *address*, *via* a token (say)."""
+    token = _actor.set((user, address, via))
     try:
         yield
     finally:
@@ -66,6 +68,8 @@ def record(
     if current is not None:
         user = user if user is not None else current[0]
         address = address or current[1]
+        if via := current[2]:
+            details = {**(details or {}), "via": via}
     if user is not None and not getattr(user, "is_authenticated", False):
         user = None
     if obj is not None:

@@ -25,6 +25,7 @@ ACTIONS = (
     "signin.locked",
     "run.started",
     "run.cancelled",
+    "run.skipped",
     "workflow.created",
     "workflow.edited",
     "workflow.imported",
@@ -38,6 +39,15 @@ ACTIONS = (
     "secret.replaced",
     "secret.deleted",
     "secret.used",
+    "notification.created",
+    "notification.changed",
+    "notification.deleted",
+    "token.created",
+    "token.revoked",
+    "webhook.created",
+    "webhook.changed",
+    "webhook.deleted",
+    "webhook.refused",
 )
 
 

@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from runs.hooks import views
 
 app_name = "hooks"
-urlpatterns: list = []
+urlpatterns = [
+    path("hooks/<str:token>", views.receive, name="receive"),
+    path("workflows/<slug:slug>/webhooks", views.workflow_webhooks, name="list"),
+]

@@ -55,6 +55,9 @@ class DashboardWatch:
         # New runs go on top of the runs list: of this workflow, of all (0), or none.
         self.newest_of: int | None = None
         self.top = 0  # the newest run the list has
+        # The newest run a look has seen: a look finds the runs created since,
+        # even those another process started and ended between two looks.
+        self.seen_up_to: int | None = None
 
     @staticmethod
     def fingerprint(runs: QuerySet[Run]) -> tuple:
@@ -90,7 +93,7 @@ class DashboardWatch:
             self.shown["running-now"] = state
             parts.append(render_to_string("runs/running_now.html#running-now", {"active": active}))
         if runs is None:
-            runs = set(self.panel_runs) | {run.pk for run in active}
+            runs = set(self.panel_runs) | {run.pk for run in active} | self._created_since()
         self.panel_runs = {run.pk for run in active}
         changed = list(self.runs.filter(pk__in=runs).select_related("workflow", "triggered_by"))
         if workflows is None:
@@ -110,6 +113,20 @@ class DashboardWatch:
         # Rows go in a message of their own: a table row parses only where a
         # table part comes first.
         return ([new_rows] if new_rows else []) + pack(parts)
+
+    def _created_since(self) -> set[int]:
+        """The runs created since the last look (the newest NEW_ROWS_LIMIT of them)."""
+        if self.seen_up_to is None:
+            self.seen_up_to = self.runs.aggregate(newest=Max("pk"))["newest"] or 0
+            return set()
+        created = list(
+            self.runs.filter(pk__gt=self.seen_up_to)
+            .order_by("-pk")
+            .values_list("pk", flat=True)[:NEW_ROWS_LIMIT]
+        )
+        if created:
+            self.seen_up_to = created[0]
+        return set(created)
 
     def _new_rows(self) -> str:
         """Rows, newest first, for the runs started since the list's newest one."""

@@ -1,6 +1,14 @@
 from __future__ import annotations
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from runs.notify import views
 
 app_name = "notify"
-urlpatterns: list = []
+urlpatterns = [
+    path(
+        "workflows/<slug:slug>/notifications",
+        views.workflow_notifications,
+        name="targets",
+    ),
+]

@@ -31,6 +31,7 @@ from runs.executors import get_executor
 from runs.live import rows, watch
 from runs.live.publish import LIVE_LINES
 from runs.models import CancelSource, StepRun, StopRequest, Trigger
+from runs.notify.models import deliveries_of
 from runs.pages import definition_diff, history
 from runs.pages.run_form import new_form_token, run_form_context
 from runs.pages.stats import workflow_stats
@@ -131,6 +132,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "can_run": may(request.user, "run", run.workflow),
         "definition_yaml": definition_diff.snapshot_yaml(run),
         "changes": definition_diff.changes_since(run, run.workflow),
+        "notifications": deliveries_of(run.pk),
     }
     return render(request, "runs/run_detail.html", context)
 

@@ -1,0 +1,205 @@
+"""The API's runs: list, status and steps, a step's log lines, cancel, re-run."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest
+from ninja import Header, Query, Router
+
+from orchestrator_site import access
+from orchestrator_site.api.answers import (
+    ApiError,
+    answer,
+    busy,
+    request_token,
+    run_summary,
+    too_many,
+)
+from orchestrator_site.api.schemas import RerunRequest
+from runs import engine
+from runs.executors import get_executor
+from runs.models import CancelSource, LogStream, Run, RunStatus, StopRequest, Trigger
+from workflows.params import ParamError, shown_value
+
+router = Router()
+
+RUNS_MAX = 100
+LOG_LINES_MAX = 5000
+
+
+@router.get("/runs", url_name="runs")
+def list_runs(
+    request: HttpRequest,
+    workflow: str = Query("", max_length=100, description="a workflow's slug"),
+    status: RunStatus | None = None,
+    limit: int = Query(20, ge=1, le=RUNS_MAX),
+    before: int | None = Query(None, ge=1, le=2**63 - 1, description="runs older than this id"),
+):
+    """The runs you may see, newest first; page with ``before`` (``next_before``)."""
+    runs = access.visible_runs(request.user).select_related("workflow").defer("definition")
+    if workflow:
+        runs = runs.filter(workflow__slug=workflow)
+    if status:
+        runs = runs.filter(status=status)
+    if before:
+        runs = runs.filter(pk__lt=before)
+    found = list(runs.order_by("-id")[: limit + 1])
+    more = len(found) > limit
+    found = found[:limit]
+    return {
+        "runs": [{**run_summary(request, run), "workflow": run.workflow.slug} for run in found],
+        "next_before": found[-1].pk if more else None,
+    }
+
+
+@router.get("/runs/{int:run_id}", url_name="run")
+def get_run(request: HttpRequest, run_id: int):
+    """A run's status, parameters (secret ones hidden), times and steps."""
+    run = access.get_run_for_user(request, run_id)
+    return run_detail(request, run)
+
+
+def run_detail(request: HttpRequest, run: Run) -> dict:
+    return {
+        **run_summary(request, run),
+        "workflow": run.workflow.slug,
+        "trigger_detail": run.trigger_detail,
+        "triggered_by": run.triggered_by.get_username() if run.triggered_by else None,
+        "params": {name: shown_value(value) for name, value in run.params.items()},
+        "scheduled_at": run.scheduled_at,
+        "started_at": run.started_at,
+        "error": run.error,
+        "rerun_of": run.rerun_of_id,
+        "stop_requested": bool(run.stop_requested),
+        "steps": [
+            {
+                "key": step.step_key,
+                "name": step.name,
+                "kind": step.kind,
+                "status": step.status,
+                "attempt": step.attempt,
+                "exit_code": step.exit_code,
+                "outputs": step.outputs,
+                "started_at": step.started_at,
+                "finished_at": step.finished_at,
+                "error": step.error,
+                "skip_reason": step.skip_reason,
+            }
+            for step in run.steps.order_by("position")
+        ],
+    }
+
+
+@router.get("/runs/{int:run_id}/steps/{slug:key}/log", url_name="step_log")
+def step_log(
+    request: HttpRequest,
+    run_id: int,
+    key: str,
+    after: int = Query(0, ge=0, le=2**31 - 1, description="the last sequence number you have"),
+    limit: int = Query(1000, ge=1, le=LOG_LINES_MAX),
+):
+    """A step's log lines after sequence number ``after``, oldest first.
+
+    Poll with ``after`` set to ``next_after`` until ``more`` is false and the
+    step is ``final``.
+    """
+    run, step = access.get_step_for_user(request, run_id, key)
+    rows = list(
+        step.log_lines.filter(seq__gt=after)
+        .order_by("seq")
+        .values_list("seq", "attempt", "ts", "stream", "text")[: limit + 1]
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "run": run.pk,
+        "step": step.step_key,
+        "status": step.status,
+        "final": step.is_final,
+        "lines": [
+            {
+                "seq": seq,
+                "attempt": attempt,
+                "ts": ts,
+                "stream": LogStream(stream).label,
+                "text": text,
+            }
+            for seq, attempt, ts, stream, text in rows
+        ],
+        "next_after": rows[-1][0] if rows else after,
+        "more": more,
+    }
+
+
+@router.post("/runs/{int:run_id}/cancel", url_name="run_cancel")
+def cancel_run(request: HttpRequest, run_id: int):
+    """Cancel a run: 202 while its steps stop, 200 once cancelled, 409 if it had ended."""
+    run = access.get_run_for_user(request, run_id, "run")
+    stopping = engine.request_stop(
+        run.pk, StopRequest.CANCEL, user=request.user, source=CancelSource.API
+    )
+    run.refresh_from_db()
+    if not stopping:
+        raise ApiError(
+            409,
+            f"Run #{run.number} had already finished ({run.status}).",
+            run=run_summary(request, run),
+        )
+    return answer(request, 200 if run.is_final else 202, run_summary(request, run))
+
+
+@router.post("/runs/{int:run_id}/rerun", url_name="run_rerun")
+def rerun(
+    request: HttpRequest,
+    run_id: int,
+    payload: RerunRequest | None = None,
+    idempotency_key: str = Header("", alias="Idempotency-Key"),
+):
+    """Run again: all (the workflow as it is now, same parameters), the failed
+    steps, or from a step; answers at once (202) with the new run."""
+    original = access.get_run_for_user(request, run_id, "run")
+    payload = payload or RerunRequest()
+    if payload.mode == "from" and not payload.step:
+        raise ApiError(
+            422, "Name the step to re-run from.", errors={"step": "needed with mode from"}
+        )
+    if payload.mode != "from" and payload.step:
+        raise ApiError(
+            422, "A step is named only with mode from.", errors={"step": "only with mode from"}
+        )
+    token = request_token(request, idempotency_key)
+    workflow = original.workflow
+    if token and workflow.runs.filter(request_token=token).exists():
+        return answer(request, 200, run_summary(request, workflow.runs.get(request_token=token)))
+    try:
+        if payload.mode == "all":
+            run = engine.trigger(
+                workflow,
+                executor=get_executor(),
+                params=original.params,
+                trigger=Trigger.RERUN,
+                user=request.user,
+                token=token,
+                scheduled_at=original.scheduled_at,
+                detail=f"token {request.auth.name}",
+            )
+        else:
+            run = engine.rerun(
+                original,
+                executor=get_executor(),
+                from_step=payload.step if payload.mode == "from" else None,
+                user=request.user,
+                token=token,
+            )
+    except engine.RerunRefused as exc:
+        raise ApiError(409, f"Nothing was started: {exc}.") from None
+    except ParamError as exc:
+        raise ApiError(
+            422,
+            "The workflow's parameters changed since this run: start a new run instead.",
+            errors=exc.errors,
+        ) from None
+    except engine.TooManyRuns as exc:
+        raise too_many(exc) from None
+    except engine.Busy as exc:
+        raise busy(request, exc) from None
+    return answer(request, 202, run_summary(request, run))
