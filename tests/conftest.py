@@ -261,6 +261,9 @@ def manage_env(**extra: str) -> dict[str, str]:
         "DATABASE_URL": database_url_of_tests(),
         "ORCH_EXECUTOR_AUTOSTART": "false",
         "ORCH_KILL_GRACE": "1",
+        # Tests fire schedules themselves (fire_due with the time they
+        # choose); a server's own scheduler thread only where a test asks.
+        "ORCH_SCHEDULER": "off",
         **extra,
     }
 
