@@ -43,6 +43,7 @@ if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the
 
 from bench.celery_overhead import (  # noqa: E402
     bare_throughput,
+    cpu_by_program,
     delete_keys,
     fresh_database,
     one_step_yaml,
@@ -91,6 +92,26 @@ def api_triggers(base_url: str, slug: str, token: str, runs: int, clients: int) 
     if refused:
         raise RuntimeError(f"{len(refused)} triggers refused, first: {refused[0]}")
     return {"ids": ids, "began": began, "accepted": accepted}
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by process *pid* (user and system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_split(workers, database: str, server_pid: int) -> dict[str, float]:
+    """CPU seconds so far by program, the server (Daphne) apart from the others."""
+    totals = cpu_by_program(workers, database)
+    server = cpu_seconds(server_pid)
+    # A PostgreSQL backend that served one request and exited is counted in
+    # its parent's (the postmaster's) time, among the other programs.
+    totals["postgres and other programs"] = (
+        totals.pop("other programs", 0.0) - server + totals.pop("postgres", 0.0)
+    )
+    totals["server (Daphne)"] = server
+    totals["clients (this process)"] = totals.pop("triggers (this process)", 0.0)
+    return totals
 
 
 def finished_rate(ids: list[int], began: float) -> dict:
@@ -191,11 +212,19 @@ def main() -> None:
                     bare.append(
                         bare_throughput(f"{prefix}bare{round_}", args.runs, spawn_and_reply)
                     )
+                    database = url.rpartition("/")[2]
+                    before = cpu_split(workers, database, server.pid)
                     sent = api_triggers(server.url, one.slug, token, args.runs, args.clients)
                     api.append(
                         {
                             "accepted": args.runs / sent["accepted"],
                             **finished_rate(sent["ids"], sent["began"]),
+                            "cpu": {
+                                name: seconds - before.get(name, 0.0)
+                                for name, seconds in cpu_split(
+                                    workers, database, server.pid
+                                ).items()
+                            },
                         }
                     )
                     in_process.append(throughput(one, executor, args.runs))
@@ -249,6 +278,14 @@ def main() -> None:
     print(
         f"  engine.trigger in one process: runs finished  {engine_rate:7.1f} runs/s   "
         f"({spread([r['rate'] for r in in_process])})"
+    )
+    names = sorted({name for a in api for name in a["cpu"]})
+    split = {
+        name: median([a["cpu"].get(name, 0.0) for a in api]) * 1000 / args.runs for name in names
+    }
+    print(
+        f"  CPU per API run: {sum(split.values()):.1f} ms: "
+        + ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(split.items(), key=lambda i: -i[1]))
     )
     verdict = "met" if ratio >= GOAL_RATIO else "NOT met"
     print(

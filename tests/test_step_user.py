@@ -33,7 +33,7 @@ steps:
   - key: look
     kind: shell
     command: |
-      echo "uid=$(id -u) user=$(id -un) home=$HOME"
+      echo "uid=$(id -u) ruid=$(id -ru) user=$(id -un) groups=$(id -G) home=$HOME"
       for target in /proc/$PPID/environ "$PARAM_SECRET_KEY_FILE" "$PARAM_DATABASE_FILE"; do
         if cat "$target" > /dev/null 2>&1; then echo "READ $target"; else echo "DENIED $target"; fi
       done
@@ -79,7 +79,11 @@ def test_a_step_reads_nothing_of_the_server(executor, server_files, monkeypatch)
     lines = [line.text for line in step.log_lines.order_by("seq")]
     expected_user = pwd.getpwnam(step_user.DEFAULT_NAME)
     assert run.status == RunStatus.SUCCEEDED, lines
-    assert f"uid={expected_user.pw_uid} user={step_user.DEFAULT_NAME} home=" in lines[0]
+    # Its own group alone: none of the server's supplementary groups.
+    assert (
+        f"uid={expected_user.pw_uid} ruid={expected_user.pw_uid} "
+        f"user={step_user.DEFAULT_NAME} groups={expected_user.pw_gid} home="
+    ) in lines[0]
     assert expected_user.pw_uid != 0
     assert "DENIED /proc/" in lines[1] and lines[1].endswith("/environ")
     assert lines[2:4] == [f"DENIED {secret}", f"DENIED {database}"]
