@@ -324,7 +324,11 @@ DEFAULT_FROM_EMAIL = SERVER_EMAIL = ORCH_NOTIFY_FROM
 
 # What the background loop (runs/schedules/loop.py) calls once a second, in
 # order, each as fn(now): firing due schedule slots, sending notifications.
-ORCH_BACKGROUND_TASKS = ["runs.schedules.scheduler.fire_due", "runs.notify.sender.send_due"]
+ORCH_BACKGROUND_TASKS = [
+    "runs.schedules.scheduler.fire_due",
+    "runs.notify.sender.send_due",
+    "runs.background.time_out_approvals",
+]
 # Where that loop runs: "in-process" (a thread of the server, the embedded
 # default) or "off" (run `manage.py scheduler` processes instead).
 ORCH_SCHEDULER = env_choice("ORCH_SCHEDULER", "in-process", ("in-process", "off"))

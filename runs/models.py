@@ -28,6 +28,15 @@ class StepStatus(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+class Decision(models.TextChoices):
+    """How an approval step's wait ended."""
+
+    NONE = "", "none"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed_out", "timed out"
+
+
 class Trigger(models.TextChoices):
     MANUAL = "manual"
     SCHEDULE = "schedule"
@@ -203,6 +212,23 @@ class StepRun(Timed, models.Model):
     reused_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # When the engine started the step: sent it to its queue, or to this
+    # process's executor. ``started_at`` is when a worker took it; the
+    # difference is the step's dispatch latency.
+    ready_at = models.DateTimeField(null=True, blank=True)
+    # An approval step: until when it waits (None: until someone decides),
+    # and the decision, by whom, when, with what comment. A decision is final.
+    waiting_until = models.DateTimeField(null=True, blank=True)
+    decision = models.CharField(max_length=10, choices=Decision, default=Decision.NONE, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_comment = models.TextField(blank=True)
 
     class Meta:
         ordering = ["position"]
@@ -215,6 +241,12 @@ class StepRun(Timed, models.Model):
             # its failed ones, and whether any is unfinished: a few index
             # entries, not every step run of the run.
             models.Index(fields=["run", "status", "position"], name="step_run_run_status"),
+            # Approvals waiting, for the dashboard's panel and their timeouts.
+            models.Index(
+                fields=["waiting_until"],
+                condition=models.Q(status="waiting"),
+                name="step_run_waiting",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -223,6 +255,13 @@ class StepRun(Timed, models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in STEP_FINAL
+
+    @property
+    def dispatch_latency(self) -> timedelta | None:
+        """How long the step waited between its start and a worker taking it."""
+        if self.ready_at is None or self.started_at is None:
+            return None
+        return max(self.started_at - self.ready_at, timedelta(0))
 
 
 class LogStream(models.IntegerChoices):

@@ -145,6 +145,7 @@ ON_BOTH_EXECUTORS = {
     "test_step_user",
     "test_secrets",
     "test_on_busy",
+    "test_approvals",
 }
 
 

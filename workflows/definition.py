@@ -263,6 +263,14 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             )
         step["queue"] = queue
         step["secrets"] = _secret_names(raw.get("secrets", []), error)
+        if kind.waits_for_person:
+            # A rejection or a timeout must never let what follows run as if approved.
+            if continue_on_failure is True:
+                error("continue_on_failure", "an approval step cannot go on when rejected")
+            if retries:
+                error("retries", "an approval step is decided once: it has no retries")
+            if step["secrets"]:
+                error("secrets", "an approval step runs nothing that could use a secret")
         oversized = _oversized_text(config, kind.fields)
         for field, limit in oversized:
             error(field, f"must be at most {limit:,} characters")

@@ -53,6 +53,7 @@ from runs.models import (
     Trigger,
 )
 from workflows import secret_store
+from workflows.kinds import KINDS
 from workflows.kinds.base import StepResult
 from workflows.limits import shown
 from workflows.models import OnBusy, RunIf, Workflow
@@ -238,9 +239,13 @@ def rerun(
         again = {key for key, step in steps.items() if step.status not in REUSABLE}
         if from_step is not None:
             again.add(from_step)
-        again = _with_later_steps(original.definition, again)
         if not again:
             raise RerunRefused(f"every step of run #{original.number} succeeded or was skipped")
+        # An approval is never reused: a re-run asks again, and what follows it waits.
+        again |= {
+            spec["key"] for spec in original.definition["steps"] if waits_for_person(spec)
+        } & steps.keys()
+        again = _with_later_steps(original.definition, again)
         reused = {key: step for key, step in steps.items() if key not in again}
         going = _going_when_busy(workflow)
         if going is None:
@@ -330,6 +335,9 @@ def _create_run(
                 decided = {"status": state.status, "skip_reason": state.skip_reason}
                 for name, value in {**decided, **fields}.items():
                     setattr(step, name, value)
+                timeout = plan.specs[step.step_key]["timeout"]
+                if state.status == StepStatus.WAITING and timeout:
+                    step.waiting_until = now + timedelta(seconds=timeout)
     run.save(force_insert=True)
     audit.record(
         "run.started",
@@ -538,6 +546,13 @@ def request_stop(
             skip_reason=STOPPED_BEFORE_START[run.stop_requested],
             finished_at=timezone.now(),
         )
+        # Approvals still waiting: nobody decided, and nobody will.
+        StepRun.objects.filter(run_id=run.pk, status=StepStatus.WAITING).update(
+            status=result.status,
+            error=result.error,
+            skip_reason=STOPPED_BEFORE_START[run.stop_requested],
+            finished_at=timezone.now(),
+        )
         _advance_locked(run, worker or run.worker)
         return True
 
@@ -692,6 +707,9 @@ def _advance_locked(
             StepRun.objects.filter(pk__in=ids).update(
                 status=status, skip_reason=skip_reason, **fields
             )
+        if waiting := outcomes.get((StepStatus.WAITING, "")):
+            by_pk = {step.pk: step.step_key for step in view.by_key.values()}
+            _set_waiting_until(plan, {by_pk[pk]: pk for pk in waiting}, now)
         decided = bool(outcomes)
     # A step started, or one held back, is unfinished: no need to ask.
     if not starting and not held_back and not view.unfinished():
@@ -734,7 +752,10 @@ def _decide(
         if not all(view[need].is_final for need in spec["needs"]):
             continue
         reason = _skip_reason(spec, view, plan.ancestors[step.step_key])
-        if reason is None:
+        if reason is None and waits_for_person(spec):
+            # Waits for a decision: no executor, no slot, no process.
+            step.status = StepStatus.WAITING
+        elif reason is None:
             if limit is not None and len(starting) >= limit:
                 held_back = True
                 if after is None:
@@ -784,8 +805,29 @@ def _candidates(view: StepView, after: str | None) -> Iterable[StepState]:
 
 def _decided_fields(status: str, worker: str, now) -> dict[str, Any]:
     if status == StepStatus.RUNNING:
-        return {"attempt": 1, "started_at": now, "worker": worker, "heartbeat_at": now}
+        return {
+            "attempt": 1,
+            "ready_at": now,
+            "started_at": now,
+            "worker": worker,
+            "heartbeat_at": now,
+        }
+    if status == StepStatus.WAITING:
+        return {"ready_at": now, "started_at": now}
     return {"finished_at": now}
+
+
+def waits_for_person(spec: dict[str, Any]) -> bool:
+    """Whether the step is ended by a decision (an approval), not executed."""
+    kind = KINDS.get(spec["kind"])
+    return kind is not None and kind.waits_for_person
+
+
+def _set_waiting_until(plan, ids_by_key: dict[str, int], now) -> None:
+    """The end of the wait of approval steps that have a timeout."""
+    for key, pk in ids_by_key.items():
+        if timeout := plan.specs[key]["timeout"]:
+            StepRun.objects.filter(pk=pk).update(waiting_until=now + timedelta(seconds=timeout))
 
 
 # How a step that kept another from running ended, in a skip reason.

@@ -195,9 +195,12 @@ def execute(job_data: dict) -> None:
 
 
 def claim(job: StepJob, worker: str) -> bool:
+    """Take the step for *worker*; its first attempt starts now (its dispatch ends)."""
+    now = timezone.now()
+    started = {"started_at": now} if job.attempt == 1 else {}
     claimed = StepRun.objects.filter(
         pk=job.step_run_id, status=StepStatus.RUNNING, attempt=job.attempt, worker=QUEUED
-    ).update(worker=worker, heartbeat_at=timezone.now())
+    ).update(worker=worker, heartbeat_at=now, **started)
     return claimed == 1
 
 

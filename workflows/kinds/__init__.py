@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from workflows.kinds.approval import ApprovalKind
 from workflows.kinds.base import Kind
 from workflows.kinds.http import HttpKind
 from workflows.kinds.shell import ShellKind
 from workflows.kinds.wait import WaitKind
 
-KINDS: dict[str, Kind] = {kind.name: kind for kind in (ShellKind(), HttpKind(), WaitKind())}
+KINDS: dict[str, Kind] = {
+    kind.name: kind for kind in (ShellKind(), HttpKind(), WaitKind(), ApprovalKind())
+}
 
 
 def get_kind(name: str) -> Kind:

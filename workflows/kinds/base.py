@@ -63,6 +63,8 @@ class Kind:
     label: ClassVar[str]
     # Configuration fields, as they appear beside the common ones in YAML.
     fields: ClassVar[tuple[str, ...]]
+    # Ended by a person's decision, not executed (approval steps).
+    waits_for_person: ClassVar[bool] = False
 
     def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
         """Return the normalised configuration or raise ConfigError."""
