@@ -181,3 +181,32 @@ def test_an_approval_skipped_by_a_failure_lets_nothing_through(executor):
 def test_what_would_let_a_run_past_an_approval_is_refused(db, extra, message):
     with pytest.raises(DefinitionError, match=message):
         make_workflow(f"slug: gate\nsteps: [{{key: gate, kind: approval, {extra}}}]")
+
+
+def test_run_workflow_says_where_to_approve_and_waits(transactional_db, alice):
+    from runs.executors.local import LocalExecutor
+    from tests.conftest import manage_in_background
+
+    make_workflow(DEPLOY)
+    command = manage_in_background("run_workflow", "deploy", "--follow")
+    seen = []
+    try:
+        for line in command.stdout:
+            seen.append(line)
+            if "waiting for approval" in line:
+                break
+        assert "[approve]- waiting for approval: approve or reject it on " in seen[-1]
+        step = StepRun.objects.get(step_key="approve", status="waiting")
+        assert f"/runs/{step.run_id}/" in seen[-1]
+        # Decided from another process (the dashboard's): the run goes on there.
+        here = LocalExecutor(name="dashboard").start(recover=False)
+        try:
+            approvals.decide(step.pk, "approved", executor=here, user=alice)
+            out, err = command.communicate(timeout=60)
+        finally:
+            here.stop()
+    finally:
+        command.kill()
+    assert command.returncode == 0, err
+    assert "[approve]- approved by alice" in out
+    assert "ship: succeeded" in out

@@ -7,10 +7,20 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from orchestrator_site.dashboard_address import dashboard_url
 from runs import engine
 from runs.executors import get_executor
 from runs.executors.local import LocalExecutor
-from runs.models import CancelSource, LogLine, LogStream, Run, RunStatus, StopRequest, Trigger
+from runs.models import (
+    CancelSource,
+    LogLine,
+    LogStream,
+    Run,
+    RunStatus,
+    StepStatus,
+    StopRequest,
+    Trigger,
+)
 from runs.serialize import run_as_dict
 from workflows.models import Workflow
 from workflows.params import ParamError, resolve_values
@@ -94,10 +104,12 @@ class Command(BaseCommand):
         """
         last_line = 0
         interrupted = False
+        announced: set[int] = set()
         while True:
             try:
                 if out is not None:
                     last_line = self._print_lines(run, last_line, out)
+                    self._announce_approvals(run, announced, out)
                 # The status alone: the run's snapshot (megabytes for a
                 # wide workflow) is read once, at the end.
                 run.refresh_from_db(fields=["status"])
@@ -116,6 +128,16 @@ class Command(BaseCommand):
                 interrupted = True
                 self.stderr.write("cancelling the run (Ctrl-C again to leave now)")
                 engine.request_stop(run.pk, StopRequest.CANCEL, source=CancelSource.CLI)
+
+    def _announce_approvals(self, run: Run, announced: set[int], out) -> None:
+        """Say once where a step waiting for a decision can be approved."""
+        waiting = run.steps.filter(status=StepStatus.WAITING).exclude(pk__in=announced)
+        for pk, key in waiting.values_list("pk", "step_key"):
+            announced.add(pk)
+            where = dashboard_url() or "the dashboard"
+            out.write(
+                f"[{key}]- waiting for approval: approve or reject it on {where}/runs/{run.pk}/"
+            )
 
     def _print_lines(self, run: Run, after_id: int, out) -> int:
         lines = (
