@@ -210,3 +210,20 @@ def test_run_workflow_says_where_to_approve_and_waits(transactional_db, alice):
     assert command.returncode == 0, err
     assert "[approve]- approved by alice" in out
     assert "ship: succeeded" in out
+
+
+def test_an_approval_may_be_the_first_step(executor, alice):
+    gate = make_workflow(
+        "slug: gate\nsteps:\n"
+        "  - {key: gate, kind: approval, timeout: 600}\n"
+        "  - {key: after, kind: shell, command: 'echo after'}\n"
+    )
+    run = start_run(gate, executor)
+    step = waiting(run, "gate")
+    assert step.waiting_until is not None
+
+    approvals.decide(step.pk, "approved", executor=executor, user=alice)
+
+    run = wait_until_final(run)
+    assert run.status == "succeeded"
+    assert log_text(steps_of(run)["after"]) == ["after"]
