@@ -44,12 +44,14 @@ NO_ROLE = 0
 NEEDS = {
     "view": Role.VIEWER,
     "run": Role.OPERATOR,  # start, cancel, re-run
+    "approve": Role.OPERATOR,  # approve or reject a waiting approval step
     "edit": Role.EDITOR,  # change, import over, delete
 }
 
 REFUSALS = {
     "view": "You may not see this workflow.",
     "run": "Starting, cancelling and re-running runs of this workflow needs the operator role.",
+    "approve": "Approving and rejecting the steps of this workflow's runs needs the operator role.",
     "edit": "Changing this workflow needs the editor role on it.",
     "create": "Creating workflows needs the editor role on every workflow.",
 }
@@ -57,7 +59,7 @@ REFUSALS = {
 # What each role adds to the one before it, as the pages say it.
 ROLE_DUTIES = [
     (Role.VIEWER.label, "sees the workflow, its runs and their logs"),
-    (Role.OPERATOR.label, "also starts, cancels and re-runs its runs"),
+    (Role.OPERATOR.label, "also starts, cancels and re-runs its runs, and approves their steps"),
     (Role.EDITOR.label, "also changes, imports over and deletes it"),
     (Role.ADMIN.label, "also manages users, groups and roles (on every workflow)"),
 ]

@@ -262,3 +262,38 @@ def _bad_entry(entry: str) -> ValueError:
         "(each optionally with :port; an IPv6 one in brackets then), "
         "for example ci.example.com, 10.1.2.0/24, 127.0.0.1:8000 or [::1]:8000."
     )
+
+
+def env_networks(name: str) -> tuple[Network, ...]:
+    """A comma-separated list of addresses or networks: ``10.0.0.5, 10.1.0.0/16, ::1``."""
+    networks = []
+    for entry in (_raw(name) or "").split(","):
+        if not (entry := entry.strip()):
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {entry[:100]!r} is not an address or a network "
+                "such as 10.0.0.5, 10.1.0.0/16 or ::1."
+            ) from None
+    return tuple(networks)
+
+
+def env_secret_token(name: str, *, min_length: int) -> str:
+    """A shared secret, or "" when unset; a short one stops the start."""
+    value = _raw(name) or ""
+    if value and len(value) < min_length:
+        raise ImproperlyConfigured(
+            f"{name} must be at least {min_length} characters: make one with "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))'."
+        )
+    return value
+
+
+def env_directory(name: str) -> str:
+    """An existing directory, or "" when unset."""
+    value = _raw(name) or ""
+    if value and not Path(value).is_dir():
+        raise ImproperlyConfigured(f"{name}={value!r} is not a directory: create it first.")
+    return value

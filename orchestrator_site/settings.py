@@ -15,9 +15,12 @@ from orchestrator_site.env import (
     env_base_url,
     env_bool,
     env_choice,
+    env_directory,
     env_float,
     env_int,
     env_list,
+    env_networks,
+    env_secret_token,
     env_str,
     env_time_zone,
     redis_url,
@@ -321,6 +324,16 @@ MAILERS = {
 # The From: of notification e-mails.
 ORCH_NOTIFY_FROM = env_str("ORCH_NOTIFY_FROM", "orchestrator@localhost")
 DEFAULT_FROM_EMAIL = SERVER_EMAIL = ORCH_NOTIFY_FROM
+
+# Prometheus /metrics (docs/metrics.md): open to a request that sends this
+# token as "Authorization: Bearer <token>" ("" = no token opens it)...
+ORCH_METRICS_TOKEN = env_secret_token("ORCH_METRICS_TOKEN", min_length=24)
+# ...and to clients whose address is in these networks (default: none).
+ORCH_METRICS_ALLOW_FROM = env_networks("ORCH_METRICS_ALLOW_FROM")
+# prometheus_client's multiprocess mode: every process on a host writes
+# its metrics there, and /metrics adds them up. Read by prometheus_client
+# itself; checked here so that a missing directory stops the start.
+PROMETHEUS_MULTIPROC_DIR = env_directory("PROMETHEUS_MULTIPROC_DIR")
 
 # What the background loop (runs/schedules/loop.py) calls once a second, in
 # order, each as fn(now): firing due schedule slots, sending notifications.

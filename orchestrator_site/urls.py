@@ -4,13 +4,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from orchestrator_site import views
+from orchestrator_site import metrics_view, views
 from orchestrator_site.accounts import views as account_views
 from orchestrator_site.accounts.forms import ThrottledAuthenticationForm
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
+    path("metrics", metrics_view.metrics, name="metrics"),
     path("favicon.ico", views.favicon, name="favicon"),
     path(
         "accounts/login/",

@@ -212,6 +212,8 @@ class StepRun(Timed, models.Model):
     reused_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # The step's queue as the run's snapshot says (what /metrics counts by).
+    queue = models.CharField(max_length=100, default="default")
     # When the engine started the step: sent it to its queue, or to this
     # process's executor. ``started_at`` is when a worker took it; the
     # difference is the step's dispatch latency.

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from runs.pages import log_page, views
+from runs.pages import approvals, compare_views, log_page, views
 
 app_name = "runs"
 urlpatterns = [
@@ -13,6 +13,10 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="detail"),
     path("runs/<int:run_id>/cancel", views.run_cancel, name="cancel"),
     path("runs/<int:run_id>/rerun", views.run_rerun, name="rerun"),
+    path("runs/compare", compare_views.compare_pick, name="compare_pick"),
+    path("runs/<int:run_id>/compare/<int:other_id>/", compare_views.run_compare, name="compare"),
     path("runs/<int:run_id>/steps/<slug:key>/log.txt", views.step_log, name="step_log_text"),
     path("runs/<int:run_id>/steps/<slug:key>/log", log_page.step_log_page, name="step_log"),
+    path("runs/<int:run_id>/steps/<slug:key>/approve", approvals.step_approve, name="step_approve"),
+    path("runs/<int:run_id>/steps/<slug:key>/reject", approvals.step_reject, name="step_reject"),
 ]

@@ -76,6 +76,8 @@ def endpoints(run_id: int) -> list[tuple[str, str, object]]:
         ("GET", f"/api/runs/{run_id}/steps/greet/log", None),
         ("POST", f"/api/runs/{run_id}/cancel", None),
         ("POST", f"/api/runs/{run_id}/rerun", {"mode": "all"}),
+        ("POST", f"/api/runs/{run_id}/steps/greet/approve", {"comment": "fine"}),
+        ("POST", f"/api/runs/{run_id}/steps/greet/reject", None),
     ]
 
 
@@ -137,10 +139,11 @@ def test_a_token_acts_with_its_owners_roles(alice, bob, vic, olga, hello):
             call(method, path, token, body)[0] for method, path, body in endpoints(run.pk)
         ]
 
-    #                  list  get  put  start list run  log cancel rerun
-    assert answers["bob"] == [200, 404, 403, 404, 200, 404, 404, 404, 404]
-    assert answers["vic"] == [200, 200, 403, 403, 200, 200, 200, 403, 403]
-    assert answers["olga"] == [200, 200, 403, 202, 200, 200, 200, 200, 202]
+    # The step greet waits for no decision: approving it is refused (409).
+    #                  list  get  put  start list run  log cancel rerun approve reject
+    assert answers["bob"] == [200, 404, 403, 404, 200, 404, 404, 404, 404, 404, 404]
+    assert answers["vic"] == [200, 200, 403, 403, 200, 200, 200, 403, 403, 403, 403]
+    assert answers["olga"] == [200, 200, 403, 202, 200, 200, 200, 200, 202, 409, 409]
     assert answers["alice"][2] == 200  # alice changed hello
 
 
@@ -233,7 +236,7 @@ def test_a_bad_file_is_refused_with_field_errors_and_nothing_changes(alice, hell
     )
 
     assert status == 422
-    assert answer["errors"] == {"step greet.kind": "must be one of shell, http, wait"}
+    assert answer["errors"] == {"step greet.kind": "must be one of shell, http, wait, approval"}
     assert broken == 422 and "not valid YAML" in json.dumps(broken_answer["errors"])
     assert stored() == before
 
@@ -592,6 +595,8 @@ def test_the_schema_lists_every_endpoint(alice_client):
         "/api/runs/{run_id}/steps/{key}/log",
         "/api/runs/{run_id}/cancel",
         "/api/runs/{run_id}/rerun",
+        "/api/runs/{run_id}/steps/{key}/approve",
+        "/api/runs/{run_id}/steps/{key}/reject",
     }
     assert set(schema["paths"]["/api/workflows/{slug}"]) == {"get", "put"}
     assert schema["paths"]["/api/workflows/{slug}/runs"]["post"]["operationId"] == "start_run"

@@ -61,6 +61,9 @@ ANSWERS = {
     "api import": ("401", "403", "403", "403", "ok", "ok", "403"),
     # The viewer's API token: its owner and admins may revoke it.
     "own token": ("login", "404", "ok", "404", "404", "ok", "404"),
+    # /metrics asks no one to log in and opens to no session: only to the
+    # metrics token or an allowed address (none by default; tests/test_metrics.py).
+    "metrics": ("401", "401", "401", "401", "401", "401", "401"),
     # A webhook's receiver asks no one to log in; unsigned, it answers 404 to all.
     "unsigned webhook": ("404", "404", "404", "404", "404", "404", "404"),
     # The admin site sends the people who are not admins to its own log-in page.
@@ -80,6 +83,7 @@ ANSWERS = {
 ROUTES = {
     "home": ({"GET"}, None, "signed in"),
     "healthz": ({"GET"}, None, "public"),
+    "metrics": ({"GET"}, None, "metrics"),
     "favicon": ({"GET"}, None, "public"),
     "login": ({"GET"}, None, "public"),
     "logout": ({"POST"}, None, "signed in"),
@@ -90,6 +94,7 @@ ROUTES = {
     "workflows:delete": ({"GET", "POST"}, "workflow", "edit"),
     "workflows:editor": ({"GET"}, "workflow", "view"),
     "workflows:export": ({"GET"}, "workflow", "view"),
+    "workflows:yaml": ({"GET": "view", "POST": "edit"}, "workflow", None),
     "workflows:access": ({"GET"}, "workflow", "view"),
     "workflows:secrets": ({"GET": "view", "POST": "edit"}, "workflow", None),
     "workflows:global_secrets": ({"GET", "POST"}, None, "admin only"),
@@ -105,14 +110,19 @@ ROUTES = {
     "workflows:step_save": ({"POST"}, "step", "edit"),
     "workflows:step_move": ({"POST"}, "step", "edit"),
     "workflows:step_delete": ({"POST"}, "step", "edit"),
+    "workflows:step_needs": ({"POST"}, "step", "edit"),
     "runs:start": ({"GET", "POST"}, "workflow", "run"),
     "runs:workflow_history": ({"GET"}, "workflow", "view"),
     "runs:list": ({"GET"}, None, "signed in"),
     "runs:detail": ({"GET"}, "run", "view"),
     "runs:cancel": ({"POST"}, "run", "run"),
     "runs:rerun": ({"POST"}, "run", "run"),
+    "runs:compare": ({"GET"}, "run pair", "view"),
+    "runs:compare_pick": ({"GET"}, None, "signed in"),
     "runs:step_log_text": ({"GET"}, "run step", "view"),
     "runs:step_log": ({"GET"}, "run step", "view"),
+    "runs:step_approve": ({"POST"}, "run step", "run"),
+    "runs:step_reject": ({"POST"}, "run step", "run"),
     "tokens": ({"GET", "POST"}, None, "signed in"),
     "token_revoke": ({"POST"}, "token", "own token"),
     "api:api-root": ({"GET"}, None, "signed in"),
@@ -127,6 +137,8 @@ ROUTES = {
     "api:step_log": ({"GET"}, "run step", "api view"),
     "api:run_cancel": ({"POST"}, "run", "api run"),
     "api:run_rerun": ({"POST"}, "run", "api run"),
+    "api:step_approve": ({"POST"}, "run step", "api run"),
+    "api:step_reject": ({"POST"}, "run step", "api run"),
     "hooks:list": ({"GET": "view", "POST": "edit"}, "workflow", None),
     "schedules:history": ({"GET"}, "workflow", "view"),
     "schedules:add": ({"POST"}, "workflow", "edit"),
@@ -221,6 +233,7 @@ def _url(name: str, names: str | None, world) -> str:
         "step": {"slug": "pipeline", "key": "build"},
         "run": {"run_id": world["run"].pk},
         "run step": {"run_id": world["run"].pk, "key": "build"},
+        "run pair": {"run_id": world["run"].pk, "other_id": world["run"].pk},
         "hook": {"token": "no-such-hook"},
         "schedule": {"slug": "pipeline", "name": "nightly"},
     }[names]

@@ -81,7 +81,7 @@ def test_it_answers_an_unknown_kind_on_the_step_form_as_plain_text(alice_client,
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response.content.decode() == (
-        "Unknown step kind '<script>alert(1)</script>'; use shell, http, wait."
+        "Unknown step kind '<script>alert(1)</script>'; use shell, http, wait, approval."
     )
     assert stored() == before
 
@@ -98,7 +98,7 @@ def test_it_answers_an_unknown_kind_on_save_as_plain_text_cut_short(alice_client
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response.content.decode() == (
         "Unknown step kind '<img src=x onerror=alert(1)>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… "
-        "(100,028 characters); use shell, http, wait."
+        "(100,028 characters); use shell, http, wait, approval."
     )
     assert stored() == before
 

@@ -639,7 +639,7 @@ def test_the_dashboard_probe_watches_the_runs_running_now_shows(alice):
         Run(workflow=workflow, number=n, status="running", definition={}) for n in range(1, 61)
     )
 
-    _, watched = DashboardWatch.fingerprint(Run.objects.all())
+    _, watched, _ = DashboardWatch.fingerprint(Run.objects.all())
     shown = running_now(consumers.visible_runs(alice))
 
     assert [pk for pk, _ in watched] == [run.pk for run in shown]

@@ -127,7 +127,8 @@ def test_it_keeps_the_workflow_list_to_a_few_queries(
     alice_client, hello, django_assert_max_num_queries
 ):
     queued_run(hello)
-    with django_assert_max_num_queries(6):  # one reads the person's roles
+    # One reads the person's roles, one the approvals waiting.
+    with django_assert_max_num_queries(7):
         assert alice_client.get("/workflows/").status_code == 200
 
     for number in range(15):
@@ -135,7 +136,8 @@ def test_it_keeps_the_workflow_list_to_a_few_queries(
             f"{{slug: w{number}, steps: [{{key: a, kind: wait, seconds: 1}}]}}"
         )
         queued_run(workflow)
-    with django_assert_max_num_queries(6):  # one reads the person's roles
+    # One reads the person's roles, one the approvals waiting.
+    with django_assert_max_num_queries(7):
         page = alice_client.get("/workflows/").content.decode()
     assert page.count('class="dot status-queued"') == 16  # each workflow's last runs
     assert 'Running now <span class="count">16</span>' in page

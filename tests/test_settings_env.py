@@ -148,3 +148,24 @@ def test_it_refuses_an_allow_list_entry_it_cannot_read(monkeypatch, entry):
     assert str(refused.value).startswith(
         f"ORCH_HTTP_ALLOW: {entry!r} is not a host name, an address or a network"
     )
+
+
+def test_the_metrics_settings_refuse_a_short_token_and_a_bad_network(monkeypatch, tmp_path):
+    from orchestrator_site.env import env_directory, env_networks, env_secret_token
+
+    monkeypatch.setenv("ORCH_METRICS_TOKEN", "short")
+    monkeypatch.setenv("ORCH_METRICS_ALLOW_FROM", "10.0.0.0/8, prometheus.internal")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+
+    with pytest.raises(ImproperlyConfigured, match="ORCH_METRICS_TOKEN must be at least 24"):
+        env_secret_token("ORCH_METRICS_TOKEN", min_length=24)
+    with pytest.raises(ImproperlyConfigured, match=r"'prometheus\.internal' is not an address"):
+        env_networks("ORCH_METRICS_ALLOW_FROM")
+    with pytest.raises(ImproperlyConfigured, match="is not a directory"):
+        env_directory("PROMETHEUS_MULTIPROC_DIR")
+    monkeypatch.setenv("ORCH_METRICS_ALLOW_FROM", "10.0.0.5, 10.1.0.0/16, ::1")
+    assert [str(net) for net in env_networks("ORCH_METRICS_ALLOW_FROM")] == [
+        "10.0.0.5/32",
+        "10.1.0.0/16",
+        "::1/128",
+    ]

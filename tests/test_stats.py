@@ -10,8 +10,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from runs.models import Run
-from runs.pages.stats import workflow_stats
+from runs.models import QUEUED, Run, StepRun
+from runs.pages.stats import LATENCY_STEPS_PER_RUN, workflow_stats
 from tests.conftest import make_workflow
 
 pytestmark = pytest.mark.usefixtures("no_executor")
@@ -81,6 +81,8 @@ def test_points_are_the_timed_finished_runs_oldest_first(nightly):
             "started_text": "2026-01-05 13:00:00",
             "duration": 3.25,
             "url": f"/runs/{runs[0].pk}/",
+            "latency_median": None,
+            "latency_p95": None,
         },
         {
             "id": runs[2].pk,
@@ -90,14 +92,17 @@ def test_points_are_the_timed_finished_runs_oldest_first(nightly):
             "started_text": "2026-01-05 15:00:00",
             "duration": 63.0,
             "url": f"/runs/{runs[2].pk}/",
+            "latency_median": None,
+            "latency_p95": None,
         },
     ]
 
 
-def test_only_the_last_runs_count_and_in_one_query(nightly, django_assert_num_queries):
+def test_only_the_last_runs_count_in_two_queries(nightly, django_assert_num_queries):
     add_runs(nightly, *[("failed", 1.0)] * 3, *[("succeeded", 2.0)] * 4)
 
-    with django_assert_num_queries(1):
+    # The runs, then their steps' waits for a worker.
+    with django_assert_num_queries(2):
         stats = workflow_stats(nightly, limit=4)
 
     assert stats.finished == 4
@@ -191,3 +196,62 @@ def test_the_page_does_not_query_more_with_more_runs(
 
     # The last 100 finished runs, less the 34 of them that never started.
     assert len(chart_json(response.content.decode())) == 66
+
+
+def add_steps(run: Run, *waits: float | None, kind: str = "shell", **fields) -> None:
+    """Steps of *run* that waited these seconds for a worker (None: never went to one)."""
+    first = run.steps.count()
+    StepRun.objects.bulk_create(
+        StepRun(
+            run=run,
+            step_key=f"s{first + i}",
+            name=f"s{first + i}",
+            kind=kind,
+            position=first + i,
+            status="succeeded",
+            ready_at=run.started_at if wait is not None else None,
+            started_at=run.started_at + timedelta(seconds=wait or 0),
+            finished_at=run.finished_at,
+            **{"worker": "host:1:abc", **fields},
+        )
+        for i, wait in enumerate(waits)
+    )
+
+
+def test_each_point_has_its_steps_median_and_p95_wait_for_a_worker(nightly):
+    fast, slow = add_runs(nightly, ("succeeded", 60.0), ("failed", 60.0))
+    add_steps(fast, 0.001, 0.003, 0.002, None)  # the last one was skipped
+    add_steps(slow, *[0.5] * 19, 30.0)
+    # Not waits for a worker: an approval (a person), a step left in its queue.
+    add_steps(slow, 900.0, kind="approval")
+    add_steps(slow, 900.0, **{"worker": QUEUED})
+
+    stats = workflow_stats(nightly)
+
+    assert [(p["latency_median"], p["latency_p95"]) for p in stats.points] == [
+        (0.002, 0.003),
+        (0.5, 0.5),  # one slow step of twenty is above the 95th percentile
+    ]
+    assert stats.median_latency == "251 ms"  # of 2 ms and 500 ms
+
+
+def test_only_the_first_steps_of_a_run_count(nightly):
+    (run,) = add_runs(nightly, ("succeeded", 60.0))
+    add_steps(run, *[0.01] * LATENCY_STEPS_PER_RUN, *[5.0] * 10)
+
+    (point,) = workflow_stats(nightly).points
+
+    assert (point["latency_median"], point["latency_p95"]) == (0.01, 0.01)
+
+
+def test_the_history_page_shows_the_waits_beside_the_durations(alice_client, nightly):
+    (run,) = add_runs(nightly, ("succeeded", 4.0))
+    add_steps(run, 0.035)
+
+    html = alice_client.get("/workflows/nightly/runs/").content.decode()
+
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", html))
+    assert "median duration 4.0 s median wait for a worker 35 ms" in text
+    assert 'class="latency-chart" data-points="duration-points"' in html
+    assert chart_json(html)[0]["latency_median"] == 0.035
+    assert "js/latency-chart.js" in html

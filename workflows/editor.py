@@ -18,6 +18,7 @@ from django.db import transaction
 
 from workflows.definition import DefinitionError, clean_definition
 from workflows.models import Workflow
+from workflows.needs_graph import chain, order_for_new_need
 from workflows.store import same_definition, save_definition, save_order
 
 
@@ -181,11 +182,102 @@ def delete_step(workflow: Workflow, version: int, key: str) -> Workflow:
     return _change(workflow, version, edit)
 
 
+def add_need(workflow: Workflow, version: int, key: str, need: str) -> str:
+    """Make step *key* need step *need*: a link drawn on the graph. Says what changed.
+
+    The file lists steps in a dependency order, so when *need* sits below
+    *key*, it moves up above *key* with the steps it needs that sit below
+    *key* too (workflows.needs_graph.order_for_new_need); nothing else moves.
+    A need that would make a loop is refused, naming the chain that closes it.
+    """
+    said = ""
+
+    def edit(definition):
+        nonlocal said
+        steps = {step["key"]: step for step in definition["steps"]}
+        step, needed = _step(steps, key), _step(steps, need)
+        if key == need:
+            raise ChangeRefused("A step cannot need itself.")
+        if need in step["needs"]:
+            raise ChangeRefused(f"“{step['name']}” already needs “{needed['name']}”.")
+        needs = {other: steps[other]["needs"] for other in steps}
+        loop = chain(needs, need, key)
+        if loop is not None:
+            through = ", ".join(f"“{steps[middle]['name']}”" for middle in loop[1:-1])
+            raise ChangeRefused(
+                f"“{needed['name']}” already needs “{step['name']}”"
+                f"{f' (through {through})' if through else ''}: that would make a loop."
+            )
+        step["needs"] = [*step["needs"], need]
+        before = list(steps)
+        after = order_for_new_need(before, needs, key, need)
+        definition["steps"] = [steps[other] for other in after]
+        said = f"“{step['name']}” now needs “{needed['name']}”."
+        was = {other: index for index, other in enumerate(before)}
+        moved = [other for index, other in enumerate(after) if index < was[other]]
+        if moved:
+            names = ", ".join(f"“{steps[other]['name']}”" for other in moved)
+            said += f" {names} moved up above it, so that every step stays below what it needs."
+
+    _change(workflow, version, edit)
+    return said
+
+
+def remove_need(workflow: Workflow, version: int, key: str, need: str) -> str:
+    """Step *key* no longer needs step *need*: a link deleted on the graph. Says what changed."""
+    said = ""
+
+    def edit(definition):
+        nonlocal said
+        steps = {step["key"]: step for step in definition["steps"]}
+        step, needed = _step(steps, key), _step(steps, need)
+        if need not in step["needs"]:
+            raise ChangeRefused(
+                f"“{step['name']}” does not need “{needed['name']}” (any more); reload the page."
+            )
+        step["needs"] = [other for other in step["needs"] if other != need]
+        said = f"“{step['name']}” no longer needs “{needed['name']}”."
+
+    _change(workflow, version, edit)
+    return said
+
+
+def _step(steps: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
+    if key not in steps:
+        raise ChangeRefused("That step no longer exists; reload the page.")
+    return steps[key]
+
+
 def save_settings(workflow: Workflow, version: int, settings: dict[str, Any]) -> Workflow:
     """Change the name, description, params, timeout or concurrency limit."""
 
     def edit(definition):
         definition.update(settings)
+
+    return _change(workflow, version, edit)
+
+
+def replace_definition(workflow: Workflow, version: int, definition: dict[str, Any]) -> Workflow:
+    """Put a whole validated definition (the editor's YAML tab) in place of the saved one.
+
+    A change like the others: made on *version*, refused when stale. The
+    slug stays: it is the workflow's address, and another slug would be
+    another workflow (an import makes one).
+    """
+    if definition["slug"] != workflow.slug:
+        raise DefinitionError(
+            [
+                (
+                    "slug",
+                    f"cannot change here: this workflow is {workflow.slug} "
+                    "(import a file to make a workflow with another slug)",
+                )
+            ]
+        )
+
+    def edit(current):
+        current.clear()
+        current.update(definition)
 
     return _change(workflow, version, edit)
 

@@ -44,6 +44,8 @@ def step_from_post(post: QueryDict, kind: str) -> dict[str, Any]:
         step["log_headers"] = post.get("log_headers") == "on"
     elif kind == "wait":
         step["seconds"] = _number(post.get("seconds", ""), None)
+    elif kind == "approval":
+        step["message"] = post.get("message", "").replace("\r\n", "\n")
     return step
 
 
@@ -77,6 +79,7 @@ def form_values(step: dict[str, Any]) -> dict[str, Any]:
         "follow_redirects": config.get("follow_redirects", False),
         "log_headers": config.get("log_headers", False),
         "seconds": config.get("seconds", ""),
+        "message": config.get("message", ""),
     }
 
 

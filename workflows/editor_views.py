@@ -34,6 +34,8 @@ from workflows.views import render_order_saved, render_workflow_detail
 
 # An uploaded file's name, echoed in messages and carried by the confirmation.
 FILENAME_MAX_CHARS = 200
+# The longest step key SLUG_RE in workflows.definition allows.
+KEY_MAX = 100
 
 
 def _version(request: HttpRequest) -> int:
@@ -167,6 +169,43 @@ def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
         return response
     verb = "added" if key is None else "saved"
     return _after_change(request, workflow, notice=f"Step “{step['key']}” {verb}.")
+
+
+@require_POST
+def step_needs(request: HttpRequest, slug: str, key: str) -> HttpResponse:
+    """Add (``add=<key>``) or remove (``remove=<key>``) one need of a step: a link of the graph.
+
+    The same validation, version check and audit entry as the list's edits;
+    the answer is the editor drawn again, list and graph alike.
+    """
+    workflow = get_workflow_for_user(request, slug, "edit")
+    action = [name for name in ("add", "remove") if name in request.POST]
+    if len(action) != 1:
+        return _plain_text(
+            HttpResponseBadRequest, "Send one of add=<step key> or remove=<step key>."
+        )
+    need = request.POST[action[0]]
+    if len(need) > KEY_MAX:
+        return _plain_text(
+            HttpResponseBadRequest, f"A step key has at most {KEY_MAX} characters; reload the page."
+        )
+    keys = set(workflow.steps.values_list("key", flat=True))
+    if key not in keys:
+        return _plain_text(HttpResponseNotFound, "That step no longer exists; reload the page.")
+    if need not in keys:
+        return _plain_text(
+            HttpResponseBadRequest,
+            f"This workflow has no step {shown(need)}; reload the page.",
+        )
+    change = editor.add_need if action[0] == "add" else editor.remove_need
+    try:
+        said = change(workflow, _version(request), key, need)
+    except (editor.ChangeRefused, editor.StaleVersion) as exc:
+        return _refused(request, workflow, exc)
+    except DefinitionError as exc:
+        problems = "; ".join(f"{where}: {message}" for where, message in exc.errors)
+        return _refused(request, workflow, editor.ChangeRefused(problems))
+    return _after_change(request, workflow, notice=said)
 
 
 @require_POST

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from workflows import editor_views, secret_views, views
+from workflows import editor_views, secret_views, views, yaml_views
 
 app_name = "workflows"
 urlpatterns = [
@@ -13,6 +13,7 @@ urlpatterns = [
     path("workflows/<slug:slug>/delete", views.workflow_delete, name="delete"),
     path("workflows/<slug:slug>/", views.workflow_detail, name="editor"),
     path("workflows/<slug:slug>/export", editor_views.workflow_export, name="export"),
+    path("workflows/<slug:slug>/yaml", yaml_views.workflow_yaml, name="yaml"),
     path("workflows/<slug:slug>/access", views.workflow_access, name="access"),
     path("workflows/<slug:slug>/secrets", secret_views.workflow_secrets, name="secrets"),
     path("secrets/", secret_views.global_secrets, name="global_secrets"),
@@ -24,6 +25,9 @@ urlpatterns = [
     path("workflows/<slug:slug>/steps/<slug:key>/edit", editor_views.step_form, name="step_edit"),
     path("workflows/<slug:slug>/steps/<slug:key>/save", editor_views.step_save, name="step_save"),
     path("workflows/<slug:slug>/steps/<slug:key>/move", editor_views.step_move, name="step_move"),
+    path(
+        "workflows/<slug:slug>/steps/<slug:key>/needs", editor_views.step_needs, name="step_needs"
+    ),
     path(
         "workflows/<slug:slug>/steps/<slug:key>/delete",
         editor_views.step_delete,

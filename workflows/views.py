@@ -20,7 +20,7 @@ from workflows.editor_forms import form_values, settings_values
 from workflows.kinds import KINDS
 from workflows.kinds.http import METHODS
 from workflows.limits import NAME_MAX, cut
-from workflows.models import OnBusy, Step, Workflow
+from workflows.models import OnBusy, RunIf, Step, Workflow
 from workflows.params import PARAM_TYPES
 from workflows.step_cards import card_form_fields, step_cards
 from workflows.store import save_definition
@@ -156,6 +156,7 @@ def render_workflow_detail(
     settings_errors: Mapping[str, Any] | None = None,
     saved_from: int | None = None,
     settings_saved: bool = False,
+    yaml_form: Any = None,
 ) -> HttpResponse:
     """The workflow page (the editor), or one *fragment* of it for htmx.
 
@@ -165,6 +166,7 @@ def render_workflow_detail(
     version a change just saved was made on: open step forms made on it
     are still current (static/js/editor.js moves them to the new version).
     *settings_saved* draws the parts the settings change again out of band.
+    *yaml_form* (workflows.yaml_views.YamlForm) opens the YAML tab with it.
     """
     errors = errors or {}
     steps = list(workflow.steps.all())
@@ -184,6 +186,7 @@ def render_workflow_detail(
         "notice": notice if notice and notice.get("text") else None,
         "saved_from": saved_from,
         "settings_saved": settings_saved,
+        "yaml_form": yaml_form,
         "can_run": access.may(request.user, "run", workflow),
         "can_edit": access.may(request.user, "edit", workflow),
         **for_workflows.run_form_context(workflow, values, errors),
@@ -263,8 +266,23 @@ def _step_form(steps, editing, adding, values, errors) -> dict[str, Any]:
 
 
 def _graph(steps: list[Step]) -> dict[str, Any]:
-    """Nodes and edges for static/js/graph.js."""
+    """Nodes and edges for static/js/graph.js.
+
+    What changes when a step runs (run_if, retries, continue_on_failure) is
+    sent only when it is not the default, which graph.js assumes.
+    """
     return {
-        "nodes": [{"id": s.key, "label": s.name or s.key, "kind": s.kind} for s in steps],
+        "nodes": [_graph_node(step) for step in steps],
         "edges": [{"from": need, "to": s.key} for s in steps for need in s.needs],
     }
+
+
+def _graph_node(step: Step) -> dict[str, Any]:
+    node: dict[str, Any] = {"id": step.key, "label": step.name or step.key, "kind": step.kind}
+    if step.run_if != RunIf.SUCCESS:
+        node["run_if"] = step.run_if
+    if step.retries:
+        node["retries"] = step.retries
+    if step.continue_on_failure:
+        node["continue_on_failure"] = True
+    return node

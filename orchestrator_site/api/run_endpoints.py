@@ -1,8 +1,8 @@
-"""The API's runs: list, status and steps, a step's log lines, cancel, re-run."""
+"""The API's runs: list, status and steps, a step's log lines, cancel, re-run, approve."""
 
 from __future__ import annotations
 
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest
 from ninja import Header, Query, Router
 
 from orchestrator_site import access
@@ -14,10 +14,22 @@ from orchestrator_site.api.answers import (
     run_summary,
     too_many,
 )
-from orchestrator_site.api.schemas import RerunRequest
+from orchestrator_site.api.schemas import DecisionRequest, RerunRequest
 from runs import engine
+from runs.engine import approvals
 from runs.executors import get_executor
-from runs.models import CancelSource, LogStream, Run, RunStatus, StopRequest, Trigger
+from runs.models import (
+    CancelSource,
+    Decision,
+    LogStream,
+    Run,
+    RunStatus,
+    StepRun,
+    StepStatus,
+    StopRequest,
+    Trigger,
+)
+from runs.templatetags.approvals import message_of
 from workflows.params import ParamError, shown_value
 
 router = Router()
@@ -59,6 +71,7 @@ def get_run(request: HttpRequest, run_id: int):
 
 
 def run_detail(request: HttpRequest, run: Run) -> dict:
+    steps = list(run.steps.select_related("decided_by").order_by("position"))
     return {
         **run_summary(request, run),
         "workflow": run.workflow.slug,
@@ -70,23 +83,38 @@ def run_detail(request: HttpRequest, run: Run) -> dict:
         "error": run.error,
         "rerun_of": run.rerun_of_id,
         "stop_requested": bool(run.stop_requested),
-        "steps": [
-            {
-                "key": step.step_key,
-                "name": step.name,
-                "kind": step.kind,
-                "status": step.status,
-                "attempt": step.attempt,
-                "exit_code": step.exit_code,
-                "outputs": step.outputs,
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-                "error": step.error,
-                "skip_reason": step.skip_reason,
-            }
-            for step in run.steps.order_by("position")
-        ],
+        "waiting_for_approval": [step.step_key for step in steps if step.status == "waiting"],
+        "steps": [step_detail(run, step) for step in steps],
     }
+
+
+def step_detail(run: Run, step: StepRun) -> dict:
+    """A step as the run's status shows it; an approval's with what it asks and its decision."""
+    detail = {
+        "key": step.step_key,
+        "name": step.name,
+        "kind": step.kind,
+        "status": step.status,
+        "attempt": step.attempt,
+        "exit_code": step.exit_code,
+        "outputs": step.outputs,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+        "error": step.error,
+        "skip_reason": step.skip_reason,
+    }
+    if step.kind == "approval":
+        waiting = step.status == StepStatus.WAITING
+        detail["approval"] = {
+            "message": message_of(run.definition, step.step_key),
+            "waiting_since": step.started_at if waiting else None,
+            "waiting_until": step.waiting_until if waiting else None,
+            "decision": step.decision or None,
+            "decided_by": step.decided_by.get_username() if step.decided_by else None,
+            "decided_at": step.decided_at,
+            "comment": step.decision_comment,
+        }
+    return detail
 
 
 @router.get("/runs/{int:run_id}/steps/{slug:key}/log", url_name="step_log")
@@ -203,3 +231,41 @@ def rerun(
     except engine.Busy as exc:
         raise busy(request, exc) from None
     return answer(request, 202, run_summary(request, run))
+
+
+@router.post("/runs/{int:run_id}/steps/{slug:key}/approve", url_name="step_approve")
+def approve_step(
+    request: HttpRequest, run_id: int, key: str, payload: DecisionRequest | None = None
+):
+    """Approve a waiting approval step, with an optional comment: the run goes on.
+
+    A decision is final: 409 when the step was decided already (or does not
+    wait for a decision), saying by whom and when.
+    """
+    return _decide(request, run_id, key, Decision.APPROVED, payload or DecisionRequest())
+
+
+@router.post("/runs/{int:run_id}/steps/{slug:key}/reject", url_name="step_reject")
+def reject_step(
+    request: HttpRequest, run_id: int, key: str, payload: DecisionRequest | None = None
+):
+    """Reject a waiting approval step, with an optional comment: the step fails.
+
+    What follows it then goes by its ``run_if``; 409 as for approve.
+    """
+    return _decide(request, run_id, key, Decision.REJECTED, payload or DecisionRequest())
+
+
+def _decide(request: HttpRequest, run_id: int, key: str, decision: str, payload) -> dict:
+    run = access.get_run_for_user(request, run_id, "approve")
+    step = run.steps.filter(step_key=key).first()
+    if step is None:
+        raise Http404("No such step in this run.")
+    try:
+        step = approvals.decide(
+            step.pk, decision, executor=get_executor(), user=request.user, comment=payload.comment
+        )
+    except approvals.DecisionRefused as exc:
+        step.refresh_from_db()
+        raise ApiError(409, f"Nothing changed: {exc}.", step=step_detail(run, step)) from None
+    return {"run": run_summary(request, run), "step": step_detail(run, step)}

@@ -7,6 +7,7 @@ from typing import Literal
 from ninja import Schema
 from pydantic import ConfigDict, Field
 
+from runs.engine.approvals import COMMENT_MAX
 from workflows.limits import FILE_MAX_BYTES, PARAMS_MAX
 
 ParamValue = str | int | float | bool | None
@@ -35,3 +36,9 @@ class RerunRequest(Strict):
 
     mode: Literal["all", "failed", "from"] = "all"
     step: str | None = Field(None, max_length=100)
+
+
+class DecisionRequest(Strict):
+    """An approval's decision: an optional comment, kept with it and shown on the run's page."""
+
+    comment: str = Field("", max_length=COMMENT_MAX)

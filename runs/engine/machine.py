@@ -27,6 +27,7 @@ from django.db.models import Max, Min
 from django.utils import timezone
 
 from orchestrator_site.accounts import audit
+from runs import metrics
 from runs.engine import news
 from runs.engine.plan import (
     StepJob,
@@ -317,7 +318,12 @@ def _create_run(
         _reused(run, position, reused[spec["key"]])
         if spec["key"] in reused
         else StepRun(
-            run=run, step_key=spec["key"], name=spec["name"], kind=spec["kind"], position=position
+            run=run,
+            step_key=spec["key"],
+            name=spec["name"],
+            kind=spec["kind"],
+            position=position,
+            queue=spec.get("queue", "default"),
         )
         for position, spec in enumerate(definition["steps"])
     ]
@@ -351,6 +357,7 @@ def _create_run(
             **({"scheduled_at": scheduled_at.isoformat()} if scheduled_at else {}),
         },
     )
+    metrics.run_started(workflow.slug, trigger)
     remember_plan(run, plan)
     for state, step in zip(states, StepRun.objects.bulk_create(steps), strict=True):
         state.pk = step.pk
@@ -360,7 +367,7 @@ def _create_run(
         return run
     if run.status == RunStatus.RUNNING and not view.unfinished():
         _finish(run, view, now)  # nothing could run
-    progress = Progress(run.status, jobs=_jobs(run, view, starting))
+    progress = Progress(run.status, jobs=_jobs(run, view, starting, now))
     transaction.on_commit(lambda: executor.dispatch(progress), robust=True)
     return run
 
@@ -385,6 +392,7 @@ def _reused(run: Run, position: int, earlier: StepRun) -> StepRun:
         name=earlier.name,
         kind=earlier.kind,
         position=position,
+        queue=earlier.queue,
         status=earlier.status,
         attempt=earlier.attempt,
         exit_code=earlier.exit_code,
@@ -428,11 +436,14 @@ def complete_attempt(
     lines: list[PendingLine] = (),
     starts_as: str | None = None,
     limit: int | None = None,
+    taken_at: datetime | None = None,
 ) -> Progress:
     """Record how an attempt ended, then retry it or advance the run.
 
     *lines* are the attempt's last log lines, written in the same
     transaction; *next_seq* is the number the step's next log line gets.
+    *taken_at* is when an executor that takes steps without claiming them
+    (the local one) began the first attempt: recorded as the step's start.
     Steps this starts are held by *starts_as* (default: *worker*), at most
     *limit* of them (see ``advance``). Only the steps that need this one are
     decided: no other step can have become ready by its end.
@@ -455,6 +466,9 @@ def complete_attempt(
             )
             return Progress(run.status, discarded=True)
         now = timezone.now()
+        # The local executor takes a step without writing: its start comes
+        # with its first result, not in a write of its own.
+        began = {"started_at": taken_at} if taken_at is not None else {}
         retrying = (
             result.status in STEP_FAILED and job.attempt <= job.retries and not run.stop_requested
         )
@@ -463,10 +477,12 @@ def complete_attempt(
             earlier, started_at = (
                 StepRun.objects.filter(pk=step.pk).values_list("attempts", "started_at").get()
             )
+            started_at = taken_at or started_at
             StepRun.objects.filter(pk=step.pk).update(
                 attempts=[*earlier, _attempt_record(job, result, earlier, started_at, now)],
                 attempt=step.attempt + 1,
                 heartbeat_at=now,
+                **began,
             )
             note = PendingLine(
                 seq=next_seq,
@@ -490,6 +506,7 @@ def complete_attempt(
             outputs=result.outputs,
             error=result.error,
             finished_at=now,
+            **began,
         )
         news.on_commit_state_changed(run.pk, run.workflow_id)
         jobs, held_back = _advance_locked(  # may end the run
@@ -716,14 +733,14 @@ def _advance_locked(
         _finish(run, view, now)
     if decided or run.is_final:
         news.on_commit_state_changed(run.pk, run.workflow_id)
-    return _jobs(run, view, starting), held_back
+    return _jobs(run, view, starting, now), held_back
 
 
-def _jobs(run: Run, view: StepView, starting: list[StepState]) -> list[StepJob]:
-    """The jobs of *starting*, with the outputs of the steps before each."""
+def _jobs(run: Run, view: StepView, starting: list[StepState], now) -> list[StepJob]:
+    """The jobs of *starting* (started at *now*), with the outputs of the steps before each."""
     ancestors = view.plan.ancestors
     outputs = view.outputs({key for step in starting for key in ancestors[step.step_key]})
-    return [job_for(run, step, outputs) for step in starting]
+    return [job_for(run, step, outputs, ready_at=now) for step in starting]
 
 
 def _decide(
@@ -887,6 +904,7 @@ def _finish(run: Run, view: StepView, now) -> None:
         run.status = RunStatus.SUCCEEDED
     run.finished_at = now
     run.save(update_fields=["status", "error", "finished_at"])
+    metrics.run_finished(view.plan.definition["slug"], run.status)
 
 
 def _attempt_record(job: StepJob, result: StepResult, earlier, started_at, now) -> dict[str, Any]:

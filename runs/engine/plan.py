@@ -44,6 +44,9 @@ class StepJob:
     first_seq: int = 1
     # Seconds to wait before this attempt starts (the retry delay).
     delay: float = 0
+    # When the engine started the step (epoch seconds; 0: not known): the
+    # process that takes it counts its dispatch latency from there.
+    ready_at: float = 0
 
     def next_attempt(self, first_seq: int, delay: float) -> StepJob:
         return replace(self, attempt=self.attempt + 1, first_seq=first_seq, delay=delay)
@@ -269,7 +272,9 @@ def outputs_of(steps: list[StepState]) -> dict[str, dict[str, str]]:
     return {step.step_key: step.outputs for step in steps if step.outputs}
 
 
-def job_for(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
+def job_for(
+    run: Run, step, outputs: dict[str, dict[str, str]], ready_at: datetime | None = None
+) -> StepJob:
     plan = plan_of(run)
     spec = plan.specs[step.step_key]
     upstream = {
@@ -286,6 +291,7 @@ def job_for(run: Run, step, outputs: dict[str, dict[str, str]]) -> StepJob:
         retries=spec["retries"],
         retry_delay=spec["retry_delay"],
         queue=spec["queue"],
+        ready_at=ready_at.timestamp() if ready_at else 0,
         workflow_id=run.workflow_id,
         secrets=tuple(spec.get("secrets", ())),  # snapshots before secrets have none
         params=plan.params,

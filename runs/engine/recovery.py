@@ -131,4 +131,5 @@ def resumed_job(step: StepRun) -> StepJob:
     states = step_states(step.run)
     state = next(s for s in states if s.pk == step.pk)
     next_seq = (step.log_lines.aggregate(Max("seq"))["seq__max"] or 0) + 1
-    return replace(job_for(step.run, state, outputs_of(states)), first_seq=next_seq)
+    job = job_for(step.run, state, outputs_of(states), ready_at=step.ready_at)
+    return replace(job, first_seq=next_seq)

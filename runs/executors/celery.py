@@ -50,7 +50,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from orchestrator_site.celery import app  # the tasks are sent through it
-from runs import engine
+from runs import engine, metrics
 from runs.engine.plan import StepJob
 from runs.engine.recovery import resumed_job
 from runs.executors.dbthread import with_db_retries
@@ -201,6 +201,8 @@ def claim(job: StepJob, worker: str) -> bool:
     claimed = StepRun.objects.filter(
         pk=job.step_run_id, status=StepStatus.RUNNING, attempt=job.attempt, worker=QUEUED
     ).update(worker=worker, heartbeat_at=now, **started)
+    if claimed and started and job.ready_at:
+        metrics.step_taken(job.queue, now.timestamp() - job.ready_at)
     return claimed == 1
 
 

@@ -6,7 +6,9 @@ embedded default, for the server and the command line alike.
 
 from __future__ import annotations
 
-from runs import engine
+from django.utils import timezone
+
+from runs import engine, metrics
 from runs.executors.runtime import StepRuntime
 
 
@@ -19,7 +21,11 @@ class InProcess:
         self.runtime = runtime
 
     def place(self, job: engine.StepJob) -> None:
-        self.runtime.execute(job)
+        """Taken at once: its dispatch ends here (nothing to claim in one process)."""
+        taken_at = timezone.now()
+        if job.ready_at:
+            metrics.step_taken(job.queue, taken_at.timestamp() - job.ready_at)
+        self.runtime.execute(job, taken_at=taken_at)
 
     def place_held(self, job: engine.StepJob) -> None:
         self.runtime.execute(job)

@@ -51,7 +51,7 @@ from django.db import (
 from django.utils import timezone
 
 from orchestrator_site.accounts import audit
-from runs import engine
+from runs import engine, metrics
 from runs.engine import recovery
 from runs.executors.dbthread import DaemonThread, close_connection, with_db_retries
 from runs.executors.processes import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
@@ -129,6 +129,9 @@ class StepRuntime:
         self._steps: dict[int, tuple[int, asyncio.Task]] = {}
         # step run id -> the log of its attempt under way
         self._captures: dict[int, LogCapture] = {}
+        # step run id -> when it began here (time.monotonic()), and when it
+        # was taken, for a placement that takes steps without a claim
+        self._began: dict[int, tuple[float, datetime | None]] = {}
         self._tasks: set[asyncio.Task] = set()
         self._idle = asyncio.Event()
         self._shutting_down = False
@@ -383,10 +386,17 @@ class StepRuntime:
         if not self._runs and not self._steps:
             self._idle.set()
 
-    def execute(self, job: engine.StepJob) -> asyncio.Task | None:
-        """Execute a step held by this runtime, all its attempts (on the loop)."""
+    def execute(
+        self, job: engine.StepJob, *, taken_at: datetime | None = None
+    ) -> asyncio.Task | None:
+        """Execute a step held by this runtime, all its attempts (on the loop).
+
+        *taken_at*: when a placement that claims nothing took the step (its
+        start, recorded with the first attempt's result).
+        """
         if self._shutting_down:
             return None
+        self._began[job.step_run_id] = (time.monotonic(), taken_at)
         self._runs.add(job.run_id)
         self._stop_events.setdefault(job.run_id, asyncio.Event())
         self._idle.clear()
@@ -397,6 +407,7 @@ class StepRuntime:
 
     def _step_done(self, step_run_id: int, task: asyncio.Task) -> None:
         self._steps.pop(step_run_id, None)
+        self._began.pop(step_run_id, None)
         if not task.cancelled() and task.exception():
             log.error("step run %s crashed", step_run_id, exc_info=task.exception())
         if self._held:
@@ -425,6 +436,10 @@ class StepRuntime:
                 return
             progress = await self._complete(job, result, capture)
             if progress.retry_job is None:
+                if not progress.discarded:
+                    began, _ = self._began.get(job.step_run_id, (None, None))
+                    if began is not None:
+                        metrics.step_ended(job.kind, result.status, time.monotonic() - began)
                 break
             job = progress.retry_job
             if self._hand_over(job, stopped_by):
@@ -461,6 +476,9 @@ class StepRuntime:
         unless other runs wait for slots: then they wait their run's turn.
         """
         lines, next_seq = capture.take(), capture.next_seq
+        began, taken_at = self._began.get(job.step_run_id, (None, None))
+        if taken_at is not None:
+            self._began[job.step_run_id] = (began, None)  # recorded once
         pause = 0.5
         while True:
             others_wait = any(run_id != job.run_id for run_id in self._held)
@@ -477,6 +495,7 @@ class StepRuntime:
                     lines=lines,
                     starts_as=self.starts_as,
                     limit=room,
+                    taken_at=taken_at,
                 )
             except (OperationalError, InterfaceError):
                 log.warning("cannot record step run %s yet; retrying", job.step_run_id)

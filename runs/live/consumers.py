@@ -44,6 +44,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from orchestrator_site.access import may, visible_runs, visible_workflows
+from runs import metrics
 from runs.live import publish
 from runs.live.dashboard import DashboardWatch
 from runs.live.watch import RunWatch, StepLogWatch, Update, run_fingerprint
@@ -125,6 +126,7 @@ class WatchingConsumer(AsyncWebsocketConsumer):
             return
         _open_per_user[user_id] += 1
         self.counted_for = user_id
+        metrics.viewer_joined()
         try:
             publish.attach_server_loop(asyncio.get_running_loop())
             self.group = group
@@ -142,6 +144,7 @@ class WatchingConsumer(AsyncWebsocketConsumer):
             if _open_per_user[self.counted_for] <= 0:
                 del _open_per_user[self.counted_for]
             self.counted_for = None
+            metrics.viewer_left()
 
     async def disconnect(self, code: int) -> None:
         self._uncount()

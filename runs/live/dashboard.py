@@ -1,4 +1,5 @@
-"""The dashboard's live parts: "running now", and the run columns of the lists.
+"""The dashboard's live parts: "running now", "waiting for approval", and the
+run columns of the lists.
 
 The workflows list and the runs list connect to /ws/dashboard/. When runs
 change state, a ``DashboardWatch`` renders, from the pages' own partials,
@@ -13,15 +14,18 @@ since it was rendered are added on top as they start.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
 
 from runs.for_workflows import with_runs
 from runs.live.publish import pack
-from runs.models import Run
+from runs.models import Run, StepRun, StepStatus
 from workflows.models import Workflow
 
 RUNNING_NOW_LIMIT = 50
+WAITING_LIMIT = 50  # approvals listed in the panel: the newest
 NEW_ROWS_LIMIT = 50  # runs added on top at once: a page's worth
 ALL_WORKFLOWS = 0
 
@@ -30,6 +34,31 @@ def running_now(runs: QuerySet[Run]) -> list[Run]:
     """The newest RUNNING_NOW_LIMIT of *runs* queued or running (the "running now" panel)."""
     active = list(runs.active().select_related("workflow").order_by("-pk")[:RUNNING_NOW_LIMIT])
     return active
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """The "Waiting for approval" panel: the newest waiting approval steps, and how many more."""
+
+    steps: list[StepRun]
+    more: int
+
+    @property
+    def state(self) -> tuple:
+        return (self.more, tuple((step.pk, step.waiting_until) for step in self.steps))
+
+
+def waiting_approvals(workflows: QuerySet[Workflow]) -> Waiting:
+    """The approval steps waiting in runs of *workflows*, newest first (WAITING_LIMIT of them).
+
+    A few rows of the partial index on waiting steps, whatever the history holds.
+    """
+    waiting = StepRun.objects.filter(status=StepStatus.WAITING, run__workflow__in=workflows)
+    steps = list(
+        waiting.select_related("run__workflow").order_by("-started_at", "-pk")[:WAITING_LIMIT]
+    )
+    more = waiting.count() - len(steps) if len(steps) == WAITING_LIMIT else 0
+    return Waiting(steps, more)
 
 
 def _inner(target_id: str, html: str) -> str:
@@ -67,7 +96,13 @@ class DashboardWatch:
         """
         newest = runs.aggregate(newest=Max("pk"))["newest"]
         active = runs.active().order_by("-pk").values_list("pk", "status")
-        return (newest, tuple(active[:RUNNING_NOW_LIMIT]))
+        # Steps that start or stop waiting for a decision (the run stays running).
+        waiting = StepRun.objects.filter(status=StepStatus.WAITING).order_by("-pk")
+        return (
+            newest,
+            tuple(active[:RUNNING_NOW_LIMIT]),
+            tuple(waiting.values_list("pk", flat=True)[:WAITING_LIMIT]),
+        )
 
     def page_has(self, rows: dict[int, str], newest_of: int | None) -> list[str]:
         """The runs list's rows and their statuses; what it lacks of them and above them."""
@@ -92,6 +127,8 @@ class DashboardWatch:
         if self.shown.get("running-now") != state:
             self.shown["running-now"] = state
             parts.append(render_to_string("runs/running_now.html#running-now", {"active": active}))
+        if self.page == "workflows":
+            parts.append(self._waiting_panel())
         if runs is None:
             runs = set(self.panel_runs) | {run.pk for run in active} | self._created_since()
         self.panel_runs = {run.pk for run in active}
@@ -113,6 +150,14 @@ class DashboardWatch:
         # Rows go in a message of their own: a table row parses only where a
         # table part comes first.
         return ([new_rows] if new_rows else []) + pack(parts)
+
+    def _waiting_panel(self) -> str:
+        waiting = waiting_approvals(self.workflows)
+        if self.shown.get("waiting-approvals") == waiting.state:
+            return ""
+        self.shown["waiting-approvals"] = waiting.state
+        template = "runs/waiting_approvals.html#waiting-approvals"
+        return render_to_string(template, {"waiting": waiting})
 
     def _created_since(self) -> set[int]:
         """The runs created since the last look (the newest NEW_ROWS_LIMIT of them)."""

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from runs.models import QUEUED, STEP_FAILED, Run, RunStatus, StepRun, StepStatus
+from workflows.kinds import KINDS
 
 # Bars of the timeline: a run may have a thousand steps, and the timeline is
 # sent again to every viewer when one of them changes.
@@ -35,6 +36,18 @@ def format_duration(duration: timedelta | None) -> str:
         return f"{minutes} min {second:02d} s"
     hours, minute = divmod(minutes, 60)
     return f"{hours} h {minute:02d} min"
+
+
+def format_latency(latency: timedelta | None) -> str:
+    """A wait that is often a fraction of a millisecond: 0.42 ms, 35 ms, 1.2 s."""
+    if latency is None:
+        return ""
+    milliseconds = latency.total_seconds() * 1000
+    if milliseconds < 10:
+        return f"{milliseconds:.2g} ms" if milliseconds >= 0.01 else "0 ms"
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f} ms"
+    return format_duration(latency)
 
 
 def load(run_id: int, step_key: str | None = None) -> tuple[RunRow, list[StepRow]]:
@@ -101,6 +114,8 @@ class StepRow:
     ran: bool  # has a log of its own (not skipped, reused or never taken)
     earlier_attempts: list[EarlierAttempt]
     log_html: str = ""  # the newest lines, on the page's first load
+    # How long it waited for a worker (see waited_for_worker); None: not shown.
+    waited: timedelta | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name == "step":  # not set yet (a copy being made)
@@ -116,6 +131,8 @@ class RunRow:
     run: Run
     failed_step: StepRow | None  # the first in file order, as the engine names it
     timeline: dict
+    # The steps' waits for workers added up; None when no step shows one.
+    waited: timedelta | None = None
 
     def __getattr__(self, name: str) -> Any:
         if name == "run":
@@ -154,12 +171,36 @@ def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
             first_failure=first_failure,
             ran=bool(step.started_at) and not step.reused_from_id and step.worker != QUEUED,
             earlier_attempts=[EarlierAttempt.of(record, raw_url) for record in step.attempts or ()],
+            waited=waited_for_worker(step),
         )
         if first_failure:
             failed_step = row
         rows.append(row)
     timeline = _timeline(run, rows, timezone.now())
-    return RunRow(run, failed_step=failed_step, timeline=timeline), rows
+    waits = [row.waited for row in rows if row.waited is not None]
+    waited = sum(waits, timedelta(0)) if waits else None
+    return RunRow(run, failed_step=failed_step, timeline=timeline, waited=waited), rows
+
+
+def waited_for_worker(step: StepRun) -> timedelta | None:
+    """The step's dispatch latency, when there is one to show.
+
+    None for a step that never went to a worker (skipped, reused from
+    another run, an approval: a person ends it), one still waiting in its
+    queue, and one the local executor is running: that executor records
+    when it took a step with the step's result, and until then its start
+    is the engine's.
+    """
+    if step.reused_from_id or step.worker == QUEUED or _waits_for_person(step.kind):
+        return None
+    if not step.is_final and step.started_at == step.ready_at:
+        return None
+    return step.dispatch_latency
+
+
+def _waits_for_person(kind: str) -> bool:
+    found = KINDS.get(kind)
+    return found is not None and found.waits_for_person
 
 
 def _timeline(run: Run, steps: list[StepRow], now) -> dict:

@@ -17,7 +17,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 
-from runs.live import publish
+from runs.live import graph, publish
 from runs.live.publish import LIVE_LINES, fit_newest, pack, render_newest, size
 from runs.live.rows import RunRow, StepRow, load
 from runs.logs.render import render_lines, skipped_note
@@ -77,7 +77,7 @@ def _timeline_state(run: RunRow) -> tuple:
 
 
 def _summary_state(run: RunRow) -> tuple:
-    return (run.status, run.stop_requested, run.error, run.started_at, run.finished_at)
+    return (run.status, run.stop_requested, run.error, run.started_at, run.finished_at, run.waited)
 
 
 def _step_state(step: StepRow) -> tuple:
@@ -93,6 +93,8 @@ def _step_state(step: StepRow) -> tuple:
         step.outputs,
         len(step.attempts or ()),
         step.first_failure,
+        step.waiting_until,
+        step.decision,
     )
 
 
@@ -167,6 +169,8 @@ class RunWatch:
         if self.shown.get("run-timeline") != (timeline_state := _timeline_state(run)):
             self.shown["run-timeline"] = timeline_state
             parts.append(render("run-timeline", run=run))
+        if graph_status := graph.status_update(self.shown, steps):
+            parts.append(graph_status)
         for step in steps:
             head = f"step-head-{step.pk}"
             # The run's end adds "Re-run from here" to every step.

@@ -1,5 +1,8 @@
 """What a notification says: the e-mail's subject and text, the webhook's JSON.
 
+Of a run that ended, or of an approval step that waits for a decision (its
+message is shown to everyone who sees the run).
+
 Only what the run page shows its viewers goes in: the workflow, the run's
 number, status and trigger, the step that failed it with the first line of
 its error (step errors are stored masked, so no secret value is in them),
@@ -15,7 +18,7 @@ from typing import Any
 from django.urls import reverse
 
 from orchestrator_site.dashboard_address import dashboard_url
-from runs.models import STEP_FAILED, Run, RunStatus
+from runs.models import STEP_FAILED, Run, RunStatus, StepRun
 
 ERROR_LINE_MAX = 300  # characters of the failed step's error in a message
 SUBJECT_PREFIX = "[orchestrator]"
@@ -97,6 +100,61 @@ def email_text(run: Run) -> str:
     if run.finished_at:
         lines.append(f"Finished: {run.finished_at.isoformat(timespec='seconds')}")
     lines += ["", run_url(run), ""]
+    return "\n".join(lines)
+
+
+def _message(run: Run, step: StepRun) -> str:
+    for spec in (run.definition or {}).get("steps", []):
+        if spec.get("key") == step.step_key:
+            return str((spec.get("config") or {}).get("message") or "")
+    return ""
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def approval_payload(run: Run, step: StepRun) -> dict[str, Any]:
+    """The webhook's JSON body when an approval step starts waiting."""
+    return {
+        "workflow": run.workflow.slug,
+        "name": run.workflow.name,
+        "run": run.pk,
+        "number": run.number,
+        "status": run.status,
+        "trigger": run.trigger,
+        "step": step.step_key,
+        "message": _message(run, step),
+        "waiting_since": _iso(step.started_at),
+        "waiting_until": _iso(step.waiting_until),
+        "url": run_url(run),
+    }
+
+
+def approval_subject(run: Run, step: StepRun) -> str:
+    return f"{SUBJECT_PREFIX} {run.workflow.slug} #{run.number} waits for approval: {step.step_key}"
+
+
+def approval_text(run: Run, step: StepRun) -> str:
+    message = _message(run, step)
+    lines = [
+        f"{run.workflow.slug} #{run.number} waits for a decision at step {step.step_key}.",
+        "",
+        f"Workflow: {run.workflow.name} ({run.workflow.slug})",
+        f"Run: #{run.number}",
+        f"Step: {step.step_key}",
+    ]
+    if message:
+        lines += ["", "It asks:", *(f"  {line}" for line in message.splitlines()), ""]
+    if step.started_at:
+        lines.append(f"Waiting since: {step.started_at.isoformat(timespec='seconds')}")
+    if step.waiting_until:
+        lines.append(
+            f"Times out: {step.waiting_until.isoformat(timespec='seconds')} (not approved then)"
+        )
+    else:
+        lines.append("Times out: never; it waits until someone approves or rejects it")
+    lines += ["", "Approve or reject it on the run's page:", run_url(run), ""]
     return "\n".join(lines)
 
 

@@ -1,10 +1,12 @@
 """Where a workflow's finished runs are announced, and each announcement made.
 
 A ``Target`` is one place to tell (a list of e-mail addresses, or a URL to
-POST a signed JSON body to) and when (failure, success, always). A
-``Delivery`` is one run told to one target: created once (unique per run
-and target, so racing senders make one), then sent, retried, and left
-``sent`` or ``failed`` for the run page to show. Nothing here changes a run.
+POST a signed JSON body to) and when (failure, success, always; or, with
+``approval``, when an approval step starts waiting for a decision). A
+``Delivery`` is one run (or one waiting approval step) told to one target:
+created once (unique per run and target, or per step and target, so racing
+senders make one), then sent, retried, and left ``sent`` or ``failed`` for
+the run page to show. Nothing here changes a run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from runs.models import Run
+from runs.models import Run, StepRun
 from workflows.models import Workflow
 
 ERROR_MAX = 1000  # characters of a delivery's last error kept
@@ -28,6 +30,8 @@ class When(models.TextChoices):
     FAILURE = "failure", "when a run fails"
     SUCCESS = "success", "when a run succeeds"
     ALWAYS = "always", "whenever a run ends"
+    # Not a run's end: each approval step of a run, when it starts waiting.
+    APPROVAL = "approval", "when an approval step waits for a decision"
 
 
 class Target(models.Model):
@@ -68,6 +72,8 @@ class Target(models.Model):
 
     def matches(self, status: str) -> bool:
         """Whether a run that ended *status* is announced to this target."""
+        if self.when == When.APPROVAL:
+            return False  # told of waiting approvals, not of ends
         if self.when == When.ALWAYS:
             return True
         return status == ("failed" if self.when == When.FAILURE else "succeeded")
@@ -83,6 +89,11 @@ class Delivery(models.Model):
     # prune_runs deletes a run's deliveries before the run (retention.py).
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="notifications")
     target = models.ForeignKey(Target, on_delete=models.CASCADE, related_name="deliveries")
+    # The approval step a "when an approval waits" delivery is about; None
+    # for a run's end.
+    step_run = models.ForeignKey(
+        StepRun, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     status = models.CharField(max_length=10, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.CharField(max_length=ERROR_MAX, blank=True)
@@ -95,7 +106,16 @@ class Delivery(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["run", "target"], name="notify_delivery_once"),
+            models.UniqueConstraint(
+                fields=["run", "target"],
+                condition=models.Q(step_run__isnull=True),
+                name="notify_delivery_once",
+            ),
+            models.UniqueConstraint(
+                fields=["step_run", "target"],
+                condition=models.Q(step_run__isnull=False),
+                name="notify_delivery_once_per_step",
+            ),
         ]
         indexes = [
             models.Index(
@@ -120,4 +140,4 @@ class ScanMark(models.Model):
 
 def deliveries_of(run_id: int) -> list[Delivery]:
     """What the run page lists: each notification of the run, with its target."""
-    return list(Delivery.objects.filter(run_id=run_id).select_related("target"))
+    return list(Delivery.objects.filter(run_id=run_id).select_related("target", "step_run"))

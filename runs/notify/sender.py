@@ -4,7 +4,9 @@
 once and to stop at any point:
 
 1. It finds the runs that finished since it last looked and creates a
-   ``Delivery`` for each enabled target whose rule the run's status meets.
+   ``Delivery`` for each enabled target whose rule the run's status meets,
+   and one for each approval step that started waiting since then and
+   still waits, to each target of its workflow told of approvals.
    Where it last looked is one row (``ScanMark``); it looks again a little
    before that (``OVERLAP``), for runs whose end was committed late or
    stamped by a worker whose clock is behind. A delivery is unique per run
@@ -30,9 +32,17 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 
-from runs.models import RUN_FINAL, Run
+from runs.models import RUN_FINAL, Run, StepRun, StepStatus
 from runs.notify import messages, transport
-from runs.notify.models import ERROR_MAX, Delivery, DeliveryStatus, ScanMark, Target, TargetKind
+from runs.notify.models import (
+    ERROR_MAX,
+    Delivery,
+    DeliveryStatus,
+    ScanMark,
+    Target,
+    TargetKind,
+    When,
+)
 from workflows import secret_store
 
 log = logging.getLogger(__name__)
@@ -80,25 +90,64 @@ def collect(now: datetime) -> int:
     }
     if wanted:
         wanted -= set(
-            Delivery.objects.filter(run_id__in={run_id for run_id, _ in wanted}).values_list(
-                "run_id", "target_id"
-            )
+            Delivery.objects.filter(
+                run_id__in={run_id for run_id, _ in wanted}, step_run__isnull=True
+            ).values_list("run_id", "target_id")
         )
-    if wanted:
-        Delivery.objects.bulk_create(
-            [
-                Delivery(run_id=run_id, target_id=target_id, next_attempt_at=now, created_at=now)
-                for run_id, target_id in sorted(wanted)
-            ],
-            ignore_conflicts=True,  # another sender made it first
-        )
+    new = [
+        Delivery(run_id=run_id, target_id=target_id, next_attempt_at=now, created_at=now)
+        for run_id, target_id in sorted(wanted)
+    ]
+    new += _approvals_waiting(targets, since, now)
+    if new:
+        # ignore_conflicts: another sender made it first.
+        Delivery.objects.bulk_create(new, ignore_conflicts=True)
     if mark is None:
         ScanMark.objects.bulk_create([ScanMark(pk=1, scanned_to=now)], ignore_conflicts=True)
     elif now - mark >= MARK_EVERY:
         # Not every second: a write a second for nothing. The next looks
         # then reach back at most OVERLAP + MARK_EVERY.
         ScanMark.objects.filter(pk=1, scanned_to__lt=now).update(scanned_to=now)
-    return len(wanted)
+    return len(new)
+
+
+def _approvals_waiting(targets: list[Target], since: datetime, now: datetime) -> list[Delivery]:
+    """Deliveries not made yet for approval steps that started waiting since *since*.
+
+    Only steps that still wait: one decided before the sender looked is
+    not worth telling. Reads a few rows of the index on waiting steps.
+    """
+    by_workflow: dict[int, list[Target]] = {}
+    for target in targets:
+        if target.when == When.APPROVAL:
+            by_workflow.setdefault(target.workflow_id, []).append(target)
+    if not by_workflow:
+        return []
+    waiting = list(
+        StepRun.objects.filter(
+            status=StepStatus.WAITING, started_at__gte=since, run__workflow_id__in=by_workflow
+        ).values_list("id", "run_id", "run__workflow_id", "started_at")
+    )
+    wanted = {
+        (step_id, run_id, target.pk)
+        for step_id, run_id, workflow_id, started_at in waiting
+        for target in by_workflow[workflow_id]
+        if started_at >= target.enabled_at
+    }
+    if wanted:
+        made = Delivery.objects.filter(step_run_id__in={step_id for step_id, _, _ in wanted})
+        told = set(made.values_list("step_run_id", "target_id"))
+        wanted = {item for item in wanted if (item[0], item[2]) not in told}
+    return [
+        Delivery(
+            run_id=run_id,
+            target_id=target_id,
+            step_run_id=step_id,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for step_id, run_id, target_id in sorted(wanted)
+    ]
 
 
 def deliver_due(now: datetime) -> int:
@@ -149,12 +198,13 @@ def _claim(now: datetime) -> Delivery | None:
 def _attempt(delivery: Delivery, now: datetime) -> None:
     target = Target.objects.get(pk=delivery.target_id)
     run = Run.objects.select_related("workflow").get(pk=delivery.run_id)
+    step = StepRun.objects.get(pk=delivery.step_run_id) if delivery.step_run_id else None
     error = ""
     if not target.enabled:
         error = "not sent: the notification was turned off"
     else:
         try:
-            send(target, run, delivery_id=str(delivery.pk))
+            send(target, run, delivery_id=str(delivery.pk), step=step)
         except transport.NotSent as exc:
             error = str(exc)
         except secret_store.SecretError as exc:
@@ -179,9 +229,12 @@ def _attempt(delivery: Delivery, now: datetime) -> None:
         )
 
 
-def send(target: Target, run: Run, *, delivery_id: str) -> None:
-    """Tell *target* that *run* ended; ``transport.NotSent`` when it did not go."""
-    if target.kind == TargetKind.EMAIL:
+def send(target: Target, run: Run, *, delivery_id: str, step: StepRun | None = None) -> None:
+    """Tell *target* that *run* ended, or that its approval *step* waits;
+    ``transport.NotSent`` when it did not go."""
+    if step is not None:
+        _send_approval(target, run, step, delivery_id=delivery_id)
+    elif target.kind == TargetKind.EMAIL:
         transport.send_email(target.emails, messages.email_subject(run), messages.email_text(run))
     else:
         transport.post_webhook(
@@ -190,6 +243,23 @@ def send(target: Target, run: Run, *, delivery_id: str) -> None:
             secret=secret_store.decrypt(target.secret_encrypted, "the signing secret"),
             delivery_id=delivery_id,
             event="run.finished",
+        )
+
+
+def _send_approval(target: Target, run: Run, step: StepRun, *, delivery_id: str) -> None:
+    if target.kind == TargetKind.EMAIL:
+        transport.send_email(
+            target.emails,
+            messages.approval_subject(run, step),
+            messages.approval_text(run, step),
+        )
+    else:
+        transport.post_webhook(
+            target.url,
+            messages.body_bytes(messages.approval_payload(run, step)),
+            secret=secret_store.decrypt(target.secret_encrypted, "the signing secret"),
+            delivery_id=delivery_id,
+            event="approval.waiting",
         )
 
 

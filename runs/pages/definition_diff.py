@@ -34,3 +34,13 @@ def changes_since(run: Run, workflow: Workflow) -> Changes | None:
         old_label=f"run #{run.number} (version {old['version']})",
         new_label=f"now (version {new['version']})",
     )
+
+
+def changes_between(left: Run, right: Run) -> Changes | None:
+    """How *right*'s snapshot differs from *left*'s (two runs compared); None when it does not."""
+    return compare(
+        left.definition,
+        right.definition,
+        old_label=f"run #{left.number} (version {left.definition.get('version')})",
+        new_label=f"run #{right.number} (version {right.definition.get('version')})",
+    )

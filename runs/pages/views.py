@@ -28,11 +28,11 @@ from orchestrator_site.access import (
 )
 from runs import engine
 from runs.executors import get_executor
-from runs.live import rows, watch
+from runs.live import graph, rows, watch
 from runs.live.publish import LIVE_LINES
-from runs.models import CancelSource, StepRun, StopRequest, Trigger
+from runs.models import CancelSource, Run, StepRun, StopRequest, Trigger
 from runs.notify.models import deliveries_of
-from runs.pages import definition_diff, history
+from runs.pages import compare, definition_diff, history
 from runs.pages.run_form import new_form_token, run_form_context
 from runs.pages.stats import workflow_stats
 from workflows.models import Workflow
@@ -120,7 +120,11 @@ def _history(request: HttpRequest, workflow: Workflow | None) -> HttpResponse:
 
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    run = get_run_for_user(request, run_id)
+    return run_page(request, get_run_for_user(request, run_id))
+
+
+def run_page(request: HttpRequest, run: Run, *, status: int = 200, **extra) -> HttpResponse:
+    """The run's page; *extra* goes into its context (a refused decision and its reason)."""
     run, steps = rows.prepare(run, rows.steps_of(run))
     for step in steps:
         step.log_html = watch.log_html(step, *watch.log_tail(step, limit=LIVE_LINES))
@@ -133,8 +137,12 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
         "definition_yaml": definition_diff.snapshot_yaml(run),
         "changes": definition_diff.changes_since(run, run.workflow),
         "notifications": deliveries_of(run.pk),
+        "graph": graph.graph_of(run, steps),
+        "graph_states": graph.as_json(graph.states(steps)),
+        "compare_choices": compare.choices_for(run),
+        **extra,
     }
-    return render(request, "runs/run_detail.html", context)
+    return render(request, "runs/run_detail.html", context, status=status)
 
 
 @require_GET

@@ -15,8 +15,10 @@ from typing import Any
 
 from django import template
 
+from runs.live.dashboard import Waiting, waiting_approvals
 from runs.live.dashboard import running_now as active_runs
 from runs.models import Run
+from workflows.models import Workflow
 
 register = template.Library()
 
@@ -51,6 +53,17 @@ def running_now(context) -> list:
 
     user = context.get("user")
     return active_runs(visible_runs(user) if user is not None else Run.objects.none())
+
+
+@register.simple_tag(takes_context=True)
+def waiting_for_approval(context) -> Waiting:
+    """The approval steps waiting in runs the page's user may see, newest first."""
+    from orchestrator_site.access import visible_workflows
+
+    user = context.get("user")
+    return waiting_approvals(
+        visible_workflows(user) if user is not None else Workflow.objects.none()
+    )
 
 
 @register.filter

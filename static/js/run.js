@@ -39,13 +39,20 @@
   // Whether to follow is decided just before new lines arrive: at the
   // bottom then, the reader is following; anywhere else, they are reading.
   // A step's head is drawn again when the step changes: what the reader
-  // opened in it (the Worker line) stays open.
+  // opened in it (the Worker line) stays open, and a comment being typed
+  // for an approval stays typed.
   let opened = new Set();
+  let typed = new Map();
 
   function notePositions() {
     following = new Set([...logs()].filter(atBottom));
     opened = new Set(
       [...live.querySelectorAll(".step-head details[open]")].map((d) => d.closest(".step-head").id),
+    );
+    typed = new Map(
+      [...live.querySelectorAll(".step-head textarea")]
+        .filter((t) => t.value)
+        .map((t) => [t.closest(".step-head").id, t.value]),
     );
   }
 
@@ -57,6 +64,10 @@
     for (const id of opened) {
       const details = document.querySelector(`#${CSS.escape(id)} details`);
       if (details) details.open = true;
+    }
+    for (const [id, value] of typed) {
+      const textarea = document.querySelector(`#${CSS.escape(id)} textarea`);
+      if (textarea && !textarea.value) textarea.value = value;
     }
   }
 

@@ -78,7 +78,7 @@ def drag_onto_top_half(page: Page, key: str, onto: str) -> None:
 
 
 def test_it_keeps_a_form_open_with_its_text_through_a_drag(editor: Page):
-    editor.set_viewport_size({"width": 1280, "height": 1600})  # the open form and the list in view
+    editor.set_viewport_size({"width": 1280, "height": 1900})  # the open form and the list in view
     build = open_form(editor, "build")
     command(build).fill("./build.sh --typed-but-not-saved")
 
