@@ -51,7 +51,7 @@ from bench.celery_overhead import (  # noqa: E402
     throughput,
     wait_final,
 )
-from bench.processes import CeleryWorker, running_daphne  # noqa: E402
+from bench.processes import CeleryWorker, running_daphne, start_workers  # noqa: E402
 
 WORKERS = 2
 WORKER_START_TIMEOUT = 60.0
@@ -186,19 +186,15 @@ def main() -> None:
         process_env = {**os.environ, **env}
         bare, api, in_process = [], [], []
         try:
-            for n in range(1, WORKERS + 1):
-                workers.append(
-                    CeleryWorker(
-                        f"w{n}",
-                        "default",
-                        process_env,
-                        Path(tmp, f"w{n}.log"),
-                        concurrency=args.concurrency,
-                        include=("bench.celery_overhead",),
-                    )
-                )
-            for worker in workers:
-                worker.wait_ready(WORKER_START_TIMEOUT)
+            start_workers(
+                workers,
+                WORKERS,
+                process_env,
+                Path(tmp),
+                concurrency=args.concurrency,
+                include=("bench.celery_overhead",),
+                timeout=WORKER_START_TIMEOUT,
+            )
             with (
                 running_daphne(process_env, Path(tmp, "daphne.log")) as server,
                 _server_log_on_failure(Path(tmp, "daphne.log")),

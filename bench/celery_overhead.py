@@ -53,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: bench/ is on the path, not the project
     sys.path.insert(0, str(ROOT))
 
-from bench.processes import CeleryWorker  # noqa: E402
+from bench.processes import CeleryWorker, start_workers  # noqa: E402
 
 STEPS = 10
 WORKERS = 2
@@ -346,20 +346,16 @@ def main() -> None:
         executor = CeleryExecutor()
         try:
             process_env = {**os.environ, **env}
-            for n in range(1, WORKERS + 1):
-                workers.append(
-                    CeleryWorker(
-                        f"w{n}",
-                        "default",
-                        process_env,
-                        Path(tmp, f"w{n}.log"),
-                        concurrency=args.concurrency,
-                        pool=args.pool,
-                        include=("bench.celery_overhead",),
-                    )
-                )
-            for worker in workers:
-                worker.wait_ready(WORKER_START_TIMEOUT)
+            start_workers(
+                workers,
+                WORKERS,
+                process_env,
+                Path(tmp),
+                concurrency=args.concurrency,
+                pool=args.pool,
+                include=("bench.celery_overhead",),
+                timeout=WORKER_START_TIMEOUT,
+            )
 
             load_before = os.getloadavg()
             # Warm-up: every worker child imports, connects and runs once.

@@ -126,6 +126,38 @@ class CeleryWorker:
             self.kill()
 
 
+def start_workers(
+    workers: list[CeleryWorker],
+    count: int,
+    env: dict[str, str],
+    folder: Path,
+    *,
+    concurrency: int,
+    pool: str = "prefork",
+    include: tuple[str, ...] = (),
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Start *count* workers w1..wN on the queue default and wait until all are ready.
+
+    Each is added to *workers* as it starts (logs in *folder*), so the
+    caller's clean-up stops those started before a failure too.
+    """
+    for n in range(1, count + 1):
+        workers.append(
+            CeleryWorker(
+                f"w{n}",
+                "default",
+                env,
+                folder / f"w{n}.log",
+                concurrency=concurrency,
+                pool=pool,
+                include=include,
+            )
+        )
+    for worker in workers:
+        worker.wait_ready(timeout)
+
+
 @dataclass
 class Daphne:
     url: str  # http://127.0.0.1:<port>

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from bench import processes
-from runs import engine
+from runs import engine, signing
 from runs.hooks import receiver, store
 from runs.hooks.models import Delivery
 from runs.models import Run
@@ -45,7 +45,7 @@ def signed(created: store.Created, body: dict, delivery: str) -> tuple[bytes, di
     raw = json.dumps(body).encode()
     headers = {
         "Content-Type": "application/json",
-        "X-Orch-Signature-256": receiver.signature(created.secret, raw),
+        "X-Orch-Signature-256": signing.signature(created.secret, raw),
         "X-Orch-Delivery": delivery,
     }
     return raw, headers

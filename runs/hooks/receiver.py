@@ -26,7 +26,6 @@ secret, and is recorded as ``webhook.refused``.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -37,7 +36,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from orchestrator_site.accounts import audit
-from runs import engine
+from runs import engine, signing
 from runs.executors import get_executor
 from runs.hooks import mapping as paths
 from runs.hooks.models import DELIVERY_ID_MAX, REPLAY_WINDOW, Delivery, Outcome, Webhook
@@ -124,15 +123,7 @@ def signed_hook(token: str, meta: dict[str, Any], body: bytes) -> Webhook | None
     except secret_store.SecretError as exc:
         logger.error("webhook %s: %s", hook, exc)
         return None
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    # Headers arrive as latin-1 text: as bytes, any of them compares.
-    given_bytes = given.strip().lower().encode("latin-1", "replace")
-    return hook if hmac.compare_digest(expected.encode(), given_bytes) else None
-
-
-def signature(secret: str, body: bytes) -> str:
-    """The signature header's value for *body* under *secret*."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hook if signing.matches(secret, body, given) else None
 
 
 def _delivery_id(meta: dict[str, Any]) -> tuple[str, str]:

@@ -11,8 +11,6 @@ to the address that was checked, without following redirects.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import os
 import smtplib
 import socket
@@ -21,6 +19,7 @@ import httpx
 from django.conf import settings
 from django.core.mail import send_mail
 
+from runs import signing
 from workflows.kinds.http_guard import Refused, checked_address
 
 WEBHOOK_TIMEOUT = 10.0  # seconds for the whole request
@@ -32,11 +31,6 @@ REASON_MAX = 500
 
 class NotSent(Exception):
     """The notification did not go; the message says why."""
-
-
-def signature(secret: str, body: bytes) -> str:
-    """The signature header's value: ``sha256=`` and the HMAC-SHA256 of *body*, in hex."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def send_email(addresses: list[str], subject: str, text: str) -> None:
@@ -68,7 +62,7 @@ def post_webhook(url: str, body: bytes, *, secret: str, delivery_id: str, event:
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "orchestrator-notifications",
-        SIGNATURE_HEADER: signature(secret, body),
+        SIGNATURE_HEADER: signing.signature(secret, body),
         DELIVERY_HEADER: delivery_id,
         EVENT_HEADER: event,
     }
