@@ -157,12 +157,13 @@ def run_linear(workflow, executor) -> dict:
 def measure_run(run) -> dict:
     assert run.status == "succeeded", (run.status, run.error)
     steps = list(
-        run.steps.order_by("position").values_list("started_at", "heartbeat_at", "finished_at")
+        run.steps.order_by("position").values_list("ready_at", "started_at", "finished_at")
     )
     return {
         "wall": (run.finished_at - run.started_at).total_seconds(),
-        # started -> claimed: commit, hand-over, broker, a worker's child, the claim;
-        # claimed -> finished: work directory, the process, recording the end.
+        # started by the engine (ready_at) -> claimed by a worker (started_at):
+        # commit, hand-over, broker, a worker's child, the claim; claimed ->
+        # finished: work directory, the process, recording the end.
         "trip": [(claimed - started).total_seconds() for started, claimed, _ in steps],
         "execution": [(finished - claimed).total_seconds() for _, claimed, finished in steps],
     }

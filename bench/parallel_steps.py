@@ -207,7 +207,7 @@ def child_main(scenario: str, n: int) -> dict:
         asked = Run.objects.values_list("cancel_requested_at", flat=True).get(pk=big.pk)
         steps = StepRun.objects.filter(run=big)
         figures["done_before"] = steps.filter(status=StepStatus.SUCCEEDED).count()
-        figures["started_after"] = steps.filter(started_at__gt=asked).count()
+        figures["started_after"] = steps.filter(ready_at__gt=asked).count()
     elif scenario == "small":
         began = time.perf_counter()
         small = engine.trigger(Workflow.objects.get(slug="small"), executor=executor)
