@@ -9,7 +9,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3; do \
 	$$p -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && { echo $$p; break; }; \
 	done)
 
-.PHONY: run run-distributed test venv lint format bench clean
+.PHONY: run run-distributed test venv lint format bench screenshots clean
 
 venv: $(VENV)/.installed
 
@@ -65,6 +65,11 @@ format: venv
 bench: venv
 	@$(VENV)/bin/python bench/engine_overhead.py
 	@$(VENV)/bin/python bench/live_updates.py
+
+# The pictures in docs/img/, taken again from a fresh test database with
+# the demo workflows (needs /usr/bin/chromium; takes a minute or two).
+screenshots: venv
+	@$(VENV)/bin/pytest tests/browser/screenshots.py -p no:cacheprovider -q
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

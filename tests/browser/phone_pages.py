@@ -1,4 +1,4 @@
-"""Realistic long content for layout checks: tests/browser/test_phone.py and bench/screenshots.py.
+"""Realistic long content for layout checks: tests/browser/test_phone.py.
 
 A workflow with a long name, many steps, long parameters, and one finished
 run with a failed step, long outputs and a log line of 300 characters
