@@ -33,7 +33,7 @@
  *
  * With the attribute data-graph-pan-zoom the svg is a window onto the
  * drawing instead: as wide as its box, as tall as the drawing needs (within
- * bounds), dragged on the background to pan, zoomed with the wheel. Buttons
+ * bounds), dragged on the background to pan, zoomed with Ctrl+wheel. Buttons
  * anywhere on the page with data-graph-control="zoom-in|zoom-out|fit" and
  * aria-controls="<the svg's id>" drive it (they are shown once it is drawn:
  * give them `hidden`). The view is kept across redraws of an svg with the
@@ -504,6 +504,10 @@
     svg.addEventListener(
       "wheel",
       function (event) {
+        // The graph sits in a page that scrolls: the wheel alone scrolls
+        // it; with Ctrl (or ⌘, or a touchpad's pinch, which comes as Ctrl)
+        // it zooms the graph.
+        if (!event.ctrlKey && !event.metaKey) return;
         event.preventDefault();
         const box = svg.getBoundingClientRect();
         const lines = event.deltaMode === 1 ? 16 : event.deltaMode === 2 ? box.height : 1;

@@ -154,3 +154,27 @@ def test_the_graph_zooms_pans_and_fits(logged_in_page: Page, server: str, releas
         box = node(page, key).bounding_box()
         assert frame["x"] <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
         assert frame["y"] <= box["y"] and box["y"] + box["height"] <= frame["y"] + frame["height"]
+
+
+def test_the_wheel_scrolls_the_page_and_ctrl_wheel_zooms(
+    logged_in_page: Page, server: str, release
+):
+    page = logged_in_page
+    page.goto(f"{server}/workflows/release/")
+    window = page.locator(GRAPH)
+    window.scroll_into_view_if_needed()
+    frame = window.bounding_box()
+    width = node(page, "fetch").bounding_box()["width"]
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+
+    scrolled = page.evaluate("window.scrollY")
+    page.mouse.wheel(0, 200)
+    page.wait_for_function(f"window.scrollY > {scrolled}")
+    assert node(page, "fetch").bounding_box()["width"] == pytest.approx(width, abs=0.5)
+
+    frame = window.bounding_box()
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -300)
+    page.keyboard.up("Control")
+    assert node(page, "fetch").bounding_box()["width"] > width * 1.3
