@@ -156,3 +156,25 @@ def test_a_failing_receiver_is_retried_and_the_run_page_names_the_step(
     page = alice_client.get(f"/runs/{run.pk}/").content.decode()
     assert "(step <code>approve</code> waits for approval)" in page
     engine_stop(run, executor)
+
+
+def test_a_retry_after_the_decision_is_not_sent(executor, receiver):
+    receiver.status = 503
+    workflow = make_workflow(DEPLOY)
+    targets.create(workflow, kind="webhook", when="approval", url=receiver.url)
+    run = start_run(workflow, executor)
+    step = waiting(run, "approve")
+    now = timezone.now()
+    sender.send_due(now)
+    approvals.decide(step.pk, Decision.APPROVED, executor=executor)
+    receiver.status = 204
+
+    sender.send_due(now + timedelta(seconds=11))
+    sender.send_due(now + timedelta(minutes=10))
+
+    delivery = Delivery.objects.get(step_run=step)
+    tries = [r for r in receiver.requests if r[0]["X-Orch-Delivery"] == str(delivery.pk)]
+    assert len(tries) == 1, "only the first try, before the decision"
+    assert delivery.status == "failed"
+    assert delivery.last_error == "not sent: the step stopped waiting first (approved)"
+    engine_stop(run, executor)

@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 4  # the first and three retries
 BACKOFF = (timedelta(seconds=10), timedelta(seconds=60), timedelta(minutes=5))
+# An approval's notification not sent because the step no longer waits: not tried again.
+STALE = "not sent: the step stopped waiting first"
 LEASE = timedelta(minutes=2)  # longer than any one attempt takes
 OVERLAP = timedelta(seconds=60)
 MARK_EVERY = timedelta(seconds=30)  # how often the mark is moved on
@@ -202,6 +204,9 @@ def _attempt(delivery: Delivery, now: datetime) -> None:
     error = ""
     if not target.enabled:
         error = "not sent: the notification was turned off"
+    elif step is not None and step.status != StepStatus.WAITING:
+        # Decided (or cancelled) before a retry went: nobody is waited for any more.
+        error = f"{STALE} ({(step.decision or step.status).replace('_', ' ')})"
     else:
         try:
             send(target, run, delivery_id=str(delivery.pk), step=step)
@@ -215,7 +220,7 @@ def _attempt(delivery: Delivery, now: datetime) -> None:
     changes: dict = {"last_error": _cut(error)}
     if not error:
         changes |= {"status": DeliveryStatus.SENT, "sent_at": now, "next_attempt_at": None}
-    elif delivery.attempts >= ATTEMPTS or not target.enabled:
+    elif delivery.attempts >= ATTEMPTS or not target.enabled or error.startswith(STALE):
         changes |= {"status": DeliveryStatus.FAILED, "next_attempt_at": None}
     else:
         changes["next_attempt_at"] = now + BACKOFF[min(delivery.attempts, len(BACKOFF)) - 1]
