@@ -305,3 +305,30 @@ def test_the_dashboard_shows_a_run_running_then_finished(layer, alice, executor)
     assert "Nothing is running" in first
     assert f'href="/runs/{run.pk}/">Nap #1</a>' in "".join(running)
     assert "Nothing is running" in "".join(finished)
+
+
+def test_the_dashboard_lists_an_approval_while_it_waits(layer, alice, executor):
+    from runs.engine import approvals
+
+    workflow = make_workflow(
+        "{slug: gate, name: Gate, steps: [{key: ask, kind: approval, message: 'Ship <it>?'}]}"
+    )
+    cookie = session_cookie(alice)
+
+    async def scenario():
+        ws = communicator("/ws/dashboard/?page=workflows", ORIGIN, cookie)
+        assert (await ws.connect())[0]
+        await ws.receive_from(timeout=10)
+        run = await asyncio.to_thread(start_run, workflow, executor)
+        listed = await receive_until(ws, lambda m: any("Ship &lt;it&gt;?" in x for x in m))
+        step = await asyncio.to_thread(lambda: run.steps.get(step_key="ask"))
+        await asyncio.to_thread(approvals.decide, step.pk, "approved", executor=executor)
+        gone = await receive_until(
+            ws, lambda m: any('id="waiting-approvals"' in x and " hidden" in x for x in m)
+        )
+        await ws.disconnect()
+        return run, listed, gone
+
+    run, listed, gone = asyncio.run(scenario())
+    assert f'href="/runs/{run.pk}/#step-ask"' in "".join(listed)
+    assert "Ship &lt;it&gt;?" not in gone[-1]

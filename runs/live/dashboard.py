@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from django.db.models import Max, QuerySet
 from django.template.loader import render_to_string
 
+from runs.engine.plan import plan_of
 from runs.for_workflows import with_runs
 from runs.live.publish import pack
 from runs.models import Run, StepRun, StepStatus
@@ -55,8 +56,15 @@ def waiting_approvals(workflows: QuerySet[Workflow]) -> Waiting:
     """
     waiting = StepRun.objects.filter(status=StepStatus.WAITING, run__workflow__in=workflows)
     steps = list(
-        waiting.select_related("run__workflow").order_by("-started_at", "-pk")[:WAITING_LIMIT]
+        waiting.select_related("run__workflow")
+        # A snapshot may be a megabyte: its message comes from the parsed
+        # plan, read once per run by this process (runs/engine/plan.py).
+        .defer("run__definition", "run__params")
+        .order_by("-started_at", "-pk")[:WAITING_LIMIT]
     )
+    for step in steps:
+        spec = plan_of(step.run).specs.get(step.step_key, {})
+        step.message = str((spec.get("config") or {}).get("message") or "")
     more = waiting.count() - len(steps) if len(steps) == WAITING_LIMIT else 0
     return Waiting(steps, more)
 
