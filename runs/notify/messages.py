@@ -60,12 +60,7 @@ def payload(run: Run) -> dict[str, Any]:
     """The webhook's JSON body, as a dict."""
     step = failed_step(run)
     return {
-        "workflow": run.workflow.slug,
-        "name": run.workflow.name,
-        "run": run.pk,
-        "number": run.number,
-        "status": run.status,
-        "trigger": run.trigger,
+        **_about(run),
         "failed_step": step.key if step else None,
         "url": run_url(run),
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
@@ -110,12 +105,8 @@ def _message(run: Run, step: StepRun) -> str:
     return ""
 
 
-def _iso(moment) -> str | None:
-    return moment.isoformat() if moment else None
-
-
-def approval_payload(run: Run, step: StepRun) -> dict[str, Any]:
-    """The webhook's JSON body when an approval step starts waiting."""
+def _about(run: Run) -> dict[str, Any]:
+    """What every webhook body says of its run first."""
     return {
         "workflow": run.workflow.slug,
         "name": run.workflow.name,
@@ -123,6 +114,17 @@ def approval_payload(run: Run, step: StepRun) -> dict[str, Any]:
         "number": run.number,
         "status": run.status,
         "trigger": run.trigger,
+    }
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def approval_payload(run: Run, step: StepRun) -> dict[str, Any]:
+    """The webhook's JSON body when an approval step starts waiting."""
+    return {
+        **_about(run),
         "step": step.step_key,
         "message": _message(run, step),
         "waiting_since": _iso(step.started_at),
