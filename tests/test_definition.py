@@ -179,6 +179,41 @@ def test_it_exports_yaml_that_imports_back_to_the_same_definition():
     assert "needs" not in exported.split("key: build")[1].split("key: lint")[0]
 
 
+def test_the_file_writes_fields_in_their_order_whatever_order_the_database_kept():
+    # PostgreSQL's jsonb gives a mapping's keys back shortest first.
+    definition = parse_yaml(
+        """
+        slug: ordered
+        params: [{name: day, type: string, default: today, description: Which day}]
+        schedules: [{name: nightly, cron: '0 3 * * *', timezone: Europe/Paris}]
+        steps:
+          - {key: fetch, kind: http, method: POST, url: 'https://example.org', body: x}
+        """
+    )
+    shuffled = {
+        **definition,
+        "params": [
+            dict(sorted(p.items(), key=lambda kv: (len(kv[0]), kv[0])))
+            for p in definition["params"]
+        ],
+        "schedules": [
+            dict(sorted(s.items(), key=lambda kv: (len(kv[0]), kv[0])))
+            for s in definition["schedules"]
+        ],
+        "steps": [
+            {**step, "config": dict(sorted(step["config"].items(), key=lambda kv: len(kv[0])))}
+            for step in definition["steps"]
+        ],
+    }
+
+    text = to_yaml(shuffled)
+
+    assert text == to_yaml(definition)
+    assert "- name: day\n  type: string\n  default: today\n" in text
+    assert "- name: nightly\n  cron: 0 3 * * *\n  timezone: Europe/Paris\n" in text
+    assert "  kind: http\n  method: POST\n  url: https://example.org\n" in text
+
+
 @pytest.mark.django_db
 def test_it_bumps_the_version_only_when_something_changed():
     text = "slug: v\nsteps: [{key: a, kind: shell, command: 'echo 1'}]"

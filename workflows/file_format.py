@@ -12,7 +12,12 @@ import yaml
 
 from workflows import bounded_yaml
 from workflows.definition import STEP_DEFAULTS, DefinitionError, clean_definition
+from workflows.kinds import KINDS
 from workflows.limits import FILE_MAX_BYTES, text_bytes
+from workflows.schedules import FIELDS as SCHEDULE_FIELDS
+
+# A parameter's fields as the file writes them (ParamSpec.to_dict's order).
+PARAM_FIELDS = ("name", "type", "default", "required", "choices", "description", "secret")
 
 
 def parse_yaml(text: str) -> dict[str, Any]:
@@ -54,7 +59,7 @@ def to_yaml(definition: dict[str, Any]) -> str:
     if definition.get("description"):
         data["description"] = definition["description"]
     if definition.get("params"):
-        data["params"] = definition["params"]
+        data["params"] = [_in_order(param, PARAM_FIELDS) for param in definition["params"]]
     if definition.get("timeout"):
         data["timeout"] = definition["timeout"]
     if definition.get("max_concurrent_runs"):
@@ -62,7 +67,7 @@ def to_yaml(definition: dict[str, Any]) -> str:
     if definition.get("on_busy", "queue") != "queue":
         data["on_busy"] = definition["on_busy"]
     if definition.get("schedules"):
-        data["schedules"] = definition["schedules"]
+        data["schedules"] = [_in_order(item, SCHEDULE_FIELDS) for item in definition["schedules"]]
     steps = []
     previous: list[str] = []
     for step in definition["steps"]:
@@ -70,7 +75,8 @@ def to_yaml(definition: dict[str, Any]) -> str:
         if step["name"] != step["key"]:
             item["name"] = step["name"]
         item["kind"] = step["kind"]
-        item.update(step["config"])
+        kind = KINDS.get(step["kind"])
+        item.update(_in_order(step["config"], kind.fields if kind else ()))
         if step["needs"] != previous:
             item["needs"] = step["needs"]
         for field, default in STEP_DEFAULTS.items():
@@ -80,6 +86,16 @@ def to_yaml(definition: dict[str, Any]) -> str:
         previous = [step["key"]]
     data["steps"] = steps
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+
+def _in_order(mapping: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """*mapping* with the fields of *order* first, in that order.
+
+    PostgreSQL's jsonb keeps a mapping's keys in an order of its own
+    (shortest first): the file reads the same whatever the database.
+    """
+    first = {field: mapping[field] for field in order if field in mapping}
+    return {**first, **{key: value for key, value in mapping.items() if key not in first}}
 
 
 class _Dumper(yaml.SafeDumper):
