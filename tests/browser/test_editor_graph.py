@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import make_workflow
+from tests.conftest import make_workflow, wait_for
 
 GRAPH = "svg[data-workflow-graph]"
 
@@ -169,7 +169,7 @@ def test_the_wheel_scrolls_the_page_and_ctrl_wheel_zooms(
 
     scrolled = page.evaluate("window.scrollY")
     page.mouse.wheel(0, 200)
-    page.wait_for_function(f"window.scrollY > {scrolled}")
+    wait_for(lambda: page.evaluate("() => window.scrollY") > scrolled, message="the page to scroll")
     assert node(page, "fetch").bounding_box()["width"] == pytest.approx(width, abs=0.5)
 
     frame = window.bounding_box()
