@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,9 +124,22 @@ def _no_content_security_policy_violations(request: pytest.FixtureRequest) -> It
 
 
 @pytest.fixture
-def server(daphne_server: str, transactional_db) -> str:
-    """The base URL of the running server; rows the test writes are committed."""
-    return daphne_server
+def server(daphne_server: str, transactional_db, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The base URL of the running server; rows the test writes are committed.
+
+    Every page is left before the test database is emptied: a live page's
+    websocket makes the server query as it goes, and on PostgreSQL such a
+    query can deadlock with the TRUNCATE that empties the tables.
+    """
+    browser = request.getfixturevalue("browser") if "browser" in request.fixturenames else None
+    yield daphne_server
+    if browser is None:
+        return
+    for context in browser.contexts:
+        for page in context.pages:
+            with contextlib.suppress(Exception):
+                page.goto("about:blank")
+    time.sleep(0.3)  # the server's consumers see their websockets close
 
 
 @pytest.fixture
