@@ -9,7 +9,7 @@ A person's role on a workflow is the highest of the grants
 every workflow; superusers are admins. The roles, least first:
 
 - viewer: sees the workflow, its runs and their logs;
-- operator: + starts, cancels and re-runs runs;
+- operator: + starts, cancels, pauses, resumes and re-runs runs;
 - editor: + changes, imports and deletes the workflow (code that the workers
   run); with the role on every workflow, also creates workflows;
 - admin: + manages users, groups and grants (in the admin site).
@@ -45,6 +45,7 @@ NEEDS = {
     "view": Role.VIEWER,
     "run": Role.OPERATOR,  # start, cancel, re-run
     "approve": Role.OPERATOR,  # approve or reject a waiting approval step
+    "pause": Role.OPERATOR,  # pause and resume a run
     "edit": Role.EDITOR,  # change, import over, delete
 }
 
@@ -52,6 +53,7 @@ REFUSALS = {
     "view": "You may not see this workflow.",
     "run": "Starting, cancelling and re-running runs of this workflow needs the operator role.",
     "approve": "Approving and rejecting the steps of this workflow's runs needs the operator role.",
+    "pause": "Pausing and resuming runs of this workflow needs the operator role.",
     "edit": "Changing this workflow needs the editor role on it.",
     "create": "Creating workflows needs the editor role on every workflow.",
 }
@@ -59,7 +61,10 @@ REFUSALS = {
 # What each role adds to the one before it, as the pages say it.
 ROLE_DUTIES = [
     (Role.VIEWER.label, "sees the workflow, its runs and their logs"),
-    (Role.OPERATOR.label, "also starts, cancels and re-runs its runs, and approves their steps"),
+    (
+        Role.OPERATOR.label,
+        "also starts, cancels, pauses and re-runs its runs, and approves their steps",
+    ),
     (Role.EDITOR.label, "also changes, imports over and deletes it"),
     (Role.ADMIN.label, "also manages users, groups and roles (on every workflow)"),
 ]

@@ -298,6 +298,15 @@ ORCH_KEEP_RUNS = env_int("ORCH_KEEP_RUNS", 0, minimum=0)
 # The most steps one workflow may have (import, editor and the command alike):
 # every run copies them all, and the editor draws every one.
 ORCH_MAX_STEPS = env_int("ORCH_MAX_STEPS", 1000, minimum=1)
+# Items of one map (a step with for_each): a longer list fails the step.
+ORCH_MAX_MAP_ITEMS = env_int("ORCH_MAX_MAP_ITEMS", 1000, minimum=1)
+# How deep workflow steps may call other workflows: a run started by a
+# workflow step of a run that is this many calls deep is not started.
+ORCH_MAX_WORKFLOW_DEPTH = env_int("ORCH_MAX_WORKFLOW_DEPTH", 5, minimum=1)
+# Items of a map running at once when its step sets no max_parallel: a map
+# feeds the executor (and Celery's queues) this many at a time, so other
+# runs' steps go between its items.
+ORCH_MAP_MAX_PARALLEL = env_int("ORCH_MAP_MAX_PARALLEL", 32, minimum=1)
 
 # Notifications by e-mail (docs/notifications.md): Django's default mailer,
 # an SMTP server named by the EMAIL_* variables.

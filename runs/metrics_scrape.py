@@ -55,7 +55,7 @@ class DatabaseCollector(Collector):
         counts = dict(
             Run.objects.active().values_list("status").annotate(count=Count("pk")).order_by()
         )
-        for status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        for status in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED):
             runs.add_metric([status.value], counts.get(status, 0))
         yield runs
 

@@ -12,6 +12,8 @@ from workflows.models import Workflow
 class RunStatus(models.TextChoices):
     QUEUED = "queued"
     RUNNING = "running"
+    # Nothing new starts; steps under way finish. Resume makes it running again.
+    PAUSED = "paused"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -44,6 +46,8 @@ class Trigger(models.TextChoices):
     API = "api", "API"
     CLI = "cli", "CLI"
     RERUN = "rerun", "Re-run"
+    # A step of another workflow's run (kind workflow) started it.
+    WORKFLOW = "workflow"
 
 
 class StopRequest(models.TextChoices):
@@ -61,6 +65,8 @@ class CancelSource(models.TextChoices):
     API = "api", "the API"
     # A newer trigger of a workflow whose on_busy is "replace".
     REPLACED = "replaced", "a newer run (on_busy: replace)"
+    # The run whose workflow step started it was cancelled or timed out.
+    CALLER = "caller", "the run that called it"
 
 
 RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
@@ -68,6 +74,13 @@ RUN_FINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLE
 # worker process: nobody heartbeats it, and it is not lost (see
 # runs/executors/celery.py).
 QUEUED = "queued"
+# StepRun.worker of a map's own step run while its items run: the engine
+# holds it, no process does (its items are the step runs processes execute).
+MAP_ITEMS = "map items"
+# StepRun.worker of a workflow step while the run it started goes on: the
+# engine ends it when that run ends (runs/engine/children.py); no process
+# holds it, so it is never lost.
+CHILD_RUN = "child run"
 STEP_FINAL = frozenset(
     {
         StepStatus.SUCCEEDED,
@@ -96,7 +109,7 @@ class Timed:
 
 class RunQuerySet(models.QuerySet):
     def active(self) -> RunQuerySet:
-        return self.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+        return self.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED])
 
     def finished(self) -> RunQuerySet:
         return self.filter(status__in=RUN_FINAL)
@@ -155,6 +168,23 @@ class Run(Timed, models.Model):
     trigger_detail = models.CharField(max_length=200, blank=True)
     # A webhook delivery's id, as its sender gave it.
     delivery_id = models.CharField(max_length=200, blank=True)
+    # Who paused it and when (set while it is paused).
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # The workflow's declared outputs, as this run gave them (set when it ends).
+    outputs = models.JSONField(default=dict, blank=True)
+    # A run started by a step of kind workflow: that step run, and how deep
+    # the chain of calling runs is (0 for a run nobody called).
+    parent_step = models.ForeignKey(
+        "StepRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="child_runs"
+    )
+    depth = models.PositiveSmallIntegerField(default=0)
 
     objects = RunQuerySet.as_manager()
 
@@ -231,6 +261,19 @@ class StepRun(Timed, models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_comment = models.TextField(blank=True)
+    # One item of a map (a step with for_each): the map's own step run, the
+    # item's place in the list, and the item as its steps get it ($ITEM).
+    # An item's step_key is "KEY[INDEX]".
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="items"
+    )
+    item_index = models.PositiveIntegerField(null=True, blank=True)
+    item = models.TextField(blank=True)
+    # A map of a re-run of failed steps: the map's step run in the run it
+    # re-runs, whose items that succeeded with the same item are reused.
+    items_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         ordering = ["position"]
@@ -243,6 +286,8 @@ class StepRun(Timed, models.Model):
             # its failed ones, and whether any is unfinished: a few index
             # entries, not every step run of the run.
             models.Index(fields=["run", "status", "position"], name="step_run_run_status"),
+            # A map's items by status: how many run, which start next.
+            models.Index(fields=["parent", "status", "item_index"], name="step_run_items"),
             # Approvals waiting, for the dashboard's panel and their timeouts.
             models.Index(
                 fields=["waiting_until"],

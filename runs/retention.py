@@ -166,6 +166,11 @@ def _delete_batch(run_ids: list[int]) -> Counts:
         for rows, field in _pointing_at(run_ids, models.SET_NULL):
             rows.update(**{field: None})
         StepRun.objects.filter(reused_from__run__in=run_ids).update(reused_from=None)
+        StepRun.objects.filter(items_from__run__in=run_ids).update(items_from=None)
+        # Runs another run's workflow step started outlive the step.
+        Run.objects.filter(parent_step__run__in=run_ids).update(parent_step=None)
+        # A map's items go in chunks of their own, perhaps after the map's row.
+        StepRun.objects.filter(run_id__in=run_ids, parent__isnull=False).update(parent=None)
     for lines, whole_step_runs in _log_line_chunks(_log_spans(run_ids)):
         with transaction.atomic():
             # LogLine has no dependent rows and no delete signals, so Django

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from runs import map_items
+from runs.map_items import ItemCounts
 from runs.models import Run
 from workflows.params import shown_value
 
@@ -13,6 +15,10 @@ def _time(value) -> str | None:
 
 
 def run_as_dict(run: Run) -> dict[str, Any]:
+    """The run and its steps; a map is one step, its items counted ("items")."""
+    steps = list(run.steps.filter(parent__isnull=True))
+    keys = map_items.map_keys(run)
+    counts = map_items.counts_of(step.pk for step in steps if step.step_key in keys)
     return {
         "id": run.pk,
         "number": run.number,
@@ -35,6 +41,11 @@ def run_as_dict(run: Run) -> dict[str, Any]:
                 "outputs": step.outputs,
                 "error": step.error,
             }
-            for step in run.steps.all()
+            | (
+                {"items": counts.get(step.pk, ItemCounts()).as_dict()}
+                if step.step_key in keys
+                else {}
+            )
+            for step in steps
         ],
     }

@@ -96,6 +96,7 @@ def workflow_form(workflow: Workflow, **changes) -> dict[str, str]:
             prefix + "retry_delay": str(step.retry_delay),
             prefix + "queue": step.queue,
             prefix + "secrets": json.dumps(step.secrets),
+            prefix + "max_parallel": str(step.max_parallel),
         }
         if step.continue_on_failure:
             data[prefix + "continue_on_failure"] = "on"
@@ -228,6 +229,7 @@ def test_it_creates_a_workflow_with_its_steps(admin_alice):
         "retry_delay": "1",
         "queue": "default",
         "secrets": "[]",
+        "max_parallel": "0",
     }
     form = {
         "slug": "fresh",

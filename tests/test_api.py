@@ -236,7 +236,9 @@ def test_a_bad_file_is_refused_with_field_errors_and_nothing_changes(alice, hell
     )
 
     assert status == 422
-    assert answer["errors"] == {"step greet.kind": "must be one of shell, http, wait, approval"}
+    assert answer["errors"] == {
+        "step greet.kind": "must be one of shell, http, wait, approval, workflow"
+    }
     assert broken == 422 and "not valid YAML" in json.dumps(broken_answer["errors"])
     assert stored() == before
 
@@ -593,7 +595,11 @@ def test_the_schema_lists_every_endpoint(alice_client):
         "/api/runs",
         "/api/runs/{run_id}",
         "/api/runs/{run_id}/steps/{key}/log",
+        "/api/runs/{run_id}/steps/{key}/items",
+        "/api/runs/{run_id}/steps/{key}/items/{index}/log",
         "/api/runs/{run_id}/cancel",
+        "/api/runs/{run_id}/pause",
+        "/api/runs/{run_id}/resume",
         "/api/runs/{run_id}/rerun",
         "/api/runs/{run_id}/steps/{key}/approve",
         "/api/runs/{run_id}/steps/{key}/reject",

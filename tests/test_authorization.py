@@ -32,7 +32,7 @@ from orchestrator_site.access import who_can
 from orchestrator_site.accounts.models import Grant, Role
 from orchestrator_site.api import tokens
 from runs.live.routing import websocket_urlpatterns
-from runs.models import LogLine, LogStream, Run, RunStatus
+from runs.models import LogLine, LogStream, Run, RunStatus, StepRun
 from tests.conftest import make_workflow, queued_run, steps_of
 
 PEOPLE = ("anonymous", "nobody", "viewer", "operator", "editor", "admin", "other")
@@ -116,11 +116,14 @@ ROUTES = {
     "runs:list": ({"GET"}, None, "signed in"),
     "runs:detail": ({"GET"}, "run", "view"),
     "runs:cancel": ({"POST"}, "run", "run"),
+    "runs:pause": ({"POST"}, "run", "run"),
+    "runs:resume": ({"POST"}, "run", "run"),
     "runs:rerun": ({"POST"}, "run", "run"),
     "runs:compare": ({"GET"}, "run pair", "view"),
     "runs:compare_pick": ({"GET"}, None, "signed in"),
     "runs:step_log_text": ({"GET"}, "run step", "view"),
     "runs:step_log": ({"GET"}, "run step", "view"),
+    "runs:step_items": ({"GET"}, "run map", "view"),
     "runs:step_approve": ({"POST"}, "run step", "run"),
     "runs:step_reject": ({"POST"}, "run step", "run"),
     "tokens": ({"GET", "POST"}, None, "signed in"),
@@ -135,7 +138,11 @@ ROUTES = {
     "api:runs": ({"GET"}, None, "api signed in"),
     "api:run": ({"GET"}, "run", "api view"),
     "api:step_log": ({"GET"}, "run step", "api view"),
+    "api:step_items": ({"GET"}, "run map", "api view"),
+    "api:item_log": ({"GET"}, "run item", "api view"),
     "api:run_cancel": ({"POST"}, "run", "api run"),
+    "api:run_pause": ({"POST"}, "run", "api run"),
+    "api:run_resume": ({"POST"}, "run", "api run"),
     "api:run_rerun": ({"POST"}, "run", "api run"),
     "api:step_approve": ({"POST"}, "run step", "api run"),
     "api:step_reject": ({"POST"}, "run step", "api run"),
@@ -171,6 +178,7 @@ name: Pipeline
 steps:
   - {key: build, kind: shell, command: echo building}
   - {key: test, kind: shell, command: echo testing, needs: [build]}
+  - {key: each, kind: shell, for_each: [a], command: echo "$ITEM", needs: [build]}
 """
 
 
@@ -204,6 +212,17 @@ def world(db, no_executor):
     other = make_workflow({"slug": "other", "name": "Other"})
     run = queued_run(workflow)
     Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+    each = steps_of(run)["each"]
+    StepRun.objects.create(
+        run=run,
+        step_key="each[0]",
+        name="each [0]",
+        kind="shell",
+        position=each.position,
+        parent=each,
+        item_index=0,
+        item="a",
+    )
     LogLine.objects.create(
         step_run=steps_of(run)["build"],
         seq=1,
@@ -233,6 +252,8 @@ def _url(name: str, names: str | None, world) -> str:
         "step": {"slug": "pipeline", "key": "build"},
         "run": {"run_id": world["run"].pk},
         "run step": {"run_id": world["run"].pk, "key": "build"},
+        "run map": {"run_id": world["run"].pk, "key": "each"},
+        "run item": {"run_id": world["run"].pk, "key": "each", "index": 0},
         "run pair": {"run_id": world["run"].pk, "other_id": world["run"].pk},
         "hook": {"token": "no-such-hook"},
         "schedule": {"slug": "pipeline", "name": "nightly"},

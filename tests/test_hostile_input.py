@@ -81,7 +81,7 @@ def test_it_answers_an_unknown_kind_on_the_step_form_as_plain_text(alice_client,
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response.content.decode() == (
-        "Unknown step kind '<script>alert(1)</script>'; use shell, http, wait, approval."
+        "Unknown step kind '<script>alert(1)</script>'; use shell, http, wait, approval, workflow."
     )
     assert stored() == before
 
@@ -98,7 +98,7 @@ def test_it_answers_an_unknown_kind_on_save_as_plain_text_cut_short(alice_client
     assert response["Content-Type"] == "text/plain; charset=utf-8"
     assert response.content.decode() == (
         "Unknown step kind '<img src=x onerror=alert(1)>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'… "
-        "(100,028 characters); use shell, http, wait, approval."
+        "(100,028 characters); use shell, http, wait, approval, workflow."
     )
     assert stored() == before
 
@@ -568,7 +568,7 @@ def test_the_editor_refuses_a_step_that_takes_the_workflow_past_1_mib(alice_clie
 
     assert response.status_code == 200
     assert (
-        '<p class="field-error" role="alert">workflow: its text comes to 1,050,523 bytes once '
+        '<p class="field-error" role="alert">workflow: its text comes to 1,050,882 bytes once '
         "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)</p>"
     ) in response.content.decode()
     assert stored() == before
@@ -660,7 +660,7 @@ def test_the_settings_form_says_when_defaults_take_the_workflow_past_1_mib(alice
 
     assert response.status_code == 200
     assert (
-        '<p class="field-error" role="alert">workflow: its text comes to 1,055,092 bytes once '
+        '<p class="field-error" role="alert">workflow: its text comes to 1,055,429 bytes once '
         "aliases are expanded; a workflow may be at most 1 MiB (1,048,576 bytes)"
     ) in response.content.decode()
     assert stored() == before

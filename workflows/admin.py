@@ -17,6 +17,8 @@ from workflows.models import Step, Workflow
 
 # The step fields the admin edits: the file format's, with the kind's as one config.
 STEP_FIELDS = (*FILE_STEP_FIELDS[:3], "config", *FILE_STEP_FIELDS[3:])
+# The file's name of a field where the model's differs.
+MODEL_FIELDS = {"if": "condition"}
 
 
 class StepFormSet(BaseInlineFormSet):
@@ -49,7 +51,11 @@ class StepFormSet(BaseInlineFormSet):
             "on_busy": workflow.on_busy,
             "schedules": workflow.schedules,
             "steps": [
-                {field: form.cleaned_data.get(field) for field in STEP_FIELDS} for form in forms
+                {
+                    field: form.cleaned_data.get(MODEL_FIELDS.get(field, field))
+                    for field in STEP_FIELDS
+                }
+                for form in forms
             ],
         }
         try:
@@ -63,12 +69,13 @@ class StepFormSet(BaseInlineFormSet):
             form.instance.name = step["name"]
             form.instance.needs = step["needs"]
             form.instance.config = step["config"]
+            form.instance.condition = step["if"]
 
 
 class StepInline(admin.TabularInline):
     model = Step
     formset = StepFormSet
-    fields = ("position", *STEP_FIELDS)
+    fields = ("position", *(MODEL_FIELDS.get(field, field) for field in STEP_FIELDS))
     ordering = ("position", "id")
     extra = 0
 

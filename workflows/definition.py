@@ -11,8 +11,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.conf import settings
+
+from workflows.conditions import ConditionError, ConditionScope
+from workflows.conditions import clean as clean_condition
 from workflows.kinds import KINDS
-from workflows.kinds.base import ConfigError, PlaceholderScope
+from workflows.kinds.base import PARAM_REF_RE, PLACEHOLDER_RE, ConfigError, PlaceholderScope
 from workflows.limits import (
     CONCURRENT_RUNS_MAX,
     DESCRIPTION_MAX,
@@ -31,9 +35,10 @@ from workflows.limits import (
     unstorable,
 )
 from workflows.models import OnBusy, RunIf
-from workflows.params import clean_declarations, env_suffix
+from workflows.params import Param, clean_declarations, env_suffix
 from workflows.schedules import clean_schedules
 from workflows.secret_store import SECRETS_PER_STEP_MAX, name_problem
+from workflows.workflow_outputs import clean_outputs
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 # SLUG_RE in words, for the person who typed a key or a slug it refuses.
@@ -50,6 +55,7 @@ WORKFLOW_FIELDS = (
     "max_concurrent_runs",
     "on_busy",
     "schedules",
+    "outputs",
     "steps",
 )
 STEP_FIELDS = (
@@ -58,21 +64,27 @@ STEP_FIELDS = (
     "kind",
     "needs",
     "run_if",
+    "if",
     "timeout",
     "retries",
     "retry_delay",
     "continue_on_failure",
     "queue",
     "secrets",
+    "for_each",
+    "max_parallel",
 )
 STEP_DEFAULTS = {
     "run_if": RunIf.SUCCESS.value,
+    "if": "",
     "timeout": 0,
     "retries": 0,
     "retry_delay": 1,
     "continue_on_failure": False,
     "queue": "default",
     "secrets": [],
+    "for_each": None,
+    "max_parallel": 0,
 }
 WHERE_MAX = 300  # "step KEY.FIELD": a key has 100 characters, a field name is cut to 60
 SLUG_RULE = f"is required: {KEY_RULE}"
@@ -144,7 +156,11 @@ def clean_definition(data: Any) -> dict[str, Any]:
         )
         steps_data = []
     scope_params = frozenset(p.name for p in params)
-    steps = _clean_steps(steps_data, scope_params, field_error)
+    secret_params = frozenset(p.name for p in params if p.secret)
+    steps = _clean_steps(steps_data, scope_params, field_error, secret_params=secret_params)
+    _clean_conditions(steps, params, field_error)
+    outputs, output_errors = clean_outputs(data.get("outputs"), params, steps, KINDS)
+    errors.extend(output_errors)
     schedules, schedule_errors = clean_schedules(data.get("schedules"), params)
     errors.extend(schedule_errors)
     if errors:
@@ -158,11 +174,14 @@ def clean_definition(data: Any) -> dict[str, Any]:
         "max_concurrent_runs": max_runs,
         "on_busy": on_busy,
         "schedules": schedules,
+        "outputs": outputs,
         "steps": steps,
     }
 
 
-def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
+def _clean_steps(
+    steps_data, param_names, field_error, *, secret_params=frozenset()
+) -> list[dict[str, Any]]:
     steps: list[dict[str, Any]] = []
     position_of: dict[str, int] = {}
     ancestors_of: dict[str, set[str]] = {}
@@ -246,6 +265,7 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
         if run_if not in RunIf.values:
             error("run_if", f"must be one of {', '.join(RunIf.values)}")
         step["run_if"] = run_if
+        step["if"] = raw.get("if")  # read by _clean_conditions, once every step is known
         step["timeout"] = _seconds(raw.get("timeout", 0), "timeout", error)
         retries = raw.get("retries", 0)
         if not _is_int(retries) or not 0 <= retries <= MAX_RETRIES:
@@ -263,6 +283,9 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
             )
         step["queue"] = queue
         step["secrets"] = _secret_names(raw.get("secrets", []), error)
+        step["for_each"], step["max_parallel"] = _clean_map(
+            raw, kind, param_names - secret_params, ancestors, error
+        )
         if kind.waits_for_person:
             # A rejection or a timeout must never let what follows run as if approved.
             if continue_on_failure is True:
@@ -271,6 +294,8 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
                 error("retries", "an approval step is decided once: it has no retries")
             if step["secrets"]:
                 error("secrets", "an approval step runs nothing that could use a secret")
+        if getattr(kind, "runs_workflow", False):
+            _check_call(step, raw, secret_params, error)
         oversized = _oversized_text(config, kind.fields)
         for field, limit in oversized:
             error(field, f"must be at most {limit:,} characters")
@@ -285,6 +310,99 @@ def _clean_steps(steps_data, param_names, field_error) -> list[dict[str, Any]]:
         ancestors_of[key] = ancestors
         steps.append(step)
     return steps
+
+
+# A map's for_each: a parameter or an upstream step's output holding a JSON list.
+FOR_EACH_RE = re.compile(
+    r"^(?:params\.(?P<param>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|steps\.(?P<step>[a-z0-9][a-z0-9_-]*)\.outputs\.(?P<output>[A-Za-z_][A-Za-z0-9_-]*))$"
+)
+MAX_PARALLEL_MAX = 1000
+
+
+def _clean_map(raw, kind, param_names, ancestors, error) -> tuple[Any, int]:
+    """A step's for_each and max_parallel: (None, 0) for a step that is no map."""
+    source = raw.get("for_each")
+    max_parallel = raw.get("max_parallel", 0)
+    if not _is_int(max_parallel) or not 0 <= max_parallel <= MAX_PARALLEL_MAX:
+        error(
+            "max_parallel",
+            f"must be a whole number from 0 to {MAX_PARALLEL_MAX:,}; 0 for the "
+            "ORCH_MAP_MAX_PARALLEL setting",
+        )
+        max_parallel = 0
+    if source is None:
+        if max_parallel:
+            error("max_parallel", "applies to a map: set for_each too")
+        return None, 0
+    if kind.waits_for_person or getattr(kind, "runs_workflow", False):
+        error("for_each", f"a step of kind {kind.name} cannot be a map")
+    elif isinstance(source, list):
+        limit = settings.ORCH_MAX_MAP_ITEMS
+        if len(source) > limit:
+            error(
+                "for_each",
+                f"lists {len(source):,} items, over the limit of {limit:,} (ORCH_MAX_MAP_ITEMS)",
+            )
+    elif not isinstance(source, str) or not (match := FOR_EACH_RE.match(source.strip())):
+        error(
+            "for_each",
+            "must be a list, params.NAME or steps.KEY.outputs.NAME (a JSON list to map over)",
+        )
+    elif match["param"] and match["param"] not in param_names:
+        error("for_each", f"names params.{match['param']}, which is not a (non-secret) parameter")
+    elif match["step"] and match["step"] not in ancestors:
+        error(
+            "for_each",
+            f"names step {match['step']}, which is not a step this one needs (directly or not)",
+        )
+    else:
+        source = source.strip()
+    return source, max_parallel
+
+
+def _clean_conditions(steps: list[dict[str, Any]], params: list[Param], field_error) -> None:
+    """Read each step's ``if:`` and check what it names (workflows.conditions).
+
+    A second pass: the check needs the kinds of the steps above, and says
+    when a step named exists but is not upstream.
+    """
+    declared = {param.name: param for param in params}
+    outputs_of = {step["key"]: KINDS[step["kind"]].outputs for step in steps}
+    ancestors_of: dict[str, set[str]] = {}
+    for step in steps:
+        ancestors = set(step["needs"]).union(*(ancestors_of.get(n, ()) for n in step["needs"]))
+        ancestors_of[step["key"]] = ancestors
+        if step["if"] in (None, ""):
+            step["if"] = ""
+            continue
+        upstream = {key: outputs_of.get(key) for key in ancestors}
+        scope = ConditionScope(declared, upstream, outputs_of, step["key"])
+        try:
+            step["if"] = clean_condition(step["if"], scope)
+        except ConditionError as exc:
+            field_error(f"step {step['key']}.if", str(exc))
+
+
+def _check_call(step: dict[str, Any], raw: dict[str, Any], secret_params, error) -> None:
+    """What a workflow step (it starts a run of another workflow) cannot have.
+
+    It waits for that run: the called workflow's own timeout bounds it, and
+    a failed call is tried again by re-running the run. What it passes is
+    shown on the called run's page: never a secret.
+    """
+    if step["retries"]:
+        error("retries", "a workflow step is not retried: re-run the run instead")
+    if step["timeout"]:
+        error("timeout", "a workflow step has no timeout: set one on the called workflow")
+    if step["secrets"]:
+        error("secrets", "a workflow step passes parameters, never secrets")
+    given = raw.get("params")
+    for name, value in given.items() if isinstance(given, dict) else ():
+        for match in PLACEHOLDER_RE.finditer(value if isinstance(value, str) else ""):
+            param = PARAM_REF_RE.match(match.group(1))
+            if param and param.group(1) in secret_params:
+                error(f"params.{name}", f"passes secret parameter {param.group(1)}: never shown")
 
 
 def _secret_names(names: Any, error) -> list[str]:

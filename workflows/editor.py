@@ -45,11 +45,12 @@ class ReplaceNotConfirmed(Exception):
         super().__init__(f"Importing would replace “{workflow.name}”: confirm first.")
 
 
-def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
+def _change(workflow: Workflow, version: int, edit, *, owner=None, by=None) -> Workflow:
     """Apply *edit* to a copy of the saved definition, validate, save.
 
     *edit* receives the definition (a dict it may change in place) and may
     raise ChangeRefused. DefinitionError propagates with every problem.
+    *by* is the person making the change (see store.save_definition).
     """
     with transaction.atomic():
         locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
@@ -58,7 +59,7 @@ def _change(workflow: Workflow, version: int, edit, *, owner=None) -> Workflow:
         definition = copy.deepcopy(locked.definition())
         definition.pop("version")
         edit(definition)
-        saved, _ = save_definition(clean_definition(definition), owner=owner)
+        saved, _ = save_definition(clean_definition(definition), owner=owner, by=by)
     return saved
 
 
@@ -91,7 +92,7 @@ def import_definition(
             and not same_definition(existing.definition(), definition)
         ):
             raise ReplaceNotConfirmed(existing)
-        return save_definition(definition, owner=owner, imported=True)
+        return save_definition(definition, owner=owner, imported=True, by=owner)
 
 
 def reorder(workflow: Workflow, version: int, keys: list[str]) -> Workflow:
@@ -138,7 +139,7 @@ def move(workflow: Workflow, version: int, key: str, offset: int) -> Workflow:
 
 
 def save_step(
-    workflow: Workflow, version: int, original_key: str | None, step: dict[str, Any]
+    workflow: Workflow, version: int, original_key: str | None, step: dict[str, Any], *, by=None
 ) -> Workflow:
     """Add a step (original_key None: at the end) or replace one.
 
@@ -160,7 +161,7 @@ def save_step(
                     step.get("key") if need == original_key else need for need in other["needs"]
                 ]
 
-    return _change(workflow, version, edit)
+    return _change(workflow, version, edit, by=by)
 
 
 def delete_step(workflow: Workflow, version: int, key: str) -> Workflow:
@@ -248,16 +249,20 @@ def _step(steps: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
     return steps[key]
 
 
-def save_settings(workflow: Workflow, version: int, settings: dict[str, Any]) -> Workflow:
-    """Change the name, description, params, timeout or concurrency limit."""
+def save_settings(
+    workflow: Workflow, version: int, settings: dict[str, Any], *, by=None
+) -> Workflow:
+    """Change the name, description, params, outputs, timeout or concurrency limit."""
 
     def edit(definition):
         definition.update(settings)
 
-    return _change(workflow, version, edit)
+    return _change(workflow, version, edit, by=by)
 
 
-def replace_definition(workflow: Workflow, version: int, definition: dict[str, Any]) -> Workflow:
+def replace_definition(
+    workflow: Workflow, version: int, definition: dict[str, Any], *, by=None
+) -> Workflow:
     """Put a whole validated definition (the editor's YAML tab) in place of the saved one.
 
     A change like the others: made on *version*, refused when stale. The
@@ -279,7 +284,7 @@ def replace_definition(workflow: Workflow, version: int, definition: dict[str, A
         current.clear()
         current.update(definition)
 
-    return _change(workflow, version, edit)
+    return _change(workflow, version, edit, by=by)
 
 
 def step_errors(error: DefinitionError, key: str, index: int) -> dict[str, str]:

@@ -7,12 +7,14 @@ would import from YAML.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.http import QueryDict
 
 from workflows.definition import STEP_DEFAULTS
 from workflows.models import RunIf
+from workflows.workflow_outputs import outputs_from_text, outputs_text
 
 NUMBER_FIELDS = ("timeout", "retries", "retry_delay", "seconds")
 
@@ -25,13 +27,15 @@ def step_from_post(post: QueryDict, kind: str) -> dict[str, Any]:
         "kind": kind,
         "needs": post.getlist("needs"),
         "run_if": post.get("run_if", RunIf.SUCCESS),
+        "if": post.get("if", "").strip(),
         "continue_on_failure": post.get("continue_on_failure") == "on",
         "queue": post.get("queue", "").strip() or "default",
         # Names, comma- or space-separated; the validator checks each.
         "secrets": post.get("secrets", "").replace(",", " ").split(),
     }
-    for field in ("timeout", "retries", "retry_delay"):
+    for field in ("timeout", "retries", "retry_delay", "max_parallel"):
         step[field] = _number(post.get(field, ""), STEP_DEFAULTS[field])
+    step["for_each"] = _list_or_reference(post.get("for_each", ""))
     if kind == "shell":
         step["command"] = post.get("command", "").replace("\r\n", "\n")
     elif kind == "http":
@@ -46,6 +50,9 @@ def step_from_post(post: QueryDict, kind: str) -> dict[str, Any]:
         step["seconds"] = _number(post.get("seconds", ""), None)
     elif kind == "approval":
         step["message"] = post.get("message", "").replace("\r\n", "\n")
+    elif kind == "workflow":
+        step["workflow"] = post.get("workflow", "").strip()
+        step["params"] = _headers(post.get("call_params", ""))
     return step
 
 
@@ -64,12 +71,15 @@ def form_values(step: dict[str, Any]) -> dict[str, Any]:
         "kind": step.get("kind", "shell"),
         "needs": list(step.get("needs") or []),
         "run_if": step.get("run_if", RunIf.SUCCESS),
+        "if": step.get("if") or "",
         "timeout": step.get("timeout", 0),
         "retries": step.get("retries", 0),
         "retry_delay": step.get("retry_delay", 1),
         "continue_on_failure": step.get("continue_on_failure", False),
         "queue": step.get("queue", "default"),
         "secrets": ", ".join(step.get("secrets") or []),
+        "for_each": _list_text(step.get("for_each")),
+        "max_parallel": step.get("max_parallel", 0),
         "command": config.get("command", ""),
         "method": config.get("method", "GET"),
         "url": config.get("url", ""),
@@ -80,7 +90,35 @@ def form_values(step: dict[str, Any]) -> dict[str, Any]:
         "log_headers": config.get("log_headers", False),
         "seconds": config.get("seconds", ""),
         "message": config.get("message", ""),
+        "workflow": config.get("workflow", ""),
+        "call_params": _lines(config.get("params") if step.get("kind") == "workflow" else None),
     }
+
+
+def _lines(mapping) -> str:
+    """A mapping as "name: value" lines (a refused field comes back as it was)."""
+    if not isinstance(mapping, dict):
+        return mapping if isinstance(mapping, str) else ""
+    return "\n".join(f"{name}: {value}" for name, value in mapping.items())
+
+
+def _list_or_reference(text: str) -> Any:
+    """The for_each field: a JSON list as a list, a reference as text, empty as None."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text  # the validator says what it must be
+    return text
+
+
+def _list_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value) if isinstance(value, list) else str(value)
 
 
 def _number(text: str, default):
@@ -144,6 +182,8 @@ def settings_from_post(post: QueryDict) -> dict[str, Any]:
         "max_concurrent_runs": _number(post.get("max_concurrent_runs", ""), 0),
         "on_busy": post.get("on_busy", "queue"),
         "params": params,
+        # One "name: reference" per line.
+        "outputs": outputs_from_text(post.get("outputs", "")),
     }
 
 
@@ -172,15 +212,18 @@ def settings_values(settings: dict[str, Any]) -> dict[str, Any]:
         "max_concurrent_runs": settings.get("max_concurrent_runs") or "",
         "on_busy": settings.get("on_busy") or "queue",
         "params": rows,
+        "outputs": outputs_text(settings.get("outputs") or {}),
     }
 
 
 def settings_errors(errors: list[tuple[str, str]]) -> dict[str, Any]:
     """Validator errors on the settings, by field; parameter errors as one list."""
-    fields: dict[str, Any] = {"params": []}
+    fields: dict[str, Any] = {"params": [], "outputs": []}
     for where, message in errors:
         if where.startswith("params"):
             fields["params"].append(f"{where.removeprefix('params').lstrip('.')}: {message}")
+        elif where.startswith("outputs"):
+            fields["outputs"].append(f"{where}: {message}")
         elif where in ("name", "description", "timeout", "max_concurrent_runs", "on_busy"):
             fields.setdefault(where, message)
         else:

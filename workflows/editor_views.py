@@ -150,7 +150,7 @@ def step_save(request: HttpRequest, slug: str, key: str | None = None) -> HttpRe
         return _unknown_kind(kind)
     step = step_from_post(request.POST, kind)
     try:
-        editor.save_step(workflow, _version(request), key, step)
+        editor.save_step(workflow, _version(request), key, step, by=request.user)
     except (editor.ChangeRefused, editor.StaleVersion) as exc:
         return _refused(request, workflow, exc)
     except DefinitionError as exc:
@@ -213,7 +213,7 @@ def workflow_settings(request: HttpRequest, slug: str) -> HttpResponse:
     workflow = get_workflow_for_user(request, slug, "edit")
     settings = settings_from_post(request.POST)
     try:
-        workflow = editor.save_settings(workflow, _version(request), settings)
+        workflow = editor.save_settings(workflow, _version(request), settings, by=request.user)
     except editor.StaleVersion as exc:
         errors = {"params": [], "form": str(exc)}
     except DefinitionError as exc:

@@ -68,6 +68,8 @@ def to_yaml(definition: dict[str, Any]) -> str:
         data["on_busy"] = definition["on_busy"]
     if definition.get("schedules"):
         data["schedules"] = [_in_order(item, SCHEDULE_FIELDS) for item in definition["schedules"]]
+    if definition.get("outputs"):
+        data["outputs"] = dict(definition["outputs"])
     steps = []
     previous: list[str] = []
     for step in definition["steps"]:
@@ -80,7 +82,7 @@ def to_yaml(definition: dict[str, Any]) -> str:
         if step["needs"] != previous:
             item["needs"] = step["needs"]
         for field, default in STEP_DEFAULTS.items():
-            if step[field] != default:
+            if step.get(field, default) != default:
                 item[field] = step[field]
         steps.append(item)
         previous = [step["key"]]

@@ -41,6 +41,9 @@ class Workflow(models.Model):
     on_busy = models.CharField(max_length=10, choices=OnBusy, default=OnBusy.QUEUE)
     # When runs start by themselves, as validated by workflows.schedules.
     schedules = models.JSONField(default=list, blank=True)
+    # What a run of it gives back (run page, API, a calling workflow step):
+    # output name -> where its value comes from ("steps.KEY.outputs.NAME").
+    outputs = models.JSONField(default=dict, blank=True)
     version = models.PositiveIntegerField(default=1)
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -70,6 +73,7 @@ class Workflow(models.Model):
             "max_concurrent_runs": self.max_concurrent_runs,
             "on_busy": self.on_busy,
             "schedules": list(self.schedules or []),
+            "outputs": dict(self.outputs or {}),
             "steps": [step.definition() for step in self.steps.all()],
         }
 
@@ -90,6 +94,14 @@ class Step(models.Model):
     queue = models.CharField(max_length=100, default="default")
     # Names of the secrets the step uses; their values are in Secret.
     secrets = models.JSONField(default=list, blank=True)
+    # The step's `if:`: an expression over parameters and upstream outputs
+    # (workflows/conditions.py); "" runs it whenever run_if holds.
+    condition = models.TextField(blank=True)
+    # A map: run the step once per item of this list (a reference such as
+    # "steps.KEY.outputs.NAME" or "params.NAME", or a literal list); None: once.
+    for_each = models.JSONField(null=True, blank=True)
+    # At most this many items of a map at once (0: as many as the executor takes).
+    max_parallel = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["position", "id"]
@@ -113,6 +125,9 @@ class Step(models.Model):
             "continue_on_failure": self.continue_on_failure,
             "queue": self.queue,
             "secrets": list(self.secrets),
+            "if": self.condition,
+            "for_each": self.for_each,
+            "max_parallel": self.max_parallel,
             "config": dict(self.config),
         }
 

@@ -35,6 +35,7 @@ class StepCard(TypedDict):
     first: bool
     last: bool
     run_if: str  # said only when it is not the default (when everything before succeeded)
+    condition: SafeString  # its if:, "" for none
     timeout: float
     retries: int
     continue_on_failure: bool
@@ -59,6 +60,7 @@ def step_cards(
             first=index == 1,
             last=index == len(steps),
             run_if="" if step.run_if == RunIf.SUCCESS else step.get_run_if_display(),
+            condition=escape(step.condition),
             timeout=step.timeout,
             retries=step.retries,
             continue_on_failure=step.continue_on_failure,

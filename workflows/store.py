@@ -11,6 +11,8 @@ from typing import Any
 from django.db import connection, transaction
 
 from orchestrator_site.accounts import audit
+from workflows.calls import check_calls
+from workflows.definition import STEP_DEFAULTS
 from workflows.models import Step, Workflow
 
 
@@ -47,12 +49,13 @@ def _only_reordered(saved: dict[str, Any], definition: dict[str, Any]) -> bool:
 
 # What a definition written before a workflow field existed (a run's
 # snapshot, say) had instead of it: its default.
-WORKFLOW_DEFAULTS: dict[str, Any] = {"on_busy": "queue", "schedules": []}
+WORKFLOW_DEFAULTS: dict[str, Any] = {"on_busy": "queue", "schedules": [], "outputs": {}}
 
 
 def completed(definition: dict[str, Any]) -> dict[str, Any]:
-    """*definition* with the workflow fields it predates at their defaults."""
-    return {**WORKFLOW_DEFAULTS, **definition}
+    """*definition* with the workflow and step fields it predates at their defaults."""
+    steps = [{**STEP_DEFAULTS, **step} for step in definition.get("steps", [])]
+    return {**WORKFLOW_DEFAULTS, **definition, "steps": steps}
 
 
 def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -65,13 +68,15 @@ def same_definition(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 @transaction.atomic
 def save_definition(
-    definition: dict[str, Any], *, owner=None, imported: bool = False
+    definition: dict[str, Any], *, owner=None, imported: bool = False, by=None
 ) -> tuple[Workflow, bool]:
     """Create or replace the workflow with this definition's slug.
 
     The version goes up by one when anything changed; an identical
     definition changes nothing. Returns the workflow and whether it changed.
-    The audit log says what changed (*imported*: from a file).
+    The audit log says what changed (*imported*: from a file). Its
+    workflow steps are checked against the saved workflows (calls.py), for
+    the person saving, *by*; DefinitionError says what they cannot call.
     """
     workflow = Workflow.objects.select_for_update().filter(slug=definition["slug"]).first()
     saved = None
@@ -82,6 +87,7 @@ def save_definition(
         if _only_reordered(saved, definition):
             save_order(workflow, [step["key"] for step in definition["steps"]])
             return workflow, True
+    check_calls(definition, saved, by=by)
     fields = {
         "name": definition["name"],
         "description": definition["description"],
@@ -90,6 +96,7 @@ def save_definition(
         "max_concurrent_runs": definition["max_concurrent_runs"],
         "on_busy": definition["on_busy"],
         "schedules": definition.get("schedules", []),
+        "outputs": definition.get("outputs", {}),
     }
     if workflow is None:
         workflow = Workflow.objects.create(slug=definition["slug"], owner=owner, **fields)
@@ -115,6 +122,9 @@ def save_definition(
             continue_on_failure=step["continue_on_failure"],
             queue=step["queue"],
             secrets=step["secrets"],
+            condition=step.get("if", ""),
+            for_each=step.get("for_each"),
+            max_parallel=step.get("max_parallel", 0),
         )
         for position, step in enumerate(definition["steps"])
     )

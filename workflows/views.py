@@ -90,7 +90,12 @@ def workflow_duplicate(request: HttpRequest, slug: str) -> HttpResponse:
         where, problem = exc.errors[0]
         messages.error(request, f"“{original.name}” cannot be copied: {where}: {problem}")
         return redirect("workflows:editor", original.slug)
-    workflow, _ = save_definition(definition, owner=request.user)
+    try:
+        workflow, _ = save_definition(definition, owner=request.user, by=request.user)
+    except DefinitionError as exc:  # a workflow step the person may not call
+        where, problem = exc.errors[0]
+        messages.error(request, f"“{original.name}” cannot be copied: {where}: {problem}")
+        return redirect("workflows:editor", original.slug)
     messages.success(request, f"“{original.name}” copied; this is the copy.")
     return redirect("workflows:editor", workflow.slug)
 
@@ -242,6 +247,7 @@ def _settings_of(workflow: Workflow) -> dict[str, Any]:
         "max_concurrent_runs": workflow.max_concurrent_runs,
         "on_busy": workflow.on_busy,
         "params": workflow.params,
+        "outputs": workflow.outputs,
     }
 
 
@@ -268,8 +274,8 @@ def _step_form(steps, editing, adding, values, errors) -> dict[str, Any]:
 def _graph(steps: list[Step]) -> dict[str, Any]:
     """Nodes and edges for static/js/graph.js.
 
-    What changes when a step runs (run_if, retries, continue_on_failure) is
-    sent only when it is not the default, which graph.js assumes.
+    What changes when a step runs (run_if, retries, continue_on_failure,
+    for_each) is sent only when it is not the default, which graph.js assumes.
     """
     return {
         "nodes": [_graph_node(step) for step in steps],
@@ -285,4 +291,6 @@ def _graph_node(step: Step) -> dict[str, Any]:
         node["retries"] = step.retries
     if step.continue_on_failure:
         node["continue_on_failure"] = True
+    if step.for_each is not None:
+        node["for_each"] = True
     return node

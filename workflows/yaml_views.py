@@ -65,7 +65,7 @@ def workflow_yaml(request: HttpRequest, slug: str) -> HttpResponse:
     text = request.POST.get("yaml", "").replace("\r\n", "\n")
     version = _version(request)
     try:
-        saved = editor.replace_definition(workflow, version, parse_yaml(text))
+        saved = editor.replace_definition(workflow, version, parse_yaml(text), by=request.user)
     except editor.StaleVersion as exc:
         notice = {"text": str(exc), "level": "error"}
         return _refused(request, workflow, YamlForm(text, version, notice=notice, unsaved=True))

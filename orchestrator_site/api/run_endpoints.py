@@ -1,8 +1,9 @@
-"""The API's runs: list, status and steps, a step's log lines, cancel, re-run, approve."""
+"""The API's runs: list, status and steps, a step's log lines, cancel, pause, re-run, approve."""
 
 from __future__ import annotations
 
 from django.http import Http404, HttpRequest
+from django.urls import reverse
 from ninja import Header, Query, Router
 
 from orchestrator_site import access
@@ -15,9 +16,10 @@ from orchestrator_site.api.answers import (
     too_many,
 )
 from orchestrator_site.api.schemas import DecisionRequest, RerunRequest
-from runs import engine
+from runs import engine, map_items
 from runs.engine import approvals
 from runs.executors import get_executor
+from runs.map_items import ItemCounts
 from runs.models import (
     CancelSource,
     Decision,
@@ -36,6 +38,8 @@ router = Router()
 
 RUNS_MAX = 100
 LOG_LINES_MAX = 5000
+ITEMS_MAX = 200  # a map's items in one answer
+ITEM_CHARS = 1000  # of an item's text in a list of them
 
 
 @router.get("/runs", url_name="runs")
@@ -71,7 +75,12 @@ def get_run(request: HttpRequest, run_id: int):
 
 
 def run_detail(request: HttpRequest, run: Run) -> dict:
-    steps = list(run.steps.select_related("decided_by").order_by("position"))
+    # A map's items are counted in its step ("items"), listed by the items endpoint.
+    steps = list(
+        run.steps.filter(parent__isnull=True).select_related("decided_by").order_by("position")
+    )
+    children = _children_of(steps)
+    maps = _maps_of(run, steps)
     return {
         **run_summary(request, run),
         "workflow": run.workflow.slug,
@@ -83,13 +92,53 @@ def run_detail(request: HttpRequest, run: Run) -> dict:
         "error": run.error,
         "rerun_of": run.rerun_of_id,
         "stop_requested": bool(run.stop_requested),
+        "paused_at": run.paused_at,
+        "paused_by": run.paused_by.get_username() if run.paused_by else None,
         "waiting_for_approval": [step.step_key for step in steps if step.status == "waiting"],
-        "steps": [step_detail(run, step) for step in steps],
+        "outputs": run.outputs,
+        "called_by": _called_by(run),
+        "steps": [step_detail(run, step, children, maps) for step in steps],
     }
 
 
-def step_detail(run: Run, step: StepRun) -> dict:
-    """A step as the run's status shows it; an approval's with what it asks and its decision."""
+def _maps_of(run: Run, steps: list[StepRun]) -> dict[int, ItemCounts]:
+    """The item counts of the maps among *steps*, by step run id (none yet: zero)."""
+    keys = map_items.map_keys(run)
+    ids = [step.pk for step in steps if step.step_key in keys]
+    counts = map_items.counts_of(ids)
+    return {pk: counts.get(pk, ItemCounts()) for pk in ids}
+
+
+def _called_by(run: Run) -> dict | None:
+    """The workflow step whose run started *run*, if one did."""
+    caller = run.parent_step
+    if caller is None:
+        return None
+    return {
+        "run": caller.run_id,
+        "number": caller.run.number,
+        "workflow": caller.run.workflow.slug,
+        "step": caller.step_key,
+    }
+
+
+def _children_of(steps: list[StepRun]) -> dict[int, Run]:
+    """The runs the workflow steps among *steps* started (a reused step's, in its run)."""
+    ids = [step.reused_from_id or step.pk for step in steps if step.kind == "workflow"]
+    if not ids:
+        return {}
+    found = Run.objects.filter(parent_step_id__in=ids).select_related("workflow")
+    return {child.parent_step_id: child for child in found}
+
+
+def step_detail(
+    run: Run,
+    step: StepRun,
+    children: dict[int, Run] | None = None,
+    maps: dict[int, ItemCounts] | None = None,
+) -> dict:
+    """A step as the run's status shows it; an approval's with what it asks and its
+    decision; a workflow step's with the run it started; a map's with its items counted."""
     detail = {
         "key": step.step_key,
         "name": step.name,
@@ -103,6 +152,15 @@ def step_detail(run: Run, step: StepRun) -> dict:
         "error": step.error,
         "skip_reason": step.skip_reason,
     }
+    if child := (children or {}).get(step.reused_from_id or step.pk):
+        detail["child_run"] = {
+            "id": child.pk,
+            "number": child.number,
+            "workflow": child.workflow.slug,
+            "status": child.status,
+        }
+    if (counts := (maps or {}).get(step.pk)) is not None:
+        detail["items"] = counts.as_dict()
     if step.kind == "approval":
         waiting = step.status == StepStatus.WAITING
         detail["approval"] = {
@@ -131,6 +189,10 @@ def step_log(
     step is ``final``.
     """
     run, step = access.get_step_for_user(request, run_id, key)
+    return _log_of(run, step, after, limit)
+
+
+def _log_of(run: Run, step: StepRun, after: int, limit: int) -> dict:
     rows = list(
         step.log_lines.filter(seq__gt=after)
         .order_by("seq")
@@ -158,6 +220,83 @@ def step_log(
     }
 
 
+@router.get("/runs/{int:run_id}/steps/{slug:key}/items", url_name="step_items")
+def step_items(
+    request: HttpRequest,
+    run_id: int,
+    key: str,
+    status: str = Query(
+        "",
+        pattern="^(|pending|running|succeeded|failed|cancelled)$",
+        description="only items of this status (failed: failed or timed out)",
+    ),
+    after: int = Query(-1, ge=-1, le=2**31 - 1, description="the last item index you have"),
+    limit: int = Query(50, ge=1, le=ITEMS_MAX),
+):
+    """A map's items after index ``after``, in list order, with their counts by status.
+
+    Page with ``after`` set to ``next_after`` until it is null. An item's
+    text is cut at ``ITEM_CHARS`` characters (``item_cut`` says so); its
+    log is at ``log``.
+    """
+    run, step = access.get_step_for_user(request, run_id, key)
+    if not map_items.is_map(run, key):
+        raise ApiError(404, f"Step {key} does not run once per item (it has no for_each).")
+    found = list(
+        map_items.items_of(step, status)
+        .filter(item_index__gt=after)
+        .select_related("reused_from")[: limit + 1]
+    )
+    more = len(found) > limit
+    found = found[:limit]
+    counts = map_items.counts_of([step.pk]).get(step.pk, ItemCounts())
+    return {
+        "run": run.pk,
+        "step": step.step_key,
+        "status": step.status,
+        "items": counts.as_dict(),
+        "list": [_item_detail(request, run, step, item) for item in found],
+        "next_after": found[-1].item_index if more else None,
+    }
+
+
+def _item_detail(request: HttpRequest, run: Run, map_step: StepRun, item: StepRun) -> dict:
+    where = {"run_id": run.pk, "key": map_step.step_key, "index": item.item_index}
+    log = reverse("api:item_log", kwargs=where)
+    return {
+        "index": item.item_index,
+        "key": item.step_key,
+        "item": item.item[:ITEM_CHARS],
+        "item_cut": len(item.item) > ITEM_CHARS,
+        "status": item.status,
+        "attempt": item.attempt,
+        "exit_code": item.exit_code,
+        "error": item.error,
+        "outputs": item.outputs,
+        "started_at": item.started_at,
+        "finished_at": item.finished_at,
+        "reused_from_run": item.reused_from.run_id if item.reused_from else None,
+        "log": request.build_absolute_uri(log),
+    }
+
+
+@router.get("/runs/{int:run_id}/steps/{slug:key}/items/{int:index}/log", url_name="item_log")
+def item_log(
+    request: HttpRequest,
+    run_id: int,
+    key: str,
+    index: int,
+    after: int = Query(0, ge=0, le=2**31 - 1, description="the last sequence number you have"),
+    limit: int = Query(1000, ge=1, le=LOG_LINES_MAX),
+):
+    """One item's log lines after sequence number ``after``, as a step's log."""
+    run, step = access.get_step_for_user(request, run_id, key)
+    item = step.items.filter(item_index=index).first()
+    if item is None:
+        raise ApiError(404, f"Step {key} has no item {index}.")
+    return _log_of(run, item, after, limit)
+
+
 @router.post("/runs/{int:run_id}/cancel", url_name="run_cancel")
 def cancel_run(request: HttpRequest, run_id: int):
     """Cancel a run: 202 while its steps stop, 200 once cancelled, 409 if it had ended."""
@@ -173,6 +312,32 @@ def cancel_run(request: HttpRequest, run_id: int):
             run=run_summary(request, run),
         )
     return answer(request, 200 if run.is_final else 202, run_summary(request, run))
+
+
+@router.post("/runs/{int:run_id}/pause", url_name="run_pause")
+def pause_run(request: HttpRequest, run_id: int):
+    """Pause a running run: its running steps finish, nothing new starts; 409 if not running."""
+    run = access.get_run_for_user(request, run_id, "pause")
+    try:
+        engine.pause(run.pk, user=request.user, source=CancelSource.API)
+    except engine.PauseRefused as exc:
+        run.refresh_from_db()
+        raise ApiError(409, f"Not paused: {exc}.", run=run_summary(request, run)) from None
+    run.refresh_from_db()
+    return run_detail(request, run)
+
+
+@router.post("/runs/{int:run_id}/resume", url_name="run_resume")
+def resume_run(request: HttpRequest, run_id: int):
+    """Resume a paused run: what the pause held back starts now; 409 if not paused."""
+    run = access.get_run_for_user(request, run_id, "pause")
+    try:
+        engine.resume(run.pk, executor=get_executor(), user=request.user, source=CancelSource.API)
+    except engine.PauseRefused as exc:
+        run.refresh_from_db()
+        raise ApiError(409, f"Not resumed: {exc}.", run=run_summary(request, run)) from None
+    run.refresh_from_db()
+    return run_detail(request, run)
 
 
 @router.post("/runs/{int:run_id}/rerun", url_name="run_rerun")

@@ -6,6 +6,7 @@
 - ``plan``: a run's frozen plan (its steps, their order and rules), the
   row lock and what each step may start with.
 - ``recovery``: steps whose process is gone, taken over or failed.
+- ``pausing``: pause a run (nothing new starts) and resume it.
 - ``news``: what the engine announces once committed (state changes, log
   lines), for listeners such as the live package.
 
@@ -33,6 +34,7 @@ from runs.engine.machine import (
     time_out_overdue,
     trigger,
 )
+from runs.engine.pausing import PauseRefused, pause, resume
 from runs.engine.plan import StepJob
 
 __all__ = [
@@ -40,14 +42,17 @@ __all__ = [
     "Busy",
     "Dispatcher",
     "Executor",
+    "PauseRefused",
     "Progress",
     "RerunRefused",
     "StepJob",
     "TooManyRuns",
     "advance",
     "complete_attempt",
+    "pause",
     "request_stop",
     "rerun",
+    "resume",
     "runs_to_start",
     "stopped_result",
     "time_out_overdue",

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from django.conf import settings
@@ -28,20 +29,24 @@ from django.utils import timezone
 
 from orchestrator_site.accounts import audit
 from runs import metrics
-from runs.engine import news
+from runs.engine import children, items, news
+from runs.engine.outputs import run_outputs
 from runs.engine.plan import (
     StepJob,
     StepState,
     StepView,
+    item_index_of,
     job_for,
     lock_run,
     parse_plan,
     plan_of,
     remember_plan,
+    step_key_of,
     step_state,
 )
 from runs.logs.capture import PendingLine, write_lines
 from runs.models import (
+    MAP_ITEMS,
     QUEUED,
     STEP_FAILED,
     CancelSource,
@@ -53,10 +58,10 @@ from runs.models import (
     StopRequest,
     Trigger,
 )
-from workflows import secret_store
+from workflows import conditions, secret_store
 from workflows.kinds import KINDS
 from workflows.kinds.base import StepResult
-from workflows.limits import shown
+from workflows.limits import cut, shown
 from workflows.models import OnBusy, RunIf, Workflow
 from workflows.params import resolve_values
 
@@ -234,7 +239,7 @@ def rerun(
         workflow = Workflow.objects.select_for_update().get(pk=original.workflow_id)
         if token and (earlier := workflow.runs.filter(request_token=token).first()):
             return earlier
-        steps = {step.step_key: step for step in original.steps.all()}
+        steps = {step.step_key: step for step in original.steps.filter(parent__isnull=True)}
         if from_step is not None and from_step not in steps:
             raise RerunRefused(f"run #{original.number} has no step {shown(from_step)}")
         again = {key for key, step in steps.items() if step.status not in REUSABLE}
@@ -248,6 +253,16 @@ def rerun(
         } & steps.keys()
         again = _with_later_steps(original.definition, again)
         reused = {key: step for key, step in steps.items() if key not in again}
+        # A map that did not succeed runs again only its items that did not.
+        items_from = (
+            {
+                key: step.pk
+                for key, step in steps.items()
+                if step.status not in REUSABLE and items.is_map(_spec(original, key))
+            }
+            if from_step is None
+            else {}
+        )
         going = _going_when_busy(workflow)
         if going is None:
             return _create_run(
@@ -260,9 +275,14 @@ def rerun(
                 token=token,
                 rerun_of=original,
                 reused=reused,
+                items_from=items_from,
                 scheduled_at=original.scheduled_at,
             )
     raise _skipped(workflow, going, trigger=Trigger.RERUN, detail="", user=user)
+
+
+def _spec(run: Run, key: str) -> dict[str, Any]:
+    return next(spec for spec in run.definition["steps"] if spec["key"] == key)
 
 
 def _with_later_steps(definition: dict[str, Any], keys: set[str]) -> set[str]:
@@ -285,9 +305,12 @@ def _create_run(
     token: str,
     rerun_of: Run | None = None,
     reused: dict[str, StepRun] | None = None,
+    items_from: dict[str, int] | None = None,
     scheduled_at: datetime | None = None,
     detail: str = "",
     delivery_id: str = "",
+    parent_step_id: int | None = None,
+    depth: int = 0,
 ) -> Run:
     """Inside the workflow's lock: the run and its step runs, started on commit.
 
@@ -296,8 +319,10 @@ def _create_run(
     those steps go to ``dispatch`` after commit.
     """
     reused = reused or {}
+    items_from = items_from or {}
     now = timezone.now()
-    _check_rate(user, now)
+    if parent_step_id is None:  # a call counts as part of its caller's run
+        _check_rate(user, now)
     number = (workflow.runs.aggregate(Max("number"))["number__max"] or 0) + 1
     run = Run(
         workflow=workflow,
@@ -313,6 +338,8 @@ def _create_run(
         scheduled_at=scheduled_at,
         trigger_detail=detail[:200],
         delivery_id=delivery_id[:200],
+        parent_step_id=parent_step_id,
+        depth=depth,
     )
     steps = [
         _reused(run, position, reused[spec["key"]])
@@ -324,6 +351,7 @@ def _create_run(
             kind=spec["kind"],
             position=position,
             queue=spec.get("queue", "default"),
+            items_from_id=items_from.get(spec["key"]),
         )
         for position, spec in enumerate(definition["steps"])
     ]
@@ -332,13 +360,18 @@ def _create_run(
     starting: list[StepState] = []
     states = [StepState.of(step) for step in steps]
     view = StepView(0, plan, states, complete=True)
+    maps: list[StepState] = []
     if dispatching and _has_slot(workflow.pk, workflow.max_concurrent_runs):
         _mark_running(run, executor.worker_id, definition.get("timeout") or 0, now)
-        _, starting, _ = _decide(run, view, executor.worker_id)
+        _, starting, _, maps = _decide(run, view, executor.worker_id)
         for step, state in zip(steps, states, strict=True):
             if state.status != step.status:
-                fields = _decided_fields(state.status, executor.worker_id, now)
-                decided = {"status": state.status, "skip_reason": state.skip_reason}
+                fields = _decided_fields(state.status, state.worker or executor.worker_id, now)
+                decided = {
+                    "status": state.status,
+                    "skip_reason": state.skip_reason,
+                    "error": state.error,
+                }
                 for name, value in {**decided, **fields}.items():
                     setattr(step, name, value)
                 timeout = plan.specs[step.step_key]["timeout"]
@@ -361,6 +394,17 @@ def _create_run(
     remember_plan(run, plan)
     for state, step in zip(states, StepRun.objects.bulk_create(steps), strict=True):
         state.pk = step.pk
+    if maps:
+        started, _ = items.expand(
+            run,
+            view,
+            maps,
+            worker=executor.worker_id,
+            room=None,
+            fields_of_start=lambda at: _decided_fields(StepStatus.RUNNING, executor.worker_id, at),
+            now=now,
+        )
+        starting.extend(started)
     news.on_commit_state_changed(run.pk, workflow.pk)
     if not dispatching:
         transaction.on_commit(lambda: executor.submit(run.pk))
@@ -419,7 +463,7 @@ def advance(run_id: int, *, worker: str, limit: int | None = None) -> Progress:
         if was_queued and not _promote(run, worker):
             return Progress(run.status)
         if run.status != RunStatus.RUNNING:
-            return Progress(run.status)
+            return Progress(run.status)  # finished, or paused: nothing starts
         jobs, held_back = _advance_locked(run, worker, limit=limit)  # may end the run
         # Runs are advanced in several processes at once: a newer run may
         # have found this one still queued and waited behind it.
@@ -547,6 +591,7 @@ def request_stop(
                 fields += ["cancelled_by", "cancelled_from", "cancel_requested_at"]
             run.save(update_fields=fields)
             news.on_commit_state_changed(run.pk, run.workflow_id)
+            children.stop_children_on_commit(run.pk, user)
             if reason == StopRequest.CANCEL:
                 audit.record(
                     "run.cancelled",
@@ -570,7 +615,9 @@ def request_stop(
             skip_reason=STOPPED_BEFORE_START[run.stop_requested],
             finished_at=timezone.now(),
         )
-        _advance_locked(run, worker or run.worker)
+        jobs, _ = _advance_locked(run, worker or run.worker)
+        # The steps of a calling run, which went on as this one ended.
+        children.leave_for_sweeps(jobs)
         return True
 
 
@@ -580,8 +627,11 @@ def time_out_overdue(*, worker: str, run_ids: list[int] | None = None) -> list[i
     Only among *run_ids* when given (the runs an executor drives). A run
     already asked to stop keeps its first reason.
     """
+    # A paused run too: its timeout bounds the time it takes, pauses included.
     overdue = Run.objects.filter(
-        status=RunStatus.RUNNING, stop_requested=StopRequest.NONE, deadline__lte=timezone.now()
+        status__in=(RunStatus.RUNNING, RunStatus.PAUSED),
+        stop_requested=StopRequest.NONE,
+        deadline__lte=timezone.now(),
     )
     if run_ids is not None:
         overdue = overdue.filter(pk__in=run_ids)
@@ -673,7 +723,9 @@ def _has_slot(workflow_id: int, limit: int, *, before: int | None = None) -> boo
         waiting = waiting.filter(pk__lt=before)
     if waiting.exists():
         return False
-    return siblings.filter(status=RunStatus.RUNNING).count() < limit
+    # A paused run keeps its slot: resuming it never waits for one.
+    going = siblings.filter(status__in=(RunStatus.RUNNING, RunStatus.PAUSED))
+    return going.count() < limit
 
 
 def _mark_running(run: Run, worker: str, timeout: float, now) -> None:
@@ -713,34 +765,101 @@ def _advance_locked(
             skip_reason=STOPPED_BEFORE_START[run.stop_requested],
             finished_at=now,
         )
-        decided, starting, held_back = bool(cancelled), [], False
+        # A map whose items all ended (its pending ones just now) ends with them.
+        closed = [
+            key for _, key in items.running_maps(run.pk) if items.close_if_done(run, view, key, now)
+        ]
+        decided, starting, held_back = bool(cancelled or closed), [], False
+    elif run.status == RunStatus.PAUSED:
+        # Nothing starts while paused, and the run does not end even when no
+        # step is left: it waits for a resume (or a cancel, handled above).
+        return [], False
     else:
-        outcomes, starting, held_back = _decide(
-            run, view, worker, after=ended.step_key if ended else None, limit=limit
-        )
+        starting, held_back, after, decide = _go_on_with_maps(run, view, worker, ended, limit, now)
+        outcomes, maps = {}, []
+        if decide:
+            room = None if limit is None else limit - len(starting)
+            outcomes, more, held, maps = _decide(run, view, worker, after=after, limit=room)
+            starting += more
+            held_back |= held
         # One UPDATE per outcome (a status and why), whatever the number of steps.
-        for (status, skip_reason), ids in outcomes.items():
+        for (status, skip_reason, error), ids in outcomes.items():
             fields = _decided_fields(status, worker, now)
             StepRun.objects.filter(pk__in=ids).update(
-                status=status, skip_reason=skip_reason, **fields
+                status=status, skip_reason=skip_reason, error=error, **fields
             )
-        if waiting := outcomes.get((StepStatus.WAITING, "")):
+        if waiting := outcomes.get((StepStatus.WAITING, "", "")):
             by_pk = {step.pk: step.step_key for step in view.by_key.values()}
             _set_waiting_until(plan, {by_pk[pk]: pk for pk in waiting}, now)
-        decided = bool(outcomes)
+        if maps:
+            StepRun.objects.filter(pk__in=[step.pk for step in maps]).update(
+                status=StepStatus.RUNNING, **_decided_fields(StepStatus.RUNNING, MAP_ITEMS, now)
+            )
+            started, held = items.expand(
+                run,
+                view,
+                maps,
+                worker=worker,
+                room=None if limit is None else limit - len(starting),
+                fields_of_start=lambda at: _decided_fields(StepStatus.RUNNING, worker, at),
+                now=now,
+            )
+            starting += started
+            held_back |= held
+        decided = bool(outcomes or maps or starting)
+    called_back: list[StepJob] = []
     # A step started, or one held back, is unfinished: no need to ask.
     if not starting and not held_back and not view.unfinished():
         _finish(run, view, now)
+        # Started by another run's workflow step: that step ends, its run goes on.
+        called_back = children.return_to_caller(run, worker, now)
     if decided or run.is_final:
         news.on_commit_state_changed(run.pk, run.workflow_id)
-    return _jobs(run, view, starting, now), held_back
+    return [*_jobs(run, view, starting, now), *called_back], held_back
+
+
+def _go_on_with_maps(
+    run: Run, view: StepView, worker: str, ended: StepState | None, limit: int | None, now
+) -> tuple[list[StepState], bool, str | None, bool]:
+    """The maps' part of a turn, before the steps are decided.
+
+    After an item ended: its map's next items start, or the map ends, and
+    then only the steps that need the map are decided. A turn of the whole
+    run (a start, a resume, a turn with room again) goes on with every map
+    whose items run. Returns the items that start, whether some were held
+    back by *limit*, which step's dependents to decide (None: every pending
+    step), and whether to decide any.
+    """
+    fields_of_start = partial(_decided_fields, StepStatus.RUNNING, worker)
+    if ended is not None and item_index_of(ended.step_key) is not None:
+        map_key = step_key_of(ended.step_key)
+        starting, held_back, closed = items.go_on(
+            run, view, map_key, worker=worker, room=limit, fields_of_start=fields_of_start, now=now
+        )
+        return starting, held_back, map_key, closed
+    if ended is not None:
+        return [], False, ended.step_key, True
+    starting: list[StepState] = []
+    held_back = False
+    for _, map_key in items.running_maps(run.pk):
+        room = None if limit is None else limit - len(starting)
+        started, held, _ = items.go_on(
+            run, view, map_key, worker=worker, room=room, fields_of_start=fields_of_start, now=now
+        )
+        starting += started
+        held_back |= held
+    return starting, held_back, None, True
 
 
 def _jobs(run: Run, view: StepView, starting: list[StepState], now) -> list[StepJob]:
     """The jobs of *starting* (started at *now*), with the outputs of the steps before each."""
     ancestors = view.plan.ancestors
-    outputs = view.outputs({key for step in starting for key in ancestors[step.step_key]})
-    return [job_for(run, step, outputs, ready_at=now) for step in starting]
+    outputs = view.outputs(
+        {key for step in starting for key in ancestors[step_key_of(step.step_key)]}
+    )
+    jobs = [job_for(run, step, outputs, ready_at=now) for step in starting]
+    # A workflow step starts a run of its workflow rather than a job (children.py).
+    return children.start_calls(run, starting, jobs, now)
 
 
 def _decide(
@@ -750,18 +869,20 @@ def _decide(
     *,
     after: str | None = None,
     limit: int | None = None,
-) -> tuple[dict[tuple[str, str], list[int]], list[StepState], bool]:
+) -> tuple[dict[tuple[str, str, str], list[int]], list[StepState], bool, list[StepState]]:
     """Which pending steps start or are skipped now (set on the view's steps).
 
     *after*: only the steps that need that step, and those after a step
     skipped here; else every pending step. Returns the step ids by their new
-    status and the reason they did not run ("" for those that start), the
-    steps that start (at most *limit*), and whether a step that could start
-    was held back by the limit.
+    status, the reason they did not run and their error ("" for those that
+    start), the steps that start (at most *limit*), whether a step that
+    could start was held back by the limit, and the maps that start (their
+    items are written once their own rows are: ``items.expand``).
     """
     plan = view.plan
-    decided: dict[tuple[str, str], list[int]] = {}
+    decided: dict[tuple[str, str, str], list[int]] = {}
     starting: list[StepState] = []
+    maps: list[StepState] = []
     held_back = False
     for step in _candidates(view, after):  # in file order, a dependency order
         spec = plan.specs[step.step_key]
@@ -769,9 +890,19 @@ def _decide(
         if not all(view[need].is_final for need in spec["needs"]):
             continue
         reason = _skip_reason(spec, view, plan.ancestors[step.step_key])
-        if reason is None and waits_for_person(spec):
+        refused = ""
+        if reason is None and spec.get("if"):  # snapshots older than conditions have none
+            reason, refused = _unmet_condition(spec["if"], view, plan.ancestors[step.step_key])
+        if refused:
+            step.status = StepStatus.FAILED
+            step.error = refused
+        elif reason is None and waits_for_person(spec):
             # Waits for a decision: no executor, no slot, no process.
             step.status = StepStatus.WAITING
+        elif reason is None and items.is_map(spec):
+            if _start_map(step, spec, view):
+                maps.append(step)
+                continue  # written with its items
         elif reason is None:
             if limit is not None and len(starting) >= limit:
                 held_back = True
@@ -785,8 +916,27 @@ def _decide(
         else:
             step.status = StepStatus.SKIPPED
             step.skip_reason = reason
-        decided.setdefault((step.status, step.skip_reason), []).append(step.pk)
-    return decided, starting, held_back
+        if step.status == StepStatus.FAILED:
+            view.failed_now(step.step_key)
+        decided.setdefault((step.status, step.skip_reason, step.error), []).append(step.pk)
+    return decided, starting, held_back, maps
+
+
+def _start_map(step: StepState, spec: dict[str, Any], view: StepView) -> bool:
+    """A map may start: read its list. It fails on a list it cannot use;
+    with no item, it succeeds at once; else it runs (True): its items start."""
+    try:
+        step.items = items.resolve(spec, view)
+    except items.ItemsError as error:
+        step.status = StepStatus.FAILED
+        step.error = str(error)
+        return False
+    if not step.items:
+        step.status = StepStatus.SUCCEEDED
+        return False
+    step.status = StepStatus.RUNNING
+    step.worker = MAP_ITEMS
+    return True
 
 
 def _candidates(view: StepView, after: str | None) -> Iterable[StepState]:
@@ -885,6 +1035,22 @@ def _skip_reason(spec, view: StepView, ancestors: set[str]) -> str | None:
     return None
 
 
+def _unmet_condition(condition: str, view: StepView, ancestors: set[str]) -> tuple[str | None, str]:
+    """Whether a step's ``if:`` holds (workflows/conditions.py), as (skip reason, error).
+
+    (None, "") when it holds; (why, "") when it does not: the step is
+    skipped; (None, error) when its values cannot be compared (a number
+    expected, text found): the step fails without running.
+    """
+    try:
+        node = conditions.parse(condition)  # cached: parsed once, not at every turn
+        outputs = view.outputs(conditions.steps_named(node) & ancestors)
+        holds, reason = conditions.evaluate(node, view.plan.params, outputs)
+    except conditions.ConditionError as error:
+        return None, cut(f"if: {error}")
+    return (None if holds else reason), ""
+
+
 def _finish(run: Run, view: StepView, now) -> None:
     specs = view.plan.specs
     failed = [view[key] for key in view.failed_keys() if not specs[key]["continue_on_failure"]]
@@ -903,7 +1069,8 @@ def _finish(run: Run, view: StepView, now) -> None:
     else:
         run.status = RunStatus.SUCCEEDED
     run.finished_at = now
-    run.save(update_fields=["status", "error", "finished_at"])
+    run.outputs = run_outputs(view)
+    run.save(update_fields=["status", "error", "finished_at", "outputs"])
     metrics.run_finished(view.plan.definition["slug"], run.status)
 
 

@@ -156,8 +156,12 @@ class StepState:
     worker: str
     error: str
     outputs: dict[str, str]
+    # An item of a map: the item, as its steps get it ($ITEM).
+    item: str = ""
     # Why the engine skipped the step, or cancelled it before its start.
     skip_reason: str = ""
+    # A map about to run: its items (set by the turn that starts it).
+    items: list[str] | None = None
 
     @property
     def is_final(self) -> bool:
@@ -166,7 +170,14 @@ class StepState:
     @classmethod
     def of(cls, step: StepRun) -> StepState:
         return cls(
-            step.pk, step.step_key, step.status, step.attempt, step.worker, step.error, step.outputs
+            step.pk,
+            step.step_key,
+            step.status,
+            step.attempt,
+            step.worker,
+            step.error,
+            step.outputs,
+            step.item,
         )
 
 
@@ -230,7 +241,10 @@ class StepView:
         while True:
             rows = list(
                 StepRun.objects.filter(
-                    run_id=self.run_id, status=StepStatus.PENDING, position__gt=after
+                    run_id=self.run_id,
+                    status=StepStatus.PENDING,
+                    position__gt=after,
+                    parent__isnull=True,  # a map's items start with their map (items.py)
                 )
                 .order_by("position")
                 .values_list(*_STATE_FIELDS, "position")[:_SCAN_CHUNK]
@@ -248,9 +262,21 @@ class StepView:
         if self._failed is None:
             if not self._complete:
                 self._add(statements.failed_step_rows(self.run_id))
-            failed = [key for key, step in self.by_key.items() if step.status in STEP_FAILED]
+            failed = [
+                key
+                for key, step in self.by_key.items()
+                if step.status in STEP_FAILED and key in self.plan.specs  # no map's item
+            ]
             self._failed = sorted(failed, key=self.plan.position.__getitem__)
         return self._failed
+
+    def failed_now(self, key: str) -> None:
+        """Step *key* failed in this turn without running: failed_keys names it from now on.
+
+        Those keys may have been read earlier in the turn, before it failed.
+        """
+        if self._failed is not None and key not in self._failed:
+            self._failed = sorted([*self._failed, key], key=self.plan.position.__getitem__)
 
     def unfinished(self) -> bool:
         """Whether some step of the run is not final (decisions of this turn written)."""
@@ -272,14 +298,31 @@ def outputs_of(steps: list[StepState]) -> dict[str, dict[str, str]]:
     return {step.step_key: step.outputs for step in steps if step.outputs}
 
 
+def item_key(key: str, index: int) -> str:
+    """The step_key of item *index* of map *key*: "KEY[INDEX]" (no key has "[")."""
+    return f"{key}[{index}]"
+
+
+def step_key_of(key: str) -> str:
+    """The workflow step a step run's key belongs to: a map item's map, else itself."""
+    return key.partition("[")[0]
+
+
+def item_index_of(key: str) -> int | None:
+    """The index in "KEY[INDEX]"; None for a step run that is no map item."""
+    _, bracket, rest = key.partition("[")
+    return int(rest[:-1]) if bracket else None
+
+
 def job_for(
     run: Run, step, outputs: dict[str, dict[str, str]], ready_at: datetime | None = None
 ) -> StepJob:
     plan = plan_of(run)
-    spec = plan.specs[step.step_key]
-    upstream = {
-        key: outputs[key] for key in sorted(plan.ancestors[step.step_key]) if key in outputs
-    }
+    own_key = step_key_of(step.step_key)
+    spec = plan.specs[own_key]
+    upstream = {key: outputs[key] for key in sorted(plan.ancestors[own_key]) if key in outputs}
+    index = item_index_of(step.step_key)
+    item = {"ITEM": step.item, "ITEM_INDEX": str(index)} if index is not None else {}
     return StepJob(
         step_run_id=step.pk,
         run_id=run.pk,
@@ -303,5 +346,6 @@ def job_for(
             "ORCH_STEP_KEY": step.step_key,
             **({"ORCH_SCHEDULED_AT": plan.scheduled_at} if plan.scheduled_at else {}),
             **({"ORCH_BASE_URL": base_url} if (base_url := dashboard_url()) else {}),
+            **item,
         },
     )

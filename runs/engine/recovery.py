@@ -1,8 +1,9 @@
 """Taking over what stopped processes left behind.
 
 A running step whose process is gone fails as interrupted (or is tried
-again when its retries allow); a queued or running run whose process is
-gone passes to the executor that found it, which goes on with it.
+again when its retries allow); a queued, running or paused run whose
+process is gone passes to the executor that found it, which goes on with
+it (a paused one stays paused: it starts nothing until resumed).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from workflows.models import Workflow
 _RUN_FIELDS = [
     field for field in Run._meta.concrete_fields if field.name not in ("definition", "params")
 ]
-STATE_FIELDS = ("id", "step_key", "status", "attempt", "worker", "error", "outputs")
+STATE_FIELDS = ("id", "step_key", "status", "attempt", "worker", "error", "outputs", "item")
 # A step run leaves these only through a turn of the engine.
 STEP_UNFINISHED = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.WAITING)
 
@@ -119,7 +119,8 @@ def _build(connection) -> dict[str, Any]:
         ),
         "failed": (
             f"SELECT {step_columns} FROM {steps} "  # noqa: S608
-            f"WHERE {qn('run_id')} = %s AND {qn('status')} IN (%s, %s)"
+            f"WHERE {qn('run_id')} = %s AND {qn('status')} IN (%s, %s) "
+            f"AND {qn('parent_id')} IS NULL"  # a map's failed items: its own row says
         ),
         "step_columns": [_column(connection, field) for field in step_fields],
         "unfinished": (

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from runs.models import QUEUED
+from runs.models import CHILD_RUN, MAP_ITEMS, QUEUED
 
 HOST = socket.gethostname()
 _live_tokens: set[str] = set()
@@ -37,7 +37,7 @@ def retire(worker_id: str) -> None:
 
 def is_gone(worker: str, heartbeat_at: datetime | None, now: datetime | None = None) -> bool:
     """True when the process that holds a run or step can no longer be running it."""
-    if worker == QUEUED:
+    if worker in (QUEUED, MAP_ITEMS, CHILD_RUN):  # held by no process
         return False
     now = now or timezone.now()
     host, pid, token = _parse(worker)

@@ -57,7 +57,7 @@ from runs.executors.dbthread import DaemonThread, close_connection, with_db_retr
 from runs.executors.processes import HOST, is_gone, new_worker_id, retire, stop_leftover_processes
 from runs.logs.capture import LogCapture, write_lines
 from runs.logs.masking import Masker
-from runs.models import Run, RunStatus, StepRun, StepStatus, StopRequest
+from runs.models import RUN_FINAL, Run, RunStatus, StepRun, StepStatus, StopRequest
 from workflows import secret_store
 from workflows.kinds import get_kind, step_user
 from workflows.kinds.base import StepResult
@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN = "shutdown"  # a stop reason of this process's own
 SUPERVISE_EVERY = 0.25  # seconds between looks for cancels, timeouts and queued runs
+# Runs whose timeout counts: a paused run's too (see runs/engine/pausing.py).
+GOING = (RunStatus.RUNNING, RunStatus.PAUSED)
 
 
 class Placement(Protocol):
@@ -324,7 +326,8 @@ class StepRuntime:
             self._placement.place(job)
         if progress.held_back:
             self._hold(run_id)
-        if progress.run_status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        # A paused run stays: its cancel or timeout must reach its running steps.
+        if progress.run_status in RUN_FINAL:
             self._forget_run(run_id)
         # Its end freed a slot of its workflow: the next run in line starts.
         for waiting in progress.may_start:
@@ -652,7 +655,7 @@ class StepRuntime:
         overdue = [
             run_id
             for run_id, (status, stop_requested, deadline) in states.items()
-            if status == RunStatus.RUNNING and not stop_requested and deadline and deadline <= now
+            if status in GOING and not stop_requested and deadline and deadline <= now
         ]
         timed_out = set()
         if overdue:
@@ -661,7 +664,7 @@ class StepRuntime:
             )
         queued = []
         for run_id, (status, stop_requested, _) in states.items():
-            if status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            if status in RUN_FINAL:
                 if run_id not in busy:
                     self._forget_run(run_id)
                 continue

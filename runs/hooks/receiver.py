@@ -265,7 +265,9 @@ def finished(run_id: int, *, failure_status: int, run_url: RunUrl) -> Answer | N
     run = Run.objects.filter(pk=run_id).only("pk", "number", "status").first()
     if run is None or not run.is_final:
         return None
-    outputs = dict(run.steps.order_by("pk").values_list("step_key", "outputs"))
+    # A map's outputs are its items' gathered; the items are not steps of their own here.
+    steps = run.steps.filter(parent__isnull=True).order_by("pk")
+    outputs = dict(steps.values_list("step_key", "outputs"))
     body = {
         "status": run.status,
         "run": run.pk,

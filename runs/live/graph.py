@@ -40,6 +40,8 @@ def graph_of(run: Run, steps: list[StepRow]) -> dict[str, Any]:
                 "kind": spec.get("kind", ""),
                 "status": status.get(spec["key"], "pending"),
             }
+            # A map is one node; graph.js marks it "for each".
+            | ({"for_each": True} if spec.get("for_each") is not None else {})
             for spec in specs
         ],
         "edges": [
@@ -49,12 +51,15 @@ def graph_of(run: Run, steps: list[StepRow]) -> dict[str, Any]:
 
 
 def node_state(step: StepRow) -> str:
-    """A node's state as class names: its status, then ``reused`` and ``allowed`` when so."""
+    """A node's state as class names: its status, then ``reused`` and ``allowed`` when so;
+    a map's ends with its items done of all ("12/50"), which the node shows as a badge."""
     marks = [step.status]
     if step.reused_from_id:
         marks.append("reused")
     if step.failure_allowed:
         marks.append("allowed")
+    if step.item_counts is not None and step.item_counts.total:
+        marks.append(f"{step.item_counts.done}/{step.item_counts.total}")
     return " ".join(marks)
 
 

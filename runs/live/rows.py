@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from django.urls import reverse
 from django.utils import timezone
 
-from runs.models import QUEUED, STEP_FAILED, Run, RunStatus, StepRun, StepStatus
+from runs import map_items
+from runs.map_items import ItemCounts
+from runs.models import MAP_ITEMS, QUEUED, STEP_FAILED, Run, RunStatus, StepRun, StepStatus
 from workflows.kinds import KINDS
 
 # Bars of the timeline: a run may have a thousand steps, and the timeline is
@@ -52,15 +55,23 @@ def format_latency(latency: timedelta | None) -> str:
 
 def load(run_id: int, step_key: str | None = None) -> tuple[RunRow, list[StepRow]]:
     """The run and its steps (only the one of *step_key*, when given), prepared."""
-    run = Run.objects.select_related("workflow", "triggered_by").get(pk=run_id)
+    run = Run.objects.select_related(
+        "workflow", "triggered_by", "paused_by", "parent_step__run__workflow"
+    ).get(pk=run_id)
     return prepare(run, steps_of(run, step_key))
 
 
 def steps_of(run: Run, step_key: str | None = None) -> list[StepRun]:
-    """The run's steps, with the step runs that reused ones came from."""
+    """The run's steps, with the step runs that reused ones came from.
+
+    A map's items are not among them (the map's row counts them), unless
+    *step_key* names one ("KEY[INDEX]", for its log view).
+    """
     steps = run.steps.select_related("reused_from__run")
     if step_key is not None:
         steps = steps.filter(step_key=step_key)
+    else:
+        steps = steps.filter(parent__isnull=True)
     return list(steps)
 
 
@@ -100,6 +111,27 @@ class EarlierAttempt:
         )
 
 
+@dataclass(frozen=True)
+class ChildRun:
+    """The run a workflow step started, as its card links to it."""
+
+    number: int
+    workflow_slug: str
+    status: str
+    status_text: str
+    url: str
+
+    @classmethod
+    def of(cls, run: Run) -> ChildRun:
+        return cls(
+            number=run.number,
+            workflow_slug=run.workflow.slug,
+            status=run.status,
+            status_text=run.get_status_display(),
+            url=reverse("runs:detail", args=[run.pk]),
+        )
+
+
 @dataclass
 class StepRow:
     """A step run as its card shows it: what is worked out for display, and
@@ -116,6 +148,11 @@ class StepRow:
     log_html: str = ""  # the newest lines, on the page's first load
     # How long it waited for a worker (see waited_for_worker); None: not shown.
     waited: timedelta | None = None
+    # A workflow step: the run it started (a reused step's, in its own run).
+    child: ChildRun | None = None
+    # A map (a step with for_each): its items by status, and the page listing them.
+    item_counts: ItemCounts | None = None
+    items_url: str = ""
 
     def __getattr__(self, name: str) -> Any:
         if name == "step":  # not set yet (a copy being made)
@@ -155,8 +192,12 @@ def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
     log_prefix = reverse("runs:step_log", args=[run.pk, "-"]).removesuffix("-/log")
     failed_step = None
     rows = []
+    children = _children_of(steps)
+    maps = map_items.map_keys(run)
+    counts = map_items.counts_of(step.pk for step in steps if step.step_key in maps)
     for step in steps:
-        log_url = f"{log_prefix}{step.step_key}/log"
+        # An item's key has brackets ("each[3]"): quoted, as reverse() would.
+        log_url = f"{log_prefix}{quote(step.step_key)}/log"
         raw_url = f"{log_url}.txt"
         failed = step.status in STEP_FAILED
         failure_allowed = failed and step.step_key in allowed_to_fail
@@ -169,10 +210,17 @@ def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
             failure_allowed=failure_allowed,
             is_failure=is_failure,
             first_failure=first_failure,
-            ran=bool(step.started_at) and not step.reused_from_id and step.worker != QUEUED,
+            ran=bool(step.started_at)
+            and not step.reused_from_id
+            and step.worker != QUEUED
+            and step.step_key not in maps,  # a map's items have the logs
             earlier_attempts=[EarlierAttempt.of(record, raw_url) for record in step.attempts or ()],
             waited=waited_for_worker(step),
+            child=children.get(step.reused_from_id or step.pk),
         )
+        if step.step_key in maps:
+            row.item_counts = counts.get(step.pk, ItemCounts())
+            row.items_url = f"{log_prefix}{step.step_key}/items"
         if first_failure:
             failed_step = row
         rows.append(row)
@@ -180,6 +228,19 @@ def prepare(run: Run, steps: list[StepRun]) -> tuple[RunRow, list[StepRow]]:
     waits = [row.waited for row in rows if row.waited is not None]
     waited = sum(waits, timedelta(0)) if waits else None
     return RunRow(run, failed_step=failed_step, timeline=timeline, waited=waited), rows
+
+
+def _children_of(steps: list[StepRun]) -> dict[int, ChildRun]:
+    """The runs the workflow steps among *steps* started, by step run id: one query."""
+    ids = [
+        step.reused_from_id or step.pk
+        for step in steps
+        if getattr(KINDS.get(step.kind), "runs_workflow", False)
+    ]
+    if not ids:
+        return {}
+    found = Run.objects.filter(parent_step_id__in=ids).select_related("workflow")
+    return {child.parent_step_id: ChildRun.of(child) for child in found}
 
 
 def waited_for_worker(step: StepRun) -> timedelta | None:
@@ -191,16 +252,19 @@ def waited_for_worker(step: StepRun) -> timedelta | None:
     when it took a step with the step's result, and until then its start
     is the engine's.
     """
-    if step.reused_from_id or step.worker == QUEUED or _waits_for_person(step.kind):
+    if step.reused_from_id or step.worker in (QUEUED, MAP_ITEMS):
+        return None  # a map's items are what workers take
+    if _held_by_the_engine(step.kind):
         return None
     if not step.is_final and step.started_at == step.ready_at:
         return None
     return step.dispatch_latency
 
 
-def _waits_for_person(kind: str) -> bool:
+def _held_by_the_engine(kind: str) -> bool:
+    """An approval (a person ends it) or a workflow step (its child run does)."""
     found = KINDS.get(kind)
-    return found is not None and found.waits_for_person
+    return found is not None and (found.waits_for_person or found.runs_workflow)
 
 
 def _timeline(run: Run, steps: list[StepRow], now) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, OuterRef, Subquery
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
@@ -45,17 +45,25 @@ def run_fingerprint(run_id: int) -> tuple:
     """What changes when anything a viewer sees changes: two small indexed reads.
 
     The run's state, and each step's status, attempt and newest line number
-    (one index lookup per step, however long its log).
+    (one index lookup per step, however long its log). A map's items are
+    counted by status, not read one by one: the page shows their counts.
     """
     newest = LogLine.objects.filter(step_run=OuterRef("pk")).order_by("-seq").values("seq")[:1]
     steps = (
-        StepRun.objects.filter(run_id=run_id)
+        StepRun.objects.filter(run_id=run_id, parent__isnull=True)
         .annotate(newest=Subquery(newest))
         .order_by("pk")
         .values_list("pk", "status", "attempt", "newest")
     )
+    items = (
+        StepRun.objects.filter(run_id=run_id, parent__isnull=False)
+        .values("parent_id", "status")
+        .annotate(count=Count("pk"))
+        .values_list("parent_id", "status", "count")
+        .order_by("parent_id", "status")
+    )
     run = Run.objects.filter(pk=run_id).values_list("status", "stop_requested", "finished_at")
-    return (tuple(run), tuple(steps))
+    return (tuple(run), tuple(steps), tuple(items))
 
 
 def render(fragment: str, **context) -> str:
@@ -77,7 +85,15 @@ def _timeline_state(run: RunRow) -> tuple:
 
 
 def _summary_state(run: RunRow) -> tuple:
-    return (run.status, run.stop_requested, run.error, run.started_at, run.finished_at, run.waited)
+    return (
+        run.status,
+        run.stop_requested,
+        run.error,
+        run.started_at,
+        run.finished_at,
+        run.waited,
+        run.paused_at,
+    )
 
 
 def _step_state(step: StepRow) -> tuple:
@@ -95,6 +111,7 @@ def _step_state(step: StepRow) -> tuple:
         step.first_failure,
         step.waiting_until,
         step.decision,
+        step.item_counts,
     )
 
 
@@ -142,6 +159,7 @@ class RunWatch:
     can_run: bool = False  # its viewer may cancel and re-run: the buttons are drawn
     numbered = False  # lines as the log view shows them, with their numbers
     step_key: str | None = None  # the one step followed, or all of them
+    has_maps: bool = False  # some step runs once per item: its items' lines come too
 
     def snapshot(self, seen: dict[int, int]) -> Update:
         """Everything, relative to the lines the viewer says it has (*seen*)."""
@@ -155,6 +173,7 @@ class RunWatch:
         run, steps = load(self.run_id, self.step_key)
         self.keys = {step.pk: step.step_key for step in steps}
         self.log_urls = {step.pk: step.log_url for step in steps}
+        self.has_maps = any(step.item_counts is not None for step in steps)
         tails = [tail for step in self._followed(steps) if (tail := self._new_lines(step))]
         update = Update(fragments=self._fragments(run, steps), tails=tails)
         self.final = self._ended(run, steps)
@@ -219,7 +238,10 @@ class RunWatch:
         update = Update()
         for step_id, after, lines in logs:
             if step_id in self.complete or step_id not in self.keys:
-                update.gap = update.gap or step_id not in self.keys
+                # A step the viewer does not know is a map's item (the run's
+                # steps are all written when it starts): its lines are not
+                # on the page, its map's counts come with state news.
+                update.gap = update.gap or (step_id not in self.keys and not self.has_maps)
                 continue
             have = self.sent.get(step_id, 0)
             if after > have:

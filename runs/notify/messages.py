@@ -44,7 +44,8 @@ def failed_step(run: Run) -> FailedStep | None:
         for spec in (run.definition or {}).get("steps", [])
         if spec.get("continue_on_failure")
     }
-    failures = run.steps.filter(status__in=STEP_FAILED).order_by("position")
+    # A failed item fails its map, which is the step named.
+    failures = run.steps.filter(status__in=STEP_FAILED, parent__isnull=True).order_by("position")
     for key, error in failures.values_list("step_key", "error"):
         if key not in allowed:
             return FailedStep(key, first_line(error))

@@ -162,7 +162,9 @@ def duration_change(before: timedelta | None, after: timedelta | None) -> str:
 
 
 def _steps(run: Run) -> dict[str, StepRun]:
-    steps = run.steps.select_related("reused_from").order_by("position", "pk")
+    # A map is compared as one step (its status, duration and gathered outputs).
+    steps = run.steps.filter(parent__isnull=True).select_related("reused_from")
+    steps = steps.order_by("position", "pk")
     return {step.step_key: step for step in steps}
 
 

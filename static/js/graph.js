@@ -13,11 +13,12 @@
  * where graph is
  *
  *   {"nodes": [{"id": "build", "label": "Build", "kind": "shell", "status": "pending",
- *               "run_if": "failure", "retries": 3, "continue_on_failure": true}],
+ *               "run_if": "failure", "retries": 3, "continue_on_failure": true,
+ *               "for_each": true}],
  *    "edges": [{"from": "fetch", "to": "build"}]}
  *
  * Only `id` is required (`label` defaults to `id`; run_if to "success",
- * retries to 0, continue_on_failure to false). The script may come before
+ * retries to 0, continue_on_failure and for_each to false). The script may come before
  * or after the svg: the nearest previous one is used, else the nearest
  * next one; give each graph a wrapper of its own. Needs dagre
  * (static/vendor/dagre-<version>/dagre.min.js) loaded before this file, and
@@ -26,7 +27,7 @@
  * Output, inside the svg (its previous content is replaced):
  *   <g class="graph-node graph-node--<status>" data-key="<id>" data-kind="<kind>"
  *      data-run-if="<run_if>"> box, label, kind, badges (↻N retries,
- *      "continues on failure"); an approval step is a pill with a person icon </g>
+ *      "for each", "continues on failure"); an approval step is a pill with a person icon </g>
  *   <path class="graph-edge graph-edge--<run_if of the step it goes into>"
  *         data-from="<from>" data-to="<to>"> with an arrowhead (a dot for "always")
  * and a viewBox (plus width and height) that fits the drawing.
@@ -135,6 +136,7 @@
         runIf: node.run_if in RUN_IF_WORDS ? node.run_if : "success",
         retries: Number.isInteger(retries) && retries > 0 ? retries : 0,
         continues: node.continue_on_failure === true,
+        forEach: node.for_each === true,
       };
       seen.set(id, parsed);
       nodes.push(parsed);
@@ -247,6 +249,7 @@
     if (node.runIf !== "success") facts.push("runs " + RUN_IF_WORDS[node.runIf]);
     if (node.retries) facts.push("retried up to " + node.retries + " times");
     if (node.continues) facts.push("continues on failure");
+    if (node.forEach) facts.push("runs once per item of a list");
     const title = svgElement("title");
     title.textContent = facts.filter(Boolean).join(" \u00b7 ");
     const radius = approval ? NODE_HEIGHT / 2 : 6;
@@ -275,6 +278,10 @@
       const tooltip = "a failure does not fail the run";
       badges.push(["bottom", badge("continues on failure", tooltip, "graph-badge--continues")]);
     }
+    if (node.forEach) {
+      const tooltip = "runs once per item of a list (for_each)";
+      badges.push(["top-left", badge("for each", tooltip, "graph-badge--for-each")]);
+    }
     for (const [, made] of badges) group.appendChild(made.group);
     // In the document, so the text has its CSS font size when measured.
     nodeLayer.appendChild(group);
@@ -287,10 +294,11 @@
       made.box.setAttribute("width", String(badgeWidth));
       width = Math.max(width, badgeWidth + 2 * PAD_X);
     }
-    // Retries at the top right, "continues on failure" at the bottom left, on the border.
+    // Retries at the top right, "for each" at the top left, "continues on
+    // failure" at the bottom left, on the border.
     for (const [where, made] of badges) {
       const x = where === "top" ? width - Number(made.box.getAttribute("width")) - PAD_X : PAD_X;
-      const y = where === "top" ? -BADGE_HEIGHT / 2 : NODE_HEIGHT - BADGE_HEIGHT / 2;
+      const y = where === "bottom" ? NODE_HEIGHT - BADGE_HEIGHT / 2 : -BADGE_HEIGHT / 2;
       made.group.setAttribute("transform", "translate(" + x + " " + y + ")");
     }
     box.setAttribute("width", String(width));

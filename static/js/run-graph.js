@@ -4,7 +4,8 @@
 // static/js/graph.js draws the graph once, from its JSON (which never
 // changes here). Node states arrive in <script id="run-graph-status">: on
 // the page, every node; in each websocket message, the nodes that changed
-// ({"build": "running", "fetch": "succeeded reused"}: a status, then marks).
+// ({"build": "running", "fetch": "succeeded reused"}: a status, then marks;
+// a map's last mark is its items done of all, "12/50", drawn as a badge).
 // They only move classes on g.graph-node[data-key]: the layout stays as it
 // is. Should the graph be drawn again (graph.js redraws when its JSON
 // changes), the states known so far are put back on the new nodes.
@@ -16,6 +17,7 @@
   const states = new Map(); // step key -> "status mark…", as last heard
   const applied = new WeakSet(); // status elements already read
   const TOKEN = /^[a-z_]+$/;
+  const PROGRESS = /^[0-9]+\/[0-9]+$/;
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   function nodeOf(key) {
@@ -24,14 +26,51 @@
 
   function setState(node, state) {
     const tokens = state.split(" ").filter((token) => TOKEN.test(token));
+    const progress = state.split(" ").find((token) => PROGRESS.test(token)) || "";
     for (const name of [...node.classList]) {
       if (name.startsWith("graph-node--")) node.classList.remove(name);
     }
     for (const token of tokens) node.classList.add("graph-node--" + token);
     node.dataset.status = tokens[0] || "";
     const title = node.querySelector(":scope > title");
-    if (title) title.textContent = [baseTitle(node, title), tokens.join(", ")].join(" \u00b7 ");
+    if (title) {
+      const facts = [baseTitle(node, title), tokens.join(", ")];
+      if (progress) facts.push(progress.replace("/", " of ") + " items done");
+      title.textContent = facts.join(" \u00b7 ");
+    }
     badge(node, tokens.includes("reused"));
+    itemsBadge(node, progress);
+  }
+
+  // A map's node: how many of its items are done, of all, at its bottom right.
+  function itemsBadge(node, progress) {
+    let mark = node.querySelector(":scope > .run-graph__items");
+    if (!progress) {
+      if (mark) mark.remove();
+      return;
+    }
+    const box = node.querySelector(":scope > .graph-node__box");
+    const width = box ? parseFloat(box.getAttribute("width")) || 96 : 96;
+    const height = box ? parseFloat(box.getAttribute("height")) || 44 : 44;
+    const badgeWidth = 10 + progress.length * 7;
+    if (!mark) {
+      mark = document.createElementNS(SVG_NS, "g");
+      mark.setAttribute("class", "run-graph__items");
+      const back = document.createElementNS(SVG_NS, "rect");
+      back.setAttribute("height", "14");
+      back.setAttribute("rx", "7");
+      const text = document.createElementNS(SVG_NS, "text");
+      text.setAttribute("y", "7");
+      text.setAttribute("text-anchor", "middle");
+      text.setAttribute("dominant-baseline", "central");
+      mark.append(back, text);
+      node.append(mark);
+    }
+    mark.setAttribute("transform", `translate(${width - badgeWidth - 6} ${height - 7})`);
+    mark.querySelector("rect").setAttribute("width", String(badgeWidth));
+    const text = mark.querySelector("text");
+    text.setAttribute("x", String(badgeWidth / 2));
+    text.textContent = progress;
   }
 
   // The tooltip graph.js wrote (label · kind · status), without its status.

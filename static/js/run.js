@@ -81,7 +81,7 @@
     setState("");
   });
   live.addEventListener("htmx:wsClose", () => {
-    if (!live.querySelector("#run-status.status-running, #run-status.status-queued")) return;
+    if (!live.querySelector("#run-status.status-running, #run-status.status-queued, #run-status.status-paused")) return;
     setState("Connection lost; reconnecting…");
   });
   live.addEventListener("htmx:wsBeforeMessage", notePositions);

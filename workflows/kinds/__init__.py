@@ -6,10 +6,12 @@ from workflows.kinds.approval import ApprovalKind
 from workflows.kinds.base import Kind
 from workflows.kinds.http import HttpKind
 from workflows.kinds.shell import ShellKind
+from workflows.kinds.subworkflow import SubworkflowKind
 from workflows.kinds.wait import WaitKind
 
 KINDS: dict[str, Kind] = {
-    kind.name: kind for kind in (ShellKind(), HttpKind(), WaitKind(), ApprovalKind())
+    kind.name: kind
+    for kind in (ShellKind(), HttpKind(), WaitKind(), ApprovalKind(), SubworkflowKind())
 }
 
 

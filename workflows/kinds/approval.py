@@ -27,6 +27,7 @@ class ApprovalKind(Kind):
     name = "approval"
     label = "Approval"
     fields = ("message",)
+    outputs = ()
     # The engine decides it: no executor ever runs it.
     waits_for_person = True
 

@@ -65,6 +65,11 @@ class Kind:
     fields: ClassVar[tuple[str, ...]]
     # Ended by a person's decision, not executed (approval steps).
     waits_for_person: ClassVar[bool] = False
+    # Started and ended by the engine as a run of another workflow (workflow steps).
+    runs_workflow: ClassVar[bool] = False
+    # The names of the outputs it gives; None: any the step chooses (a shell
+    # step's). A condition naming another is refused when saved.
+    outputs: ClassVar[tuple[str, ...] | None] = None
 
     def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
         """Return the normalised configuration or raise ConfigError."""

@@ -46,6 +46,7 @@ class HttpKind(Kind):
         "follow_redirects",
         "log_headers",
     )
+    outputs = ("status", "json")
 
     def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
         method = require_text(config, "method", default="GET").upper()

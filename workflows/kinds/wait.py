@@ -20,6 +20,7 @@ class WaitKind(Kind):
     name = "wait"
     label = "Wait"
     fields = ("seconds",)
+    outputs = ()
 
     def clean(self, config: dict[str, Any], scope: PlaceholderScope) -> dict[str, Any]:
         seconds = require_number(config, "seconds", default=None, minimum=0, maximum=MAX_WAIT)

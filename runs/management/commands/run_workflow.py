@@ -8,10 +8,11 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator_site.dashboard_address import dashboard_url
-from runs import engine
+from runs import engine, map_items
 from runs.executors import get_executor
 from runs.executors.local import LocalExecutor
 from runs.models import (
+    MAP_ITEMS,
     CancelSource,
     LogLine,
     LogStream,
@@ -26,6 +27,7 @@ from workflows.models import Workflow
 from workflows.params import ParamError, resolve_values
 
 POLL_EVERY = 0.1
+PROGRESS_EVERY = 1.0  # seconds between two lines of one map's progress
 
 
 class Command(BaseCommand):
@@ -105,18 +107,28 @@ class Command(BaseCommand):
         last_line = 0
         interrupted = False
         announced: set[int] = set()
+        status = run.status
+        maps = map_items.map_keys(run)
+        progress: dict[int, tuple[str, float]] = {}  # map step run id -> said, when
         while True:
             try:
                 if out is not None:
                     last_line = self._print_lines(run, last_line, out)
                     self._announce_approvals(run, announced, out)
+                    if maps:
+                        self._announce_progress(run, progress, out)
                 # The status alone: the run's snapshot (megabytes for a
                 # wide workflow) is read once, at the end.
-                run.refresh_from_db(fields=["status"])
+                run.refresh_from_db(fields=["status", "stop_requested"])
+                if out is not None and run.status != status:
+                    self._announce_pause(run, status, out)
+                status = run.status
                 if run.is_final:
                     run.refresh_from_db()
                     if out is not None:
                         self._print_lines(run, last_line, out)
+                        if maps:
+                            self._announce_progress(run, progress, out)
                     return run
                 time.sleep(POLL_EVERY)
             except KeyboardInterrupt:
@@ -139,6 +151,34 @@ class Command(BaseCommand):
                 f"[{key}]- waiting for approval: approve or reject it on {where}/runs/{run.pk}/"
             )
 
+    def _announce_progress(self, run: Run, said: dict[int, tuple[str, float]], out) -> None:
+        """Say how far each map's items are when that changed: at most once a
+        second while they run, and when the last one ends.
+
+        A map is one step here too: its progress in a line, not a line per item.
+        """
+        started = run.steps.filter(parent__isnull=True, worker=MAP_ITEMS)
+        maps = dict(started.values_list("pk", "step_key"))
+        now = time.monotonic()
+        for pk, counts in map_items.counts_of(maps).items():
+            before, when = said.get(pk, ("", 0.0))
+            ended = counts.done == counts.total
+            if counts.progress != before and (ended or now - when >= PROGRESS_EVERY):
+                said[pk] = (counts.progress, now)
+                out.write(f"[{maps[pk]}]- {counts.progress}")
+
+    def _announce_pause(self, run: Run, before: str, out) -> None:
+        """Say when the run is paused (it waits for a resume) and when it goes on."""
+        if run.status == RunStatus.PAUSED:
+            where = dashboard_url() or "the dashboard"
+            out.write(
+                "[run]- paused: running steps finish, nothing new starts; "
+                f"resume it on {where}/runs/{run.pk}/"
+            )
+        elif before == RunStatus.PAUSED and not run.stop_requested:
+            # Perhaps ended since: a paused run ends only when resumed or stopped.
+            out.write("[run]- resumed")
+
     def _print_lines(self, run: Run, after_id: int, out) -> int:
         lines = (
             LogLine.objects.filter(step_run__run=run, pk__gt=after_id)
@@ -154,9 +194,13 @@ class Command(BaseCommand):
     def _summary(self, run: Run) -> None:
         took = f" in {run.duration.total_seconds():.1f} s" if run.duration else ""
         self.stdout.write(f"{run.workflow.slug} #{run.number}: {run.status}{took}")
-        for step in run.steps.all():
+        steps = list(run.steps.filter(parent__isnull=True))
+        keys = map_items.map_keys(run)
+        counts = map_items.counts_of(step.pk for step in steps if step.step_key in keys)
+        for step in steps:
             detail = f" ({step.error})" if step.error else ""
-            self.stdout.write(f"  {step.step_key}: {step.status}{detail}")
+            items = f", {counts[step.pk].progress}" if step.pk in counts else ""
+            self.stdout.write(f"  {step.step_key}: {step.status}{items}{detail}")
 
 
 def _exit_on_sigterm(signum, frame) -> None:
