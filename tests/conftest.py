@@ -11,9 +11,12 @@ from urllib.parse import quote
 import pytest
 import yaml
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.db.backends.base.operations import BaseDatabaseOperations
+from django.test import Client
 
+from orchestrator_site.accounts.models import Grant, Role
 from runs import engine
 from runs.executors.local import LocalExecutor
 from runs.models import Run, StepRun
@@ -138,8 +141,6 @@ def _close_other_connections_at_the_end(django_db_setup, django_db_blocker):
 @pytest.fixture
 def alice(django_user_model):
     """The author of most tests: an editor of every workflow."""
-    from orchestrator_site.accounts.models import Grant, Role
-
     user = django_user_model.objects.create_user("alice", password="alice-password-1")
     Grant.objects.create(user=user, role=Role.EDITOR)
     return user
@@ -155,6 +156,25 @@ def alice_client(client, alice):
 @pytest.fixture
 def bob(django_user_model):
     return django_user_model.objects.create_user("bob", password="bob-password-1")
+
+
+def person(name: str, workflow: Workflow | None = None, role: Role | None = None):
+    """A user named *name* holding *role* on *workflow* (on every workflow when None).
+
+    Without a role, someone who may see nothing. No password: tests log in
+    with force_login, and hashing one is slow.
+    """
+    user = get_user_model().objects.create_user(name)
+    if role is not None:
+        Grant.objects.create(user=user, workflow=workflow, role=role)
+    return user
+
+
+def client_of(user) -> Client:
+    """A test client logged in as *user*: one each, where people act side by side."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 # The engine's rule tests run on both executors: what the local one does,
@@ -258,6 +278,16 @@ def wait_until_final(run: Run, timeout: float = 30) -> Run:
 
 def run_to_end(workflow: Workflow, executor, timeout: float = 30, **params) -> Run:
     return wait_until_final(start_run(workflow, executor, **params), timeout)
+
+
+def run_waiting_at(workflow: Workflow, step_key: str, executor) -> Run:
+    """A run of *workflow* started on *executor*, once its step *step_key* waits for a decision."""
+    run = start_run(workflow, executor)
+    wait_for(
+        lambda: run.steps.filter(step_key=step_key, status="waiting").exists(),
+        message=f"step {step_key} of run {run.pk} to wait",
+    )
+    return run
 
 
 def steps_of(run: Run) -> dict[str, StepRun]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator_site.accounts.models import AuditEntry, Grant, Role
+from orchestrator_site.accounts.models import AuditEntry, Role
 from runs.models import Run
-from tests.conftest import make_workflow, start_run, wait_for, wait_until_final
+from tests.conftest import make_workflow, person, run_waiting_at, wait_until_final
 from tests.test_api import call, token_of
 
 DEPLOY = """
@@ -30,25 +30,19 @@ def deploy(transactional_db):
 
 
 @pytest.fixture
-def olga(django_user_model, deploy):
-    user = django_user_model.objects.create_user("olga")
-    Grant.objects.create(user=user, workflow=deploy, role=Role.OPERATOR)
-    return user
+def olga(deploy):
+    return person("olga", deploy, Role.OPERATOR)
 
 
 @pytest.fixture
-def vic(django_user_model, deploy):
-    user = django_user_model.objects.create_user("vic")
-    Grant.objects.create(user=user, workflow=deploy, role=Role.VIEWER)
-    return user
+def vic(deploy):
+    return person("vic", deploy, Role.VIEWER)
 
 
 @pytest.fixture
 def run(deploy, executor, monkeypatch) -> Run:
     monkeypatch.setattr("orchestrator_site.api.run_endpoints.get_executor", lambda: executor)
-    run = start_run(deploy, executor)
-    wait_for(lambda: run.steps.filter(step_key="approve", status="waiting").exists())
-    return run
+    return run_waiting_at(deploy, "approve", executor)
 
 
 def test_an_operator_pauses_and_resumes_a_run(run, olga, vic):

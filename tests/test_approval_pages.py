@@ -7,11 +7,17 @@ edits every workflow.
 from __future__ import annotations
 
 import pytest
-from django.test import Client
 
-from orchestrator_site.accounts.models import Grant, Role
+from orchestrator_site.accounts.models import Role
 from runs.models import Run, StepRun
-from tests.conftest import make_workflow, start_run, steps_of, wait_for, wait_until_final
+from tests.conftest import (
+    client_of,
+    make_workflow,
+    person,
+    run_waiting_at,
+    steps_of,
+    wait_until_final,
+)
 
 DEPLOY = """
 slug: deploy
@@ -33,32 +39,20 @@ def deploy(transactional_db):
 
 
 @pytest.fixture
-def olga(django_user_model, deploy):
-    user = django_user_model.objects.create_user("olga")
-    Grant.objects.create(user=user, workflow=deploy, role=Role.OPERATOR)
-    return user
+def olga(deploy):
+    return person("olga", deploy, Role.OPERATOR)
 
 
 @pytest.fixture
-def vic(django_user_model, deploy):
-    user = django_user_model.objects.create_user("vic")
-    Grant.objects.create(user=user, workflow=deploy, role=Role.VIEWER)
-    return user
+def vic(deploy):
+    return person("vic", deploy, Role.VIEWER)
 
 
 @pytest.fixture
 def waiting_run(deploy, executor, monkeypatch) -> Run:
     """A run of deploy waiting at its approval; the pages decide through *executor*."""
     monkeypatch.setattr("runs.pages.approvals.get_executor", lambda: executor)
-    run = start_run(deploy, executor)
-    wait_for(lambda: run.steps.filter(step_key="approve", status="waiting").exists())
-    return run
-
-
-def client_of(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return run_waiting_at(deploy, "approve", executor)
 
 
 def approval(run: Run) -> StepRun:
@@ -175,8 +169,7 @@ def test_the_panel_lists_waiting_approvals_of_visible_workflows_only(
     waiting_run, vic, alice, executor
 ):
     hidden = make_workflow(DEPLOY.replace("slug: deploy", "slug: secret").replace("Deploy", "Hush"))
-    other = start_run(hidden, executor)
-    wait_for(lambda: other.steps.filter(step_key="approve", status="waiting").exists())
+    other = run_waiting_at(hidden, "approve", executor)
 
     mine = client_of(vic).get("/workflows/").content.decode()
     everything = client_of(alice).get("/workflows/").content.decode()

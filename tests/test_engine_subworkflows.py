@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orchestrator_site.accounts.models import Grant, Role
 from runs import engine
 from runs.models import CancelSource, Run, RunStatus, StepStatus, Trigger
 from tests.conftest import (
@@ -13,6 +14,7 @@ from tests.conftest import (
     wait_for,
     wait_until_final,
 )
+from workflows.models import Workflow
 
 BUILD = """
 slug: build
@@ -97,6 +99,25 @@ def test_a_failed_child_fails_the_step_and_the_run(executor):
     assert steps["ship"].status == StepStatus.SKIPPED
     assert run.status == RunStatus.FAILED
     assert run.error.startswith("step build failed: run #")
+
+
+def test_a_person_who_may_not_start_the_callee_gets_no_child_run(executor, django_user_model):
+    make_workflow(BUILD)
+    release = make_workflow(RELEASE)
+    olga = django_user_model.objects.create_user("olga")
+    Grant.objects.create(user=olga, workflow=release, role=Role.OPERATOR)
+    Grant.objects.create(user=olga, workflow=Workflow.objects.get(slug="build"), role=Role.VIEWER)
+
+    run = wait_until_final(engine.trigger(release, executor=executor, user=olga))
+    steps = steps_of(run)
+
+    assert steps["build"].status == StepStatus.FAILED
+    assert steps["build"].error == (
+        "workflow build was not started: olga may not start its runs "
+        "(that needs the operator role on it)"
+    )
+    assert not Run.objects.filter(workflow__slug="build").exists()
+    assert run.status == RunStatus.FAILED
 
 
 def test_a_cancel_of_the_caller_cancels_the_child(executor):

@@ -10,10 +10,17 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from orchestrator_site.accounts.models import AuditEntry, Grant, Role
+from orchestrator_site.accounts.models import AuditEntry, Role
 from runs.live.watch import RunWatch
 from runs.models import Run
-from tests.conftest import make_workflow, queued_run, start_run, wait_for, wait_until_final
+from tests.conftest import (
+    client_of,
+    make_workflow,
+    person,
+    queued_run,
+    run_waiting_at,
+    wait_until_final,
+)
 
 DEPLOY = """
 slug: deploy
@@ -31,17 +38,13 @@ def deploy(transactional_db):
 
 
 @pytest.fixture
-def olga(django_user_model, deploy):
-    user = django_user_model.objects.create_user("olga")
-    Grant.objects.create(user=user, workflow=deploy, role=Role.OPERATOR)
-    return user
+def olga(deploy):
+    return person("olga", deploy, Role.OPERATOR)
 
 
 @pytest.fixture
-def vic(django_user_model, deploy):
-    user = django_user_model.objects.create_user("vic")
-    Grant.objects.create(user=user, workflow=deploy, role=Role.VIEWER)
-    return user
+def vic(deploy):
+    return person("vic", deploy, Role.VIEWER)
 
 
 @pytest.fixture
@@ -49,15 +52,7 @@ def run(deploy, executor, monkeypatch) -> Run:
     """A running run of deploy, waiting at its approval; the pages act through *executor*."""
     monkeypatch.setattr("runs.pages.pausing.get_executor", lambda: executor)
     monkeypatch.setattr("runs.pages.approvals.get_executor", lambda: executor)
-    run = start_run(deploy, executor)
-    wait_for(lambda: run.steps.filter(step_key="approve", status="waiting").exists())
-    return run
-
-
-def client_of(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return run_waiting_at(deploy, "approve", executor)
 
 
 def status_of(run: Run) -> str:

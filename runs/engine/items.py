@@ -21,8 +21,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q
 
+from runs.engine import statements
 from runs.engine.plan import StepState, StepView, item_key
 from runs.models import MAP_ITEMS, STEP_FAILED, Run, StepRun, StepStatus
 from workflows.limits import shown
@@ -191,35 +191,32 @@ def go_on(
     back by *room*, and whether the map ended.
     """
     map_pk = _map_pk(view, map_key)
-    counts = StepRun.objects.filter(parent_id=map_pk).aggregate(
-        running=Count("pk", filter=Q(status=StepStatus.RUNNING)),
-        pending=Count("pk", filter=Q(status=StepStatus.PENDING)),
-    )
-    if not counts["running"] and not counts["pending"]:
+    running, pending = statements.item_counts(map_pk)
+    if not running and not pending:
         return [], False, close_if_done(run, view, map_key, now)
-    free = max(max_parallel(view.plan.specs[map_key]) - counts["running"], 0)
-    wanted = min(free, counts["pending"])
+    wanted = min(max(max_parallel(view.plan.specs[map_key]) - running, 0), pending)
     allowed = wanted if room is None else min(wanted, room)
     starting = start_items(map_pk, allowed, view, fields_of_start(now)) if allowed else []
     return starting, len(starting) < wanted, False
 
 
 def start_items(map_pk: int, count: int, view: StepView, fields: dict[str, Any]) -> list[StepState]:
-    """Start the next *count* pending items of a map, in list order."""
-    ids = list(
-        StepRun.objects.filter(parent_id=map_pk, status=StepStatus.PENDING)
-        .order_by("item_index")
-        .values_list("pk", flat=True)[:count]
-    )
-    if not ids:
+    """Start the next *count* pending items of a map, in list order.
+
+    Two statements whatever the count, in plain SQL: this is a turn that
+    every item's end makes (see statements.py).
+    """
+    rows = statements.next_items(map_pk, count)
+    if not rows:
         return []
-    StepRun.objects.filter(pk__in=ids, status=StepStatus.PENDING).update(
-        status=StepStatus.RUNNING, **fields
-    )
+    statements.start_steps([row[0] for row in rows], fields)
     starting = []
-    for row in StepRun.objects.filter(pk__in=ids).order_by("item_index"):
-        state = StepState.of(row)
-        view.by_key[row.step_key] = state
+    for row in rows:
+        state = StepState(*row)
+        state.status = StepStatus.RUNNING
+        state.attempt = fields["attempt"]
+        state.worker = fields["worker"]
+        view.by_key[state.step_key] = state
         starting.append(state)
     return starting
 

@@ -86,6 +86,44 @@ def has_unfinished_steps(run_id: int) -> bool:
         return cursor.fetchone() is not None
 
 
+def item_counts(map_pk: int) -> tuple[int, int]:
+    """How many items of a map run, and how many wait to start."""
+    connection, built = _statements()
+    with connection.cursor() as cursor:
+        cursor.execute(built["item_counts"], [map_pk, StepStatus.RUNNING, StepStatus.PENDING])
+        counts = dict(cursor.fetchall())
+    return counts.get(StepStatus.RUNNING, 0), counts.get(StepStatus.PENDING, 0)
+
+
+def next_items(map_pk: int, count: int) -> list[tuple]:
+    """The STATE_FIELDS of a map's next *count* items to start, in list order."""
+    connection, built = _statements()
+    with connection.cursor() as cursor:
+        cursor.execute(built["next_items"], [map_pk, StepStatus.PENDING, count])
+        rows = cursor.fetchall()
+    return [tuple(_converted(connection, built["step_columns"], row)) for row in rows]
+
+
+def start_steps(ids: list[int], fields: dict[str, Any]) -> None:
+    """Set these pending step runs running, with *fields* (the engine's start fields)."""
+    connection, _ = _statements()
+    qn = connection.ops.quote_name
+    names = ["status", *fields]
+    values = [StepStatus.RUNNING, *fields.values()]
+    prepared = [
+        StepRun._meta.get_field(name).get_db_prep_value(value, connection)
+        for name, value in zip(names, values, strict=True)
+    ]
+    assignments = ", ".join(f"{qn(StepRun._meta.get_field(name).column)} = %s" for name in names)
+    placeholders = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {qn(StepRun._meta.db_table)} SET {assignments} "  # noqa: S608 (names only)
+            f"WHERE {qn('id')} IN ({placeholders}) AND {qn('status')} = %s",
+            [*prepared, *ids, StepStatus.PENDING],
+        )
+
+
 def _statements():
     connection = transaction.get_connection()
     built = _built.get(connection.alias)
@@ -123,6 +161,16 @@ def _build(connection) -> dict[str, Any]:
             f"AND {qn('parent_id')} IS NULL"  # a map's failed items: its own row says
         ),
         "step_columns": [_column(connection, field) for field in step_fields],
+        "item_counts": (
+            f"SELECT {qn('status')}, COUNT(*) FROM {steps} "  # noqa: S608
+            f"WHERE {qn('parent_id')} = %s AND {qn('status')} IN (%s, %s) "
+            f"GROUP BY {qn('status')}"
+        ),
+        "next_items": (
+            f"SELECT {step_columns} FROM {steps} "  # noqa: S608
+            f"WHERE {qn('parent_id')} = %s AND {qn('status')} = %s "
+            f"ORDER BY {qn('item_index')} LIMIT %s"
+        ),
         "unfinished": (
             f"SELECT 1 FROM {steps} WHERE {qn('run_id')} = %s "  # noqa: S608
             f"AND {qn('status')} IN (%s, %s, %s) LIMIT 1"
