@@ -167,6 +167,9 @@ def test_the_run_page_and_the_api_show_the_runs_outputs(executor, alice, alice_c
     assert "<code>&lt;i&gt;inner&lt;/i&gt;</code>" in page
     assert "<i>inner</i>" not in page
     assert f'<a href="/runs/{child.pk}/">run #1 of inner</a>' in page
+    # The step's worker is no process: the card names the run instead.
+    call_card = page.split('id="step-head-call"')[1].split("</div>")[0]
+    assert "child run" not in call_card
     assert (
         f'Called by step <a href="/runs/{run.pk}/#step-call"><code>call</code></a> '
         "of run #1 of outer" in child_page
