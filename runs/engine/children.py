@@ -33,7 +33,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from orchestrator_site import access
+from orchestrator_site.roles import may
 from runs.engine import machine, news
 from runs.engine.plan import StepJob, StepState, lock_run, plan_of, step_state
 from runs.logs.capture import PendingLine, write_lines
@@ -176,7 +176,7 @@ def _new_child(run: Run, state: StepState, job: StepJob, worker: str) -> Run:
     # Whoever started the caller starts the callee: they need the right to.
     # (A schedule's or a webhook's run has nobody: the editor who wrote the
     # call needed that right when saving it, workflows/calls.py.)
-    if user is not None and not access.may(user, "run", callee):
+    if user is not None and not may(user, "run", callee):
         raise CallRefused(
             f"workflow {slug} was not started: {user.get_username()} may not start its "
             "runs (that needs the operator role on it)"
