@@ -150,7 +150,8 @@ def test_a_cold_shutdown_during_the_grace_leaves_the_step_to_the_other_workers(
 
     workers[stopping].process.send_signal(signal.SIGQUIT)
 
-    has_exited(workers[stopping], timeout=10)
+    # A cold shutdown ends the worker without waiting for its grace (30 s).
+    has_exited(workers[stopping], timeout=25)
     run = wait_until_final(run)
     steps = steps_of(run)
     assert steps["overstay"].status == "failed"
