@@ -42,6 +42,9 @@ def test_an_approval_made_in_one_browser_shows_in_another_without_reload(
     try:
         approver = log_in(context.new_page(), server, "olga", "olga-password-1")
         approver.goto(f"{server}/runs/{run.pk}/")
+        # The live snapshot draws the card again once connected: type after it.
+        approver.evaluate("document.getElementById('step-head-approve').dataset.drawn = 'page'")
+        expect(approver.locator("#step-head-approve[data-drawn]")).to_have_count(0)
         approver.get_by_label("Comment").fill("Looks good <b>to me</b>")
         approver.locator("#step-head-approve").get_by_role("button", name="Approve").click()
         expect(approver.locator("#step-head-approve")).to_contain_text("Approved by olga at")
