@@ -767,7 +767,9 @@ def _advance_locked(
         )
         # A map whose items all ended (its pending ones just now) ends with them.
         closed = [
-            key for _, key in items.running_maps(run.pk) if items.close_if_done(run, view, key, now)
+            key
+            for _, key in (items.running_maps(run.pk) if plan.maps else [])
+            if items.close_if_done(run, view, key, now)
         ]
         decided, starting, held_back = bool(cancelled or closed), [], False
     elif run.status == RunStatus.PAUSED:
@@ -837,8 +839,8 @@ def _go_on_with_maps(
             run, view, map_key, worker=worker, room=limit, fields_of_start=fields_of_start, now=now
         )
         return starting, held_back, map_key, closed
-    if ended is not None:
-        return [], False, ended.step_key, True
+    if ended is not None or not view.plan.maps:
+        return [], False, ended.step_key if ended else None, True
     starting: list[StepState] = []
     held_back = False
     for _, map_key in items.running_maps(run.pk):

@@ -65,6 +65,9 @@ class Plan:
     position: dict[str, int]
     # The ISO time of a scheduled run's slot ("" for other runs).
     scheduled_at: str = ""
+    # The keys of its maps (steps with for_each): a run without any asks
+    # nothing about map items at its turns.
+    maps: frozenset[str] = frozenset()
 
 
 _PLANS_KEPT = 512
@@ -142,7 +145,8 @@ def parse_plan(
     specs = {spec["key"]: spec for spec in definition["steps"]}
     position = {key: index for index, key in enumerate(specs)}
     slot = scheduled_at.isoformat() if scheduled_at else ""
-    return Plan(definition, params, specs, ancestors, dependents, position, slot)
+    maps = frozenset(key for key, spec in specs.items() if spec.get("for_each") is not None)
+    return Plan(definition, params, specs, ancestors, dependents, position, slot, maps)
 
 
 @dataclass(slots=True)
