@@ -16,7 +16,9 @@ from typing import Any
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, QuerySet
 
+from runs.engine.plan import plan_of
 from runs.models import STEP_FAILED, STEP_FINAL, Run, StepRun, StepStatus
+from workflows.limits import cut
 
 ITEMS_PER_PAGE = 50
 # How much of an item its row shows; the item's log page shows it whole.
@@ -99,8 +101,7 @@ def is_map(run: Run, key: str) -> bool:
 
 def map_keys(run: Run) -> set[str]:
     """The keys of *run*'s maps, as its snapshot has them."""
-    steps = (run.definition or {}).get("steps", [])
-    return {spec["key"] for spec in steps if spec.get("for_each") is not None}
+    return set(plan_of(run).maps)
 
 
 def counts_of(map_ids: Iterable[int]) -> dict[int, ItemCounts]:
@@ -140,6 +141,4 @@ def page_of(map_step: StepRun, status: str, number: int | str) -> Page:
 
 def shown_item(item: str) -> str:
     """The start of an item, for a row: at most ITEM_SHOWN_CHARS characters."""
-    if len(item) <= ITEM_SHOWN_CHARS:
-        return item
-    return item[: ITEM_SHOWN_CHARS - 1] + "…"
+    return cut(item, ITEM_SHOWN_CHARS)

@@ -24,7 +24,7 @@ from django.conf import settings
 
 from runs.engine import statements
 from runs.engine.plan import StepState, StepView, item_key
-from runs.models import MAP_ITEMS, STEP_FAILED, Run, StepRun, StepStatus
+from runs.models import MAP_ITEMS, STEP_FAILED, STEP_FINAL, Run, StepRun, StepStatus
 from workflows.limits import shown
 
 # An item reaches its steps as an environment variable ($ITEM), which the
@@ -238,7 +238,7 @@ def close_if_done(run: Run, view: StepView, map_key: str, now: datetime) -> bool
         .order_by("item_index")
         .values_list("item_index", "status", "error", "outputs")
     )
-    if any(status not in _ENDED for _, status, _, _ in items):
+    if any(status not in STEP_FINAL for _, status, _, _ in items):
         return False
     status, error = _verdict(items)
     outputs, too_big = _gathered(items)
@@ -253,17 +253,6 @@ def close_if_done(run: Run, view: StepView, map_key: str, now: datetime) -> bool
     state = view[map_key]
     state.status, state.error, state.outputs = status, error, outputs
     return True
-
-
-_ENDED = frozenset(
-    {
-        StepStatus.SUCCEEDED,
-        StepStatus.FAILED,
-        StepStatus.TIMED_OUT,
-        StepStatus.SKIPPED,
-        StepStatus.CANCELLED,
-    }
-)
 
 
 def _verdict(items: list[tuple]) -> tuple[str, str]:
