@@ -38,7 +38,7 @@ from workflows.models import OnBusy, RunIf
 from workflows.params import Param, clean_declarations, env_suffix
 from workflows.schedules import clean_schedules
 from workflows.secret_store import SECRETS_PER_STEP_MAX, name_problem
-from workflows.workflow_outputs import clean_outputs
+from workflows.workflow_outputs import clean_outputs, parse_reference
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 # SLUG_RE in words, for the person who typed a key or a slug it refuses.
@@ -312,11 +312,6 @@ def _clean_steps(
     return steps
 
 
-# A map's for_each: a parameter or an upstream step's output holding a JSON list.
-FOR_EACH_RE = re.compile(
-    r"^(?:params\.(?P<param>[A-Za-z_][A-Za-z0-9_]*)"
-    r"|steps\.(?P<step>[a-z0-9][a-z0-9_-]*)\.outputs\.(?P<output>[A-Za-z_][A-Za-z0-9_-]*))$"
-)
 MAX_PARALLEL_MAX = 1000
 
 
@@ -344,21 +339,29 @@ def _clean_map(raw, kind, param_names, ancestors, error) -> tuple[Any, int]:
                 "for_each",
                 f"lists {len(source):,} items, over the limit of {limit:,} (ORCH_MAX_MAP_ITEMS)",
             )
-    elif not isinstance(source, str) or not (match := FOR_EACH_RE.match(source.strip())):
+    elif (where := _reference(source)) is None:
         error(
             "for_each",
             "must be a list, params.NAME or steps.KEY.outputs.NAME (a JSON list to map over)",
         )
-    elif match["param"] and match["param"] not in param_names:
-        error("for_each", f"names params.{match['param']}, which is not a (non-secret) parameter")
-    elif match["step"] and match["step"] not in ancestors:
+    elif where[0] == "params" and where[2] not in param_names:
+        error("for_each", f"names params.{where[2]}, which is not a (non-secret) parameter")
+    elif where[0] == "steps" and where[1] not in ancestors:
         error(
             "for_each",
-            f"names step {match['step']}, which is not a step this one needs (directly or not)",
+            f"names step {where[1]}, which is not a step this one needs (directly or not)",
         )
     else:
         source = source.strip()
     return source, max_parallel
+
+
+def _reference(source: Any) -> tuple[str, str, str] | None:
+    """A for_each reference as parse_reference reads it; None when it is none."""
+    try:
+        return parse_reference(source) if isinstance(source, str) else None
+    except ValueError:
+        return None
 
 
 def _clean_conditions(steps: list[dict[str, Any]], params: list[Param], field_error) -> None:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from workflows.kinds.shell import OUTPUT_NAME_RE as NAME_RE
 from workflows.limits import shown
 from workflows.params import Param
 
 OUTPUTS_MAX = 50
-# The names a step may give its outputs (workflows/kinds/shell.py's rule).
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 NAME_RULE = "letters, digits, _ and -, starting with a letter or _, at most 64 characters"
 STEP_REF_RE = re.compile(
     r"^steps\.([a-z0-9][a-z0-9_-]{0,99})\.outputs\.([A-Za-z_][A-Za-z0-9_-]{0,63})$"

@@ -26,6 +26,7 @@ from runs.engine import statements
 from runs.engine.plan import StepState, StepView, item_key
 from runs.models import MAP_ITEMS, STEP_FAILED, STEP_FINAL, Run, StepRun, StepStatus
 from workflows.limits import shown
+from workflows.workflow_outputs import parse_reference
 
 # An item reaches its steps as an environment variable ($ITEM), which the
 # kernel caps at 128 KiB.
@@ -72,13 +73,16 @@ def resolve(spec: dict[str, Any], view: StepView) -> list[str]:
 
 
 def _referenced(source: str, view: StepView) -> Any:
-    parts = source.split(".")
-    if len(parts) == 2 and parts[0] == "params":
-        value = view.plan.params.get(parts[1])
-    elif len(parts) == 4 and parts[0] == "steps" and parts[2] == "outputs":
-        value = view.outputs([parts[1]]).get(parts[1], {}).get(parts[3])
-    else:  # refused at save; an old snapshot cannot have it either
-        raise ItemsError(f"for_each: {shown(source)} is not params.NAME or steps.KEY.outputs.NAME")
+    try:
+        origin, key, name = parse_reference(source)
+    except ValueError:  # refused at save; an old snapshot cannot have it either
+        raise ItemsError(
+            f"for_each: {shown(source)} is not params.NAME or steps.KEY.outputs.NAME"
+        ) from None
+    if origin == "params":
+        value = view.plan.params.get(name)
+    else:
+        value = view.outputs([key]).get(key, {}).get(name)
     if value is None:
         raise ItemsError(f"for_each: {source} is not set")
     return value
